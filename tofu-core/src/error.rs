@@ -1,0 +1,212 @@
+//! The store's errors: each names the path or endpoint involved and says what to do.
+
+use std::path::PathBuf;
+
+use crate::{CertificateError, Endpoint, Fingerprint};
+
+/// An error from the pin store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A command that only reads found no store.
+    #[error(
+        "no pin store at {}: nothing has been pinned there yet. Check --store or \
+         TOFU_CERTS_STORE; commands that write (addcert, import, probe --pin) create the store",
+        path.display()
+    )]
+    StoreNotFound {
+        /// The store directory.
+        path: PathBuf,
+    },
+
+    /// The file is SQLite but not a tofu-certs store.
+    #[error(
+        "{} is an SQLite database but not a tofu-certs pin store ({detail}); it was left \
+         untouched. Point --store at a tofu-certs store directory",
+        path.display()
+    )]
+    NotAStore {
+        /// The database file.
+        path: PathBuf,
+        /// What was found instead.
+        detail: String,
+    },
+
+    /// The file is damaged or not a database at all.
+    #[error(
+        "the pin store {} is damaged or not a database ({detail}); nothing was written to it. \
+         Keep the file for inspection, move it aside and restore the last `tofu-certs export` \
+         backup with `tofu-certs import`",
+        path.display()
+    )]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite reported.
+        detail: String,
+    },
+
+    /// The store was written by a newer version of tofu-certs.
+    #[error(
+        "the pin store {} has schema version {found}, newer than the {supported} this version \
+         of tofu-certs understands; it was not read, to avoid misreading it. Upgrade tofu-certs",
+        path.display()
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// The version in the file.
+        found: i64,
+        /// The newest version this build reads.
+        supported: i64,
+    },
+
+    /// The store directory or file cannot be used because of its type or permissions.
+    #[error("cannot use the pin store {}: {reason}", path.display())]
+    Unusable {
+        /// The path at fault.
+        path: PathBuf,
+        /// Why, and what to do.
+        reason: String,
+    },
+
+    /// An I/O error on a path of the store.
+    #[error("cannot access the pin store {}: {source}", path.display())]
+    Io {
+        /// The path at fault.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Another process held the store's write lock for longer than the busy timeout.
+    #[error(
+        "the pin store {} stayed locked by another process for {timeout_secs} s; nothing was \
+         changed. Retry; if it persists, look for a process stuck while writing to the store",
+        path.display()
+    )]
+    Busy {
+        /// The database file.
+        path: PathBuf,
+        /// The busy timeout that expired.
+        timeout_secs: u64,
+    },
+
+    /// The store is read-only for this process.
+    #[error(
+        "the pin store {} is read-only for this user; nothing was changed. Run the command as \
+         the store's owner, or fix the permissions of the directory and its files",
+        path.display()
+    )]
+    ReadOnly {
+        /// The database file.
+        path: PathBuf,
+    },
+
+    /// Any other database error.
+    #[error("the pin store {} failed: {source}", path.display())]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite reported.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A certificate could not be used.
+    #[error("the certificate for {endpoint} cannot be pinned: {source}")]
+    Certificate {
+        /// The endpoint it was meant for.
+        endpoint: Endpoint,
+        /// Why.
+        #[source]
+        source: CertificateError,
+    },
+
+    /// The certificate is already pinned for the endpoint.
+    #[error(
+        "{endpoint} already has a pin with fingerprint {fingerprint} ({state}); nothing was \
+         changed. See it with `tofu-certs showcert host {endpoint}`"
+    )]
+    AlreadyPinned {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The certificate's fingerprint.
+        fingerprint: Fingerprint,
+        /// Whether the existing pin is active or staged.
+        state: crate::PinState,
+    },
+
+    /// A compare-and-swap found the endpoint's pins changed.
+    #[error(
+        "{endpoint} is no longer pinned to {expected} (another process changed it); nothing \
+         was changed. Look again with `tofu-certs showcert host {endpoint}`"
+    )]
+    PinChanged {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The pin the caller expected.
+        expected: Fingerprint,
+    },
+
+    /// No quarantined certificate of the endpoint has that fingerprint.
+    #[error(
+        "{endpoint} has no quarantined certificate with fingerprint {fingerprint}{}; nothing \
+         was changed. `tofu-certs showcert host {endpoint}` lists what was presented",
+        if quarantined.is_empty() { String::new() } else {
+            format!(" (quarantined: {})", quarantined.iter().map(|f| f.to_string())
+                .collect::<Vec<_>>().join(", "))
+        }
+    )]
+    NotQuarantined {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The fingerprint asked for.
+        fingerprint: Fingerprint,
+        /// The fingerprints that are quarantined.
+        quarantined: Vec<Fingerprint>,
+    },
+
+    /// An import would give an endpoint pins beside ones it already has.
+    #[error(
+        "{endpoint} is already pinned to {existing} in this store and the import file pins \
+         {imported}; nothing was imported. Delete the pin first (`tofu-certs deletecert host \
+         {endpoint}`) or import with --replace"
+    )]
+    ImportConflict {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// A fingerprint already pinned.
+        existing: Fingerprint,
+        /// The imported fingerprint.
+        imported: Fingerprint,
+    },
+}
+
+impl Error {
+    pub(crate) fn db(path: &std::path::Path, source: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        let path = path.to_path_buf();
+        if let rusqlite::Error::SqliteFailure(e, ref msg) = source {
+            let detail = msg.clone().unwrap_or_else(|| e.to_string());
+            match e.code {
+                ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                    return Error::Corrupt { path, detail }
+                }
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                    return Error::Busy {
+                        path,
+                        timeout_secs: crate::store::BUSY_TIMEOUT.as_secs(),
+                    }
+                }
+                ErrorCode::ReadOnly => return Error::ReadOnly { path },
+                _ => {}
+            }
+        }
+        Error::Database { path, source }
+    }
+}
+
+/// The store's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

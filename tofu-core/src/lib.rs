@@ -1,0 +1,23 @@
+//! Trust-on-first-use pinning of TLS certificates, keyed by `host:port`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod audit;
+mod cert;
+mod endpoint;
+mod error;
+mod fingerprint;
+mod pin;
+mod store;
+mod timestamp;
+
+pub use audit::{Actor, AuditEntry, AuditEvent};
+pub use cert::{
+    read_certificates, to_pem, CertificateDetails, CertificateError, MAX_CERTIFICATE_LEN,
+};
+pub use endpoint::{Endpoint, EndpointError, Host};
+pub use error::{Error, Result};
+pub use fingerprint::{Fingerprint, FingerprintError};
+pub use pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
+pub use store::{FirstUse, ImportReport, NewPin, Promoted, Removed, Store, DATABASE_FILE};
+pub use timestamp::{Timestamp, TimestampError};

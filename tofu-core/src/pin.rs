@@ -1,0 +1,148 @@
+//! A pinned certificate and the certificates held in quarantine.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rustls::pki_types::CertificateDer;
+
+use crate::{CertificateDetails, Endpoint, Fingerprint, Timestamp};
+
+/// Whether a pin is trusted now or staged for a planned rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinState {
+    /// Trusted now: a handshake presenting this certificate is accepted.
+    Active,
+    /// Staged: accepted the first time the endpoint presents it, at which moment it becomes
+    /// the active pin and the active pins it replaces are retired.
+    Next,
+}
+
+/// How a pin got into the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinSource {
+    /// Pinned by a handshake on first use.
+    FirstUse,
+    /// Added by an operator ahead of first use (`tofu-certs addcert`).
+    Operator,
+    /// Read from an export file (`tofu-certs import`).
+    Imported,
+    /// Accepted by an operator after a mismatch (`tofu-certs accept`).
+    Accepted,
+}
+
+/// A pinned certificate of an endpoint, with everything the store records about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pin {
+    /// The endpoint the pin belongs to.
+    pub endpoint: Endpoint,
+    /// Active or staged.
+    pub state: PinState,
+    /// The leaf certificate, DER-encoded.
+    pub der: CertificateDer<'static>,
+    /// Fingerprints, names and validity extracted from `der`.
+    pub details: CertificateDetails,
+    /// When the pin was written to the store.
+    pub pinned_at: Timestamp,
+    /// When a handshake first presented the certificate (none yet for an unused operator pin).
+    pub first_seen: Option<Timestamp>,
+    /// When a handshake last presented it (updated at most once a minute per process).
+    pub last_seen: Option<Timestamp>,
+    /// How many handshakes presented it.
+    pub times_seen: u64,
+    /// How the pin got here.
+    pub source: PinSource,
+    /// An operator's note, such as "HA secondary".
+    pub label: Option<String>,
+}
+
+impl Pin {
+    /// The certificate's SHA-256 fingerprint.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.details.fingerprint
+    }
+}
+
+/// A certificate that an endpoint presented and that did not match its pins, kept so an
+/// operator can inspect it and accept exactly it (`tofu-certs accept`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quarantined {
+    /// The endpoint that presented it.
+    pub endpoint: Endpoint,
+    /// The presented leaf certificate, DER-encoded.
+    pub der: CertificateDer<'static>,
+    /// Fingerprints, names and validity extracted from `der`.
+    pub details: CertificateDetails,
+    /// The first handshake that presented it.
+    pub first_seen: Timestamp,
+    /// The latest handshake that presented it.
+    pub last_seen: Timestamp,
+    /// How many handshakes presented it.
+    pub times_seen: u64,
+}
+
+/// Everything the store holds for one endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EndpointRecord {
+    /// Active pins, then staged pins, each in the order they were pinned.
+    pub pins: Vec<Pin>,
+    /// Quarantined certificates, most recently presented first.
+    pub quarantined: Vec<Quarantined>,
+}
+
+impl EndpointRecord {
+    /// The active pins.
+    pub fn active(&self) -> impl Iterator<Item = &Pin> {
+        self.pins.iter().filter(|p| p.state == PinState::Active)
+    }
+
+    /// The staged pins.
+    pub fn staged(&self) -> impl Iterator<Item = &Pin> {
+        self.pins.iter().filter(|p| p.state == PinState::Next)
+    }
+
+    /// Whether the endpoint has any pin, active or staged.
+    pub fn is_pinned(&self) -> bool {
+        !self.pins.is_empty()
+    }
+}
+
+macro_rules! string_enum {
+    ($ty:ty, $what:literal, $($variant:path => $text:literal),+ $(,)?) => {
+        impl $ty {
+            /// The name used in the store, the export format and JSON output.
+            pub fn as_str(self) -> &'static str {
+                match self { $($variant => $text),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($variant),)+
+                    other => Err(format!(
+                        concat!("{:?} is not a ", $what, "; expected one of: {}"),
+                        other,
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(PinState, "pin state", PinState::Active => "active", PinState::Next => "next");
+string_enum!(
+    PinSource, "pin source",
+    PinSource::FirstUse => "first-use",
+    PinSource::Operator => "operator",
+    PinSource::Imported => "imported",
+    PinSource::Accepted => "accepted",
+);
+pub(crate) use string_enum;

@@ -1,0 +1,1367 @@
+//! The persistent pin store: a directory holding one SQLite database in WAL mode.
+//!
+//! Every change is one `BEGIN IMMEDIATE` transaction, committed with `synchronous=FULL` before
+//! the call returns, so changes are atomic across threads and processes and survive a crash or
+//! power loss once acknowledged. Readers never block writers and writers never block readers
+//! (WAL), so the CLI works while services hold the store open. Each process keeps a
+//! *generation* number that moves whenever `PRAGMA data_version` shows that anyone committed a
+//! change, which lets callers cache what they read and still see another process's change on
+//! their next lookup.
+//!
+//! This module is the only one that speaks SQL; another backend would replace it alone.
+
+use std::fs;
+use std::io;
+use std::ops::ControlFlow;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transaction};
+use rustls::pki_types::CertificateDer;
+
+use crate::audit::{Actor, AuditEntry, AuditEvent};
+use crate::error::{Error, Result};
+use crate::pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
+use crate::{CertificateDetails, Endpoint, Fingerprint, Timestamp};
+
+/// How long a write waits for another process's write to finish before giving up.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The name of the database file inside a store directory.
+pub const DATABASE_FILE: &str = "pins.sqlite3";
+
+/// The schema this build writes. Older stores are migrated on open; newer ones are refused.
+const SCHEMA_VERSION: i64 = 1;
+
+/// `PRAGMA application_id` of a tofu-certs store ("ToFU"), so that another SQLite database is
+/// never mistaken for one.
+const APPLICATION_ID: i32 = 0x546f_4655;
+
+/// Certificates quarantined per endpoint; older ones are discarded (and the discard audited)
+/// so a hostile peer cannot grow the store without bound.
+const MAX_QUARANTINED_PER_ENDPOINT: i64 = 8;
+
+const SCHEMA: &str = "
+CREATE TABLE pin (
+    id               INTEGER PRIMARY KEY,
+    endpoint         TEXT    NOT NULL,
+    state            TEXT    NOT NULL CHECK (state IN ('active', 'next')),
+    fingerprint      BLOB    NOT NULL CHECK (length(fingerprint) = 32),
+    spki_fingerprint BLOB    NOT NULL CHECK (length(spki_fingerprint) = 32),
+    der              BLOB    NOT NULL,
+    subject          TEXT    NOT NULL,
+    issuer           TEXT    NOT NULL,
+    sans             TEXT    NOT NULL,
+    not_before       INTEGER NOT NULL,
+    not_after        INTEGER NOT NULL,
+    pinned_at        INTEGER NOT NULL,
+    first_seen       INTEGER,
+    last_seen        INTEGER,
+    times_seen       INTEGER NOT NULL DEFAULT 0,
+    source           TEXT    NOT NULL,
+    label            TEXT,
+    UNIQUE (endpoint, fingerprint)
+);
+CREATE TABLE quarantine (
+    id          INTEGER PRIMARY KEY,
+    endpoint    TEXT    NOT NULL,
+    fingerprint BLOB    NOT NULL CHECK (length(fingerprint) = 32),
+    der         BLOB    NOT NULL,
+    first_seen  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    times_seen  INTEGER NOT NULL,
+    UNIQUE (endpoint, fingerprint)
+);
+CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          INTEGER NOT NULL,
+    endpoint    TEXT    NOT NULL,
+    event       TEXT    NOT NULL,
+    fingerprint BLOB,
+    previous    BLOB,
+    subject     TEXT,
+    actor       TEXT    NOT NULL
+);
+CREATE INDEX audit_by_endpoint ON audit (endpoint, id);
+CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+";
+
+const PIN_COLUMNS: &str = "endpoint, state, der, fingerprint, spki_fingerprint, subject, issuer, \
+     sans, not_before, not_after, pinned_at, first_seen, last_seen, times_seen, source, label";
+
+/// A persistent store of pinned certificates, shared safely by threads and processes.
+///
+/// `Store` is `Send + Sync`; share one per process behind an `Arc`.
+pub struct Store {
+    dir: PathBuf,
+    db_path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Box<[Mutex<Reader>]>,
+    generation: AtomicU64,
+    actor: Actor,
+    read_only: bool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .field("actor", &self.actor)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Reader {
+    conn: Option<Connection>,
+    data_version: Option<i64>,
+}
+
+/// The outcome of [`Store::pin_first_use`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FirstUse {
+    /// The endpoint had no pin; this certificate is now its pin.
+    Pinned(Pin),
+    /// The endpoint was pinned already (perhaps a moment ago, by another process); nothing was
+    /// written. The record shows what is pinned.
+    AlreadyPinned(EndpointRecord),
+}
+
+/// The outcome of [`Store::promote_staged`] and [`Store::accept_quarantined`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Promoted {
+    /// The pin that is now active.
+    pub pin: Pin,
+    /// The active pins it replaced, now removed (and audited as retired).
+    pub retired: Vec<Pin>,
+}
+
+/// What [`Store::remove_endpoint`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// The pins removed, active and staged.
+    pub pins: Vec<Pin>,
+    /// The quarantined certificates discarded.
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// A pin to be written by [`Store::import`], with the recorded history it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPin {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// The leaf certificate.
+    pub der: CertificateDer<'static>,
+    /// Active or staged.
+    pub state: PinState,
+    /// How the pin first got into a store (kept across export and import).
+    pub source: PinSource,
+    /// An operator's note.
+    pub label: Option<String>,
+    /// When it was pinned; now, if unknown.
+    pub pinned_at: Option<Timestamp>,
+    /// When first presented.
+    pub first_seen: Option<Timestamp>,
+    /// When last presented.
+    pub last_seen: Option<Timestamp>,
+    /// How many handshakes presented it.
+    pub times_seen: u64,
+}
+
+/// What [`Store::import`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Pins written.
+    pub added: usize,
+    /// Pins already present with the same certificate and state.
+    pub unchanged: usize,
+    /// Existing pins removed because `replace` was asked for.
+    pub replaced: usize,
+}
+
+impl Store {
+    /// Opens the store in directory `dir`, creating the directory (mode 0700) and the database
+    /// (mode 0600) if they do not exist.
+    ///
+    /// # Errors
+    /// When the directory or file cannot be created or used, the file is not a tofu-certs
+    /// store, is damaged, or was written by a newer version.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir.as_ref(), true)
+    }
+
+    /// Opens an existing store; never creates anything.
+    ///
+    /// # Errors
+    /// [`Error::StoreNotFound`] when there is no store in `dir`, and those of [`Store::open`].
+    pub fn open_existing(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir.as_ref(), false)
+    }
+
+    /// Names the actor written to the audit log for changes made through this handle
+    /// (default: the process's executable name, pid and uid).
+    pub fn with_actor(mut self, actor: Actor) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The SQLite database file inside the store directory.
+    pub fn database_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Whether this process can only read the store.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn open_with(dir: &Path, create: bool) -> Result<Self> {
+        let db_path = dir.join(DATABASE_FILE);
+        prepare_directory(dir, create)?;
+        check_not_linked(&db_path)?;
+        match fs::symlink_metadata(&db_path) {
+            Ok(meta) if meta.len() == 0 => {
+                return Err(Error::Corrupt {
+                    path: db_path,
+                    detail: "the file is empty; it was truncated".into(),
+                })
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !create {
+                    return Err(Error::StoreNotFound {
+                        path: dir.to_path_buf(),
+                    });
+                }
+                create_database(dir, &db_path)?;
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    path: db_path,
+                    source,
+                })
+            }
+        }
+        for suffix in ["-wal", "-shm"] {
+            check_not_linked(&PathBuf::from(format!("{}{suffix}", db_path.display())))?;
+        }
+
+        let writer = open_connection(&db_path)?;
+        let read_only = writer.is_readonly(rusqlite::MAIN_DB).unwrap_or(true);
+        check_schema(&writer, &db_path, read_only)?;
+        if !read_only {
+            let mode: String = writer
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(|e| Error::db(&db_path, e))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                log::warn!(
+                    "pin store {} is in journal mode {mode}, not WAL",
+                    db_path.display()
+                );
+            }
+        }
+
+        let shards = std::thread::available_parallelism()
+            .map_or(4, |n| n.get() * 2)
+            .max(4);
+        let readers = (0..shards)
+            .map(|_| {
+                Mutex::new(Reader {
+                    conn: None,
+                    data_version: None,
+                })
+            })
+            .collect();
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            db_path,
+            writer: Mutex::new(writer),
+            readers,
+            generation: AtomicU64::new(1),
+            actor: Actor::current_process(),
+            read_only,
+        })
+    }
+
+    /// A number that changes whenever the store may have changed, in this process or any
+    /// other. Cheap (one `PRAGMA data_version` on a per-thread connection, no disk write), so
+    /// callers may call it on every lookup and reload what they cached when it moves.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn generation(&self) -> Result<u64> {
+        let mut reader = self.reader();
+        let path = &self.db_path;
+        let conn = reader_conn(&mut reader, path)?;
+        let version: i64 = conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| Error::db(path, e))?;
+        if reader.data_version != Some(version) {
+            reader.data_version = Some(version);
+            return Ok(self.generation.fetch_add(1, Ordering::AcqRel) + 1);
+        }
+        Ok(self.generation.load(Ordering::Acquire))
+    }
+
+    /// Everything stored for `endpoint`: active and staged pins and quarantined certificates.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn endpoint(&self, endpoint: &Endpoint) -> Result<EndpointRecord> {
+        let mut reader = self.reader();
+        let conn = reader_conn(&mut reader, &self.db_path)?;
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let record = read_endpoint(&tx, endpoint).map_err(|e| self.err(e))?;
+        drop(tx);
+        Ok(record)
+    }
+
+    /// Pins `der` for `endpoint` if, and only if, the endpoint has no pin (active or staged).
+    /// Of several threads or processes racing to pin one endpoint, exactly one gets
+    /// [`FirstUse::Pinned`]; the others get [`FirstUse::AlreadyPinned`] with the winner's pin.
+    ///
+    /// # Errors
+    /// When the certificate does not parse or the database cannot be written.
+    pub fn pin_first_use(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<FirstUse> {
+        let details = self.details(endpoint, der)?;
+        self.write(|tx| {
+            let existing = read_endpoint(tx, endpoint)?;
+            if existing.is_pinned() {
+                return Ok(FirstUse::AlreadyPinned(existing));
+            }
+            let now = Timestamp::now();
+            let pin = Pin {
+                endpoint: endpoint.clone(),
+                state: PinState::Active,
+                der: der.clone().into_owned(),
+                details,
+                pinned_at: now,
+                first_seen: Some(now),
+                last_seen: Some(now),
+                times_seen: 1,
+                source: PinSource::FirstUse,
+                label: None,
+            };
+            insert_pin(tx, &pin)?;
+            self.audit(tx, endpoint, AuditEvent::Pinned, Some(&pin.details), None)?;
+            Ok(FirstUse::Pinned(pin))
+        })
+    }
+
+    /// Adds a pin ahead of first use (`state` active) or stages one for a planned rotation
+    /// (`state` next). Other pins of the endpoint are kept.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyPinned`] when the endpoint already has this certificate, and those of
+    /// reading the certificate or writing the database.
+    pub fn add_pin(
+        &self,
+        endpoint: &Endpoint,
+        der: &CertificateDer<'_>,
+        state: PinState,
+        label: Option<&str>,
+    ) -> Result<Pin> {
+        let details = self.details(endpoint, der)?;
+        self.write(|tx| {
+            if let Some(existing) = find_pin(tx, endpoint, &details.fingerprint)? {
+                return Err(Error::AlreadyPinned {
+                    endpoint: endpoint.clone(),
+                    fingerprint: details.fingerprint,
+                    state: existing.state,
+                }
+                .into());
+            }
+            let pin = Pin {
+                endpoint: endpoint.clone(),
+                state,
+                der: der.clone().into_owned(),
+                details,
+                pinned_at: Timestamp::now(),
+                first_seen: None,
+                last_seen: None,
+                times_seen: 0,
+                source: PinSource::Operator,
+                label: label.map(str::to_owned),
+            };
+            insert_pin(tx, &pin)?;
+            let event = match state {
+                PinState::Active => AuditEvent::Added,
+                PinState::Next => AuditEvent::Staged,
+            };
+            self.audit(tx, endpoint, event, Some(&pin.details), None)?;
+            Ok(pin)
+        })
+    }
+
+    /// Compare-and-swap: replaces the active pin `expected` of `endpoint` by `der`, only if
+    /// `expected` is still an active pin of the endpoint.
+    ///
+    /// # Errors
+    /// [`Error::PinChanged`] when `expected` is no longer pinned; nothing is written then.
+    pub fn replace_pin(
+        &self,
+        endpoint: &Endpoint,
+        expected: &Fingerprint,
+        der: &CertificateDer<'_>,
+        source: PinSource,
+    ) -> Result<Pin> {
+        let details = self.details(endpoint, der)?;
+        self.write(|tx| {
+            let old = match find_pin(tx, endpoint, expected)? {
+                Some(old) if old.state == PinState::Active => old,
+                _ => {
+                    return Err(Error::PinChanged {
+                        endpoint: endpoint.clone(),
+                        expected: *expected,
+                    }
+                    .into())
+                }
+            };
+            delete_pin(tx, endpoint, expected)?;
+            if details.fingerprint != *expected {
+                if let Some(dup) = find_pin(tx, endpoint, &details.fingerprint)? {
+                    delete_pin(tx, endpoint, &dup.details.fingerprint)?;
+                }
+            }
+            let now = Timestamp::now();
+            let pin = Pin {
+                endpoint: endpoint.clone(),
+                state: PinState::Active,
+                der: der.clone().into_owned(),
+                details,
+                pinned_at: now,
+                first_seen: None,
+                last_seen: None,
+                times_seen: 0,
+                source,
+                label: old.label.clone(),
+            };
+            insert_pin(tx, &pin)?;
+            self.audit(
+                tx,
+                endpoint,
+                AuditEvent::Replaced,
+                Some(&pin.details),
+                Some(expected),
+            )?;
+            Ok(pin)
+        })
+    }
+
+    /// Removes every pin of `endpoint`, active and staged, and its quarantined certificates.
+    /// An empty result means there was nothing to remove.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn remove_endpoint(&self, endpoint: &Endpoint) -> Result<Removed> {
+        self.write(|tx| {
+            let record = read_endpoint(tx, endpoint)?;
+            for pin in &record.pins {
+                self.audit(tx, endpoint, AuditEvent::Removed, Some(&pin.details), None)?;
+            }
+            for q in &record.quarantined {
+                self.audit(tx, endpoint, AuditEvent::Discarded, Some(&q.details), None)?;
+            }
+            tx.execute(
+                "DELETE FROM pin WHERE endpoint = ?1",
+                [endpoint.to_string()],
+            )?;
+            tx.execute(
+                "DELETE FROM quarantine WHERE endpoint = ?1",
+                [endpoint.to_string()],
+            )?;
+            Ok(Removed {
+                pins: record.pins,
+                quarantined: record.quarantined,
+            })
+        })
+    }
+
+    /// Removes one pin of `endpoint` by fingerprint; `None` when it had no such pin.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn remove_pin(
+        &self,
+        endpoint: &Endpoint,
+        fingerprint: &Fingerprint,
+    ) -> Result<Option<Pin>> {
+        self.write(|tx| {
+            let Some(pin) = find_pin(tx, endpoint, fingerprint)? else {
+                return Ok(None);
+            };
+            delete_pin(tx, endpoint, fingerprint)?;
+            self.audit(tx, endpoint, AuditEvent::Removed, Some(&pin.details), None)?;
+            Ok(Some(pin))
+        })
+    }
+
+    /// Records that `endpoint` presented `der`, which matched none of its pins: keeps the
+    /// certificate in quarantine (counting repeats) and audits the rejection.
+    ///
+    /// # Errors
+    /// When the certificate does not parse or the database cannot be written.
+    pub fn quarantine(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<()> {
+        let details = self.details(endpoint, der)?;
+        self.write(|tx| {
+            let now = Timestamp::now().unix();
+            let fp = details.fingerprint.as_bytes().as_slice();
+            let updated = tx.execute(
+                "UPDATE quarantine SET last_seen = ?3, times_seen = times_seen + 1 \
+                 WHERE endpoint = ?1 AND fingerprint = ?2",
+                params![endpoint.to_string(), fp, now],
+            )?;
+            if updated == 0 {
+                tx.execute(
+                    "INSERT INTO quarantine (endpoint, fingerprint, der, first_seen, last_seen, \
+                     times_seen) VALUES (?1, ?2, ?3, ?4, ?4, 1)",
+                    params![endpoint.to_string(), fp, der.as_ref(), now],
+                )?;
+                self.discard_old_quarantined(tx, endpoint)?;
+            }
+            self.audit(
+                tx,
+                endpoint,
+                AuditEvent::MismatchRejected,
+                Some(&details),
+                None,
+            )
+        })
+    }
+
+    fn discard_old_quarantined(&self, tx: &Transaction<'_>, endpoint: &Endpoint) -> TxResult<()> {
+        let old: Vec<Vec<u8>> = {
+            let mut stmt = tx.prepare(
+                "SELECT der FROM quarantine WHERE endpoint = ?1 \
+                 ORDER BY last_seen DESC, id DESC LIMIT -1 OFFSET ?2",
+            )?;
+            let rows = stmt.query_map(
+                params![endpoint.to_string(), MAX_QUARANTINED_PER_ENDPOINT],
+                |r| r.get(0),
+            )?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for der in old {
+            let details = CertificateDetails::from_der(&der).map_err(|e| self.corrupt(e))?;
+            tx.execute(
+                "DELETE FROM quarantine WHERE endpoint = ?1 AND fingerprint = ?2",
+                params![
+                    endpoint.to_string(),
+                    details.fingerprint.as_bytes().as_slice()
+                ],
+            )?;
+            self.audit(tx, endpoint, AuditEvent::Discarded, Some(&details), None)?;
+        }
+        Ok(())
+    }
+
+    /// Accepts the quarantined certificate of `endpoint` whose fingerprint is `fingerprint`:
+    /// it becomes the endpoint's active pin and the active pins are retired. Because the
+    /// certificate is named by fingerprint, a different certificate presented later can never
+    /// be accepted by mistake. Staged pins are kept.
+    ///
+    /// # Errors
+    /// [`Error::NotQuarantined`] when no quarantined certificate has that fingerprint.
+    pub fn accept_quarantined(
+        &self,
+        endpoint: &Endpoint,
+        fingerprint: &Fingerprint,
+    ) -> Result<Promoted> {
+        self.write(|tx| {
+            let record = read_endpoint(tx, endpoint)?;
+            let Some(q) = record
+                .quarantined
+                .iter()
+                .find(|q| q.details.fingerprint == *fingerprint)
+            else {
+                return Err(Error::NotQuarantined {
+                    endpoint: endpoint.clone(),
+                    fingerprint: *fingerprint,
+                    quarantined: record
+                        .quarantined
+                        .iter()
+                        .map(|q| q.details.fingerprint)
+                        .collect(),
+                }
+                .into());
+            };
+            let retired = self.retire_active(tx, endpoint, &record, fingerprint)?;
+            if let Some(staged) = record.staged().find(|p| p.fingerprint() == *fingerprint) {
+                delete_pin(tx, endpoint, &staged.details.fingerprint)?;
+            }
+            tx.execute(
+                "DELETE FROM quarantine WHERE endpoint = ?1 AND fingerprint = ?2",
+                params![endpoint.to_string(), fingerprint.as_bytes().as_slice()],
+            )?;
+            let pin = Pin {
+                endpoint: endpoint.clone(),
+                state: PinState::Active,
+                der: q.der.clone(),
+                details: q.details.clone(),
+                pinned_at: Timestamp::now(),
+                first_seen: Some(q.first_seen),
+                last_seen: Some(q.last_seen),
+                times_seen: 0,
+                source: PinSource::Accepted,
+                label: retired.iter().find_map(|p| p.label.clone()),
+            };
+            insert_pin(tx, &pin)?;
+            let previous = retired.first().map(Pin::fingerprint);
+            self.audit(
+                tx,
+                endpoint,
+                AuditEvent::Accepted,
+                Some(&pin.details),
+                previous.as_ref(),
+            )?;
+            Ok(Promoted { pin, retired })
+        })
+    }
+
+    /// Promotes the staged pin `fingerprint` of `endpoint` to active, retiring the active pins,
+    /// because a handshake just presented it. Returns `None` when it is not staged any more
+    /// (another thread or process promoted or removed it first).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn promote_staged(
+        &self,
+        endpoint: &Endpoint,
+        fingerprint: &Fingerprint,
+    ) -> Result<Option<Promoted>> {
+        self.write(|tx| {
+            let record = read_endpoint(tx, endpoint)?;
+            let Some(staged) = record
+                .staged()
+                .find(|p| p.fingerprint() == *fingerprint)
+                .cloned()
+            else {
+                return Ok(None);
+            };
+            let retired = self.retire_active(tx, endpoint, &record, fingerprint)?;
+            let now = Timestamp::now();
+            tx.execute(
+                "UPDATE pin SET state = 'active', first_seen = coalesce(first_seen, ?3), \
+                 last_seen = ?3, times_seen = times_seen + 1 \
+                 WHERE endpoint = ?1 AND fingerprint = ?2",
+                params![
+                    endpoint.to_string(),
+                    fingerprint.as_bytes().as_slice(),
+                    now.unix()
+                ],
+            )?;
+            let previous = retired.first().map(Pin::fingerprint);
+            self.audit(
+                tx,
+                endpoint,
+                AuditEvent::Promoted,
+                Some(&staged.details),
+                previous.as_ref(),
+            )?;
+            let pin = find_pin(tx, endpoint, fingerprint)?
+                .expect("the pin was updated in this transaction");
+            Ok(Some(Promoted { pin, retired }))
+        })
+    }
+
+    fn retire_active(
+        &self,
+        tx: &Transaction<'_>,
+        endpoint: &Endpoint,
+        record: &EndpointRecord,
+        keep: &Fingerprint,
+    ) -> TxResult<Vec<Pin>> {
+        let mut retired = Vec::new();
+        for pin in record.active().filter(|p| p.fingerprint() != *keep) {
+            delete_pin(tx, endpoint, &pin.details.fingerprint)?;
+            self.audit(tx, endpoint, AuditEvent::Retired, Some(&pin.details), None)?;
+            retired.push(pin.clone());
+        }
+        Ok(retired)
+    }
+
+    /// Records `count` more handshakes that presented the pin `fingerprint`, the latest at
+    /// `at`. Callers coalesce these (the verifier writes at most once a minute per pin) so a
+    /// handshake is not a disk write. A pin removed meanwhile is ignored.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn record_seen(
+        &self,
+        endpoint: &Endpoint,
+        fingerprint: &Fingerprint,
+        count: u64,
+        at: Timestamp,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE pin SET first_seen = coalesce(first_seen, ?3), \
+                 last_seen = max(coalesce(last_seen, ?3), ?3), times_seen = times_seen + ?4 \
+                 WHERE endpoint = ?1 AND fingerprint = ?2",
+                params![
+                    endpoint.to_string(),
+                    fingerprint.as_bytes().as_slice(),
+                    at.unix(),
+                    i64::try_from(count).unwrap_or(i64::MAX)
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Writes `pins` in one transaction: all of them or, on any error, none.
+    ///
+    /// A pin whose endpoint already has the same certificate in the same state is left as it
+    /// is. An endpoint that has other pins is a conflict, unless `replace` is set, in which case
+    /// its existing pins are removed first.
+    ///
+    /// # Errors
+    /// [`Error::ImportConflict`] and those of reading certificates or writing the database.
+    pub fn import(&self, pins: &[NewPin], replace: bool) -> Result<ImportReport> {
+        let mut prepared = Vec::with_capacity(pins.len());
+        for p in pins {
+            prepared.push((p, self.details(&p.endpoint, &p.der)?));
+        }
+        self.write(|tx| {
+            let mut report = ImportReport::default();
+            let mut cleared = std::collections::HashSet::new();
+            let mut fresh = std::collections::HashSet::new();
+            for (p, details) in &prepared {
+                if replace && cleared.insert(p.endpoint.clone()) {
+                    let record = read_endpoint(tx, &p.endpoint)?;
+                    let unchanged_only = record.pins.len() == 1
+                        && record.pins[0].fingerprint() == details.fingerprint
+                        && record.pins[0].state == p.state;
+                    if !unchanged_only {
+                        for old in &record.pins {
+                            self.audit(
+                                tx,
+                                &p.endpoint,
+                                AuditEvent::Removed,
+                                Some(&old.details),
+                                None,
+                            )?;
+                            report.replaced += 1;
+                        }
+                        tx.execute(
+                            "DELETE FROM pin WHERE endpoint = ?1",
+                            [p.endpoint.to_string()],
+                        )?;
+                    }
+                }
+                let record = read_endpoint(tx, &p.endpoint)?;
+                if let Some(same) = record
+                    .pins
+                    .iter()
+                    .find(|x| x.fingerprint() == details.fingerprint)
+                {
+                    if same.state == p.state {
+                        report.unchanged += 1;
+                        continue;
+                    }
+                }
+                // Pins of one endpoint in the same file belong together (an HA pair, or an
+                // active pin and its staged successor); pins already in the store conflict.
+                if let Some(other) = record
+                    .pins
+                    .iter()
+                    .find(|x| !fresh.contains(&(p.endpoint.clone(), x.fingerprint())))
+                {
+                    return Err(Error::ImportConflict {
+                        endpoint: p.endpoint.clone(),
+                        existing: other.fingerprint(),
+                        imported: details.fingerprint,
+                    }
+                    .into());
+                }
+                let now = Timestamp::now();
+                let pin = Pin {
+                    endpoint: p.endpoint.clone(),
+                    state: p.state,
+                    der: p.der.clone(),
+                    details: details.clone(),
+                    pinned_at: p.pinned_at.unwrap_or(now),
+                    first_seen: p.first_seen,
+                    last_seen: p.last_seen,
+                    times_seen: p.times_seen,
+                    source: p.source,
+                    label: p.label.clone(),
+                };
+                insert_pin(tx, &pin)?;
+                fresh.insert((p.endpoint.clone(), details.fingerprint));
+                self.audit(tx, &p.endpoint, AuditEvent::Imported, Some(details), None)?;
+                report.added += 1;
+            }
+            Ok(report)
+        })
+    }
+
+    /// Calls `f` with every pin, ordered by endpoint (then active before staged, then age),
+    /// reading them one at a time so a million pins never sit in memory at once. `f` may stop
+    /// early by returning `ControlFlow::Break`.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn for_each_pin(&self, mut f: impl FnMut(Pin) -> ControlFlow<()>) -> Result<()> {
+        let mut reader = self.reader();
+        let conn = reader_conn(&mut reader, &self.db_path)?;
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let sql = format!("SELECT {PIN_COLUMNS} FROM pin ORDER BY endpoint, state, id");
+        let mut stmt = tx.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let pin = pin_from_row(row).map_err(|e| self.err(e))?;
+            if f(pin).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every quarantined certificate, ordered by endpoint.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn for_each_quarantined(
+        &self,
+        mut f: impl FnMut(Quarantined) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let mut reader = self.reader();
+        let conn = reader_conn(&mut reader, &self.db_path)?;
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let mut stmt = tx
+            .prepare(
+                "SELECT endpoint, der, first_seen, last_seen, times_seen FROM quarantine \
+                 ORDER BY endpoint, last_seen DESC, id DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let q = quarantined_from_row(row).map_err(|e| self.err(e))?;
+            if f(q).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with the audit log, oldest first, of one endpoint or of all.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn for_each_audit(
+        &self,
+        endpoint: Option<&Endpoint>,
+        mut f: impl FnMut(AuditEntry) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let mut reader = self.reader();
+        let conn = reader_conn(&mut reader, &self.db_path)?;
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let base =
+            "SELECT id, at, endpoint, event, fingerprint, previous, subject, actor FROM audit";
+        let mut stmt = match endpoint {
+            Some(_) => tx.prepare(&format!("{base} WHERE endpoint = ?1 ORDER BY id")),
+            None => tx.prepare(&format!("{base} ORDER BY id")),
+        }
+        .map_err(|e| self.err(e))?;
+        let mut rows = match endpoint {
+            Some(e) => stmt.query([e.to_string()]),
+            None => stmt.query([]),
+        }
+        .map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let entry = audit_from_row(row).map_err(|e| self.err(e))?;
+            if f(entry).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs SQLite's `PRAGMA integrity_check`; `Ok(())` when the database is sound.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] with SQLite's findings.
+    pub fn integrity_check(&self) -> Result<()> {
+        let mut reader = self.reader();
+        let conn = reader_conn(&mut reader, &self.db_path)?;
+        let mut stmt = conn
+            .prepare("PRAGMA integrity_check")
+            .map_err(|e| self.err(e))?;
+        let findings: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        if findings == ["ok"] {
+            Ok(())
+        } else {
+            Err(Error::Corrupt {
+                path: self.db_path.clone(),
+                detail: findings.join("; "),
+            })
+        }
+    }
+
+    fn details(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<CertificateDetails> {
+        CertificateDetails::from_der(der).map_err(|source| Error::Certificate {
+            endpoint: endpoint.clone(),
+            source,
+        })
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> TxResult<T>) -> Result<T> {
+        if self.read_only {
+            return Err(Error::ReadOnly {
+                path: self.db_path.clone(),
+            });
+        }
+        // A panic while the lock was held dropped its transaction, which rolled back: the
+        // connection is sound.
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let out = f(&tx).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(out)
+    }
+
+    fn audit(
+        &self,
+        tx: &Transaction<'_>,
+        endpoint: &Endpoint,
+        event: AuditEvent,
+        cert: Option<&CertificateDetails>,
+        previous: Option<&Fingerprint>,
+    ) -> TxResult<()> {
+        tx.execute(
+            "INSERT INTO audit (at, endpoint, event, fingerprint, previous, subject, actor) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                Timestamp::now().unix(),
+                endpoint.to_string(),
+                event.as_str(),
+                cert.map(|c| c.fingerprint.as_bytes().to_vec()),
+                previous.map(|f| f.as_bytes().to_vec()),
+                cert.map(|c| c.subject.as_str()),
+                self.actor.as_str(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The reader shard for this thread: threads spread over several connections, so readers
+    /// on different threads do not wait for each other.
+    fn reader(&self) -> MutexGuard<'_, Reader> {
+        thread_local! {
+            static SHARD: usize = next_thread_number();
+        }
+        let start = SHARD.with(|s| *s);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Ok(guard) = self.readers[(start + i) % n].try_lock() {
+                return guard;
+            }
+        }
+        self.readers[start % n]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn err(&self, e: impl Into<StoreFailure>) -> Error {
+        match e.into() {
+            StoreFailure::Sqlite(e) => Error::db(&self.db_path, e),
+            StoreFailure::Error(e) => e,
+        }
+    }
+
+    fn corrupt(&self, detail: impl std::fmt::Display) -> Error {
+        Error::Corrupt {
+            path: self.db_path.clone(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+fn next_thread_number() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Errors inside a transaction: SQLite's, or ours with their context already attached.
+pub(crate) enum StoreFailure {
+    Sqlite(rusqlite::Error),
+    Error(Error),
+}
+
+impl From<rusqlite::Error> for StoreFailure {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreFailure::Sqlite(e)
+    }
+}
+
+impl From<Error> for StoreFailure {
+    fn from(e: Error) -> Self {
+        StoreFailure::Error(e)
+    }
+}
+
+type TxResult<T> = std::result::Result<T, StoreFailure>;
+
+fn prepare_directory(dir: &Path, create: bool) -> Result<()> {
+    match fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => Err(Error::Unusable {
+            path: dir.to_path_buf(),
+            reason: "it is a file, not a directory; a store is a directory (give --store the \
+                     directory that holds pins.sqlite3)"
+                .into(),
+        }),
+        Ok(meta) => {
+            if meta.permissions().mode() & 0o022 != 0 {
+                return Err(Error::Unusable {
+                    path: dir.to_path_buf(),
+                    reason: format!(
+                        "the directory is writable by other users (mode {:o}), so anyone could \
+                         replace the pins; run `chmod 700 {}`",
+                        meta.permissions().mode() & 0o777,
+                        dir.display()
+                    ),
+                });
+            }
+            let uid = rustix::process::geteuid().as_raw();
+            if meta.uid() != uid && uid != 0 && meta.uid() != 0 {
+                log::warn!(
+                    "pin store {} belongs to uid {}, not to this user (uid {uid})",
+                    dir.display(),
+                    meta.uid()
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound && create => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::StoreNotFound {
+            path: dir.to_path_buf(),
+        }),
+        Err(source) => Err(Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Refuses a symbolic link where a store file belongs: writing through one would let whoever
+/// planted it direct the store's writes elsewhere.
+fn check_not_linked(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::Unusable {
+            path: path.to_path_buf(),
+            reason: "it is a symbolic link; the store never follows links in place of its files. \
+                     Remove the link and point --store at the real store directory"
+                .into(),
+        }),
+        Ok(meta) if !meta.is_file() => Err(Error::Unusable {
+            path: path.to_path_buf(),
+            reason: "it is not a regular file".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Creates the database under a temporary name and links it into place, so the store file
+/// is never seen half-initialised: a zero-length or schema-less store file can only mean
+/// damage, and is reported as such instead of being silently recreated.
+fn create_database(dir: &Path, db_path: &Path) -> Result<()> {
+    let tmp = dir.join(format!(".{DATABASE_FILE}.new-{}", std::process::id()));
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let _ = fs::remove_file(&tmp);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    let result = (|| {
+        let conn = Connection::open_with_flags(
+            &tmp,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;")?;
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; \
+             PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))?;
+        conn.close().map_err(|(_, e)| e)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::db(&tmp, e));
+    }
+    let linked = fs::hard_link(&tmp, db_path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        // Another process created the store at the same moment; theirs is as good as ours.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(Error::Io {
+            path: db_path.to_path_buf(),
+            source,
+        }),
+        Ok(()) => fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(dir)),
+    }
+}
+
+fn open_connection(db_path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let conn = Connection::open_with_flags(db_path, flags)
+        .or_else(|_| {
+            Connection::open_with_flags(
+                db_path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+            )
+        })
+        .map_err(|e| Error::db(db_path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| Error::db(db_path, e))?;
+    // FULL: in WAL mode, every commit is fsynced before it returns. NORMAL could lose the
+    // last acknowledged pins on power loss, reopening the first-use window.
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA trusted_schema = OFF;")
+        .map_err(|e| Error::db(db_path, e))?;
+    Ok(conn)
+}
+
+fn reader_conn<'a>(reader: &'a mut Reader, db_path: &Path) -> Result<&'a mut Connection> {
+    if reader.conn.is_none() {
+        reader.conn = Some(open_connection(db_path)?);
+        reader.data_version = None;
+    }
+    Ok(reader.conn.as_mut().expect("opened just above"))
+}
+
+fn check_schema(conn: &Connection, db_path: &Path, read_only: bool) -> Result<()> {
+    let header = (|| -> rusqlite::Result<(i32, i64, i64)> {
+        let app: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        Ok((app, version, tables))
+    })();
+    let (app, version, tables) = header.map_err(|e| Error::db(db_path, e))?;
+    if app != APPLICATION_ID {
+        return Err(Error::NotAStore {
+            path: db_path.to_path_buf(),
+            detail: format!("its application_id is {app:#x} and it has {tables} schema objects"),
+        });
+    }
+    if version > SCHEMA_VERSION {
+        return Err(Error::NewerSchema {
+            path: db_path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < SCHEMA_VERSION {
+        if read_only {
+            return Err(Error::ReadOnly {
+                path: db_path.to_path_buf(),
+            });
+        }
+        // Schema 1 is the first; later versions add their steps here, each run in one
+        // transaction that re-checks user_version, so concurrent openers migrate once.
+        return Err(Error::Corrupt {
+            path: db_path.to_path_buf(),
+            detail: format!("schema version {version} is not one tofu-certs ever wrote"),
+        });
+    }
+    Ok(())
+}
+
+fn read_endpoint(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<EndpointRecord> {
+    let key = endpoint.to_string();
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {PIN_COLUMNS} FROM pin WHERE endpoint = ?1 ORDER BY state, id"
+    ))?;
+    let pins = stmt
+        .query_map([&key], pin_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT endpoint, der, first_seen, last_seen, times_seen FROM quarantine \
+         WHERE endpoint = ?1 ORDER BY last_seen DESC, id DESC",
+    )?;
+    let quarantined = stmt
+        .query_map([&key], quarantined_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(EndpointRecord { pins, quarantined })
+}
+
+fn find_pin(
+    tx: &Transaction<'_>,
+    endpoint: &Endpoint,
+    fp: &Fingerprint,
+) -> rusqlite::Result<Option<Pin>> {
+    tx.prepare_cached(&format!(
+        "SELECT {PIN_COLUMNS} FROM pin WHERE endpoint = ?1 AND fingerprint = ?2"
+    ))?
+    .query_row(
+        params![endpoint.to_string(), fp.as_bytes().as_slice()],
+        pin_from_row,
+    )
+    .optional()
+}
+
+fn delete_pin(tx: &Transaction<'_>, endpoint: &Endpoint, fp: &Fingerprint) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM pin WHERE endpoint = ?1 AND fingerprint = ?2",
+        params![endpoint.to_string(), fp.as_bytes().as_slice()],
+    )?;
+    Ok(())
+}
+
+fn insert_pin(tx: &Transaction<'_>, pin: &Pin) -> rusqlite::Result<()> {
+    let d = &pin.details;
+    tx.prepare_cached(&format!(
+        "INSERT INTO pin ({PIN_COLUMNS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    ))?
+    .execute(params![
+        pin.endpoint.to_string(),
+        pin.state.as_str(),
+        pin.der.as_ref(),
+        d.fingerprint.as_bytes().as_slice(),
+        d.spki_fingerprint.as_bytes().as_slice(),
+        d.subject,
+        d.issuer,
+        d.sans.join("\n"),
+        d.not_before.unix(),
+        d.not_after.unix(),
+        pin.pinned_at.unix(),
+        pin.first_seen.map(Timestamp::unix),
+        pin.last_seen.map(Timestamp::unix),
+        i64::try_from(pin.times_seen).unwrap_or(i64::MAX),
+        pin.source.as_str(),
+        pin.label,
+    ])?;
+    Ok(())
+}
+
+fn bad_value(col: usize, what: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        col,
+        rusqlite::types::Type::Text,
+        format!("stored value is invalid: {what}").into(),
+    )
+}
+
+fn fingerprint_col(row: &Row<'_>, col: usize) -> rusqlite::Result<Fingerprint> {
+    let bytes: Vec<u8> = row.get(col)?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| bad_value(col, "fingerprint length"))?;
+    Ok(Fingerprint::from_bytes(arr))
+}
+
+fn endpoint_col(row: &Row<'_>, col: usize) -> rusqlite::Result<Endpoint> {
+    let text: String = row.get(col)?;
+    text.parse().map_err(|e| bad_value(col, e))
+}
+
+fn parsed_col<T: std::str::FromStr<Err = String>>(
+    row: &Row<'_>,
+    col: usize,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(col)?;
+    text.parse().map_err(|e| bad_value(col, e))
+}
+
+fn pin_from_row(row: &Row<'_>) -> rusqlite::Result<Pin> {
+    let sans: String = row.get(7)?;
+    let times: i64 = row.get(13)?;
+    Ok(Pin {
+        endpoint: endpoint_col(row, 0)?,
+        state: parsed_col(row, 1)?,
+        der: CertificateDer::from(row.get::<_, Vec<u8>>(2)?),
+        details: CertificateDetails {
+            fingerprint: fingerprint_col(row, 3)?,
+            spki_fingerprint: fingerprint_col(row, 4)?,
+            subject: row.get(5)?,
+            issuer: row.get(6)?,
+            sans: if sans.is_empty() {
+                Vec::new()
+            } else {
+                sans.split('\n').map(str::to_owned).collect()
+            },
+            not_before: Timestamp::from_unix(row.get(8)?),
+            not_after: Timestamp::from_unix(row.get(9)?),
+        },
+        pinned_at: Timestamp::from_unix(row.get(10)?),
+        first_seen: row.get::<_, Option<i64>>(11)?.map(Timestamp::from_unix),
+        last_seen: row.get::<_, Option<i64>>(12)?.map(Timestamp::from_unix),
+        times_seen: u64::try_from(times).unwrap_or(0),
+        source: parsed_col(row, 14)?,
+        label: row.get(15)?,
+    })
+}
+
+fn quarantined_from_row(row: &Row<'_>) -> rusqlite::Result<Quarantined> {
+    let der: Vec<u8> = row.get(1)?;
+    let details = CertificateDetails::from_der(&der).map_err(|e| bad_value(1, e))?;
+    let times: i64 = row.get(4)?;
+    Ok(Quarantined {
+        endpoint: endpoint_col(row, 0)?,
+        der: CertificateDer::from(der),
+        details,
+        first_seen: Timestamp::from_unix(row.get(2)?),
+        last_seen: Timestamp::from_unix(row.get(3)?),
+        times_seen: u64::try_from(times).unwrap_or(0),
+    })
+}
+
+fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
+    let opt_fp = |col| -> rusqlite::Result<Option<Fingerprint>> {
+        match row.get::<_, Option<Vec<u8>>>(col)? {
+            None => Ok(None),
+            Some(b) => {
+                let arr: [u8; 32] = b
+                    .try_into()
+                    .map_err(|_| bad_value(col, "fingerprint length"))?;
+                Ok(Some(Fingerprint::from_bytes(arr)))
+            }
+        }
+    };
+    Ok(AuditEntry {
+        id: row.get(0)?,
+        at: Timestamp::from_unix(row.get(1)?),
+        endpoint: endpoint_col(row, 2)?,
+        event: parsed_col(row, 3)?,
+        fingerprint: opt_fp(4)?,
+        previous: opt_fp(5)?,
+        subject: row.get(6)?,
+        actor: row.get(7)?,
+    })
+}

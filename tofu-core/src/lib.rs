@@ -8,8 +8,11 @@ mod endpoint;
 mod error;
 mod fingerprint;
 mod pin;
+mod policy;
+mod rejection;
 mod store;
 mod timestamp;
+mod verifier;
 
 pub use audit::{Actor, AuditEntry, AuditEvent};
 pub use cert::{
@@ -19,5 +22,10 @@ pub use endpoint::{Endpoint, EndpointError, Host};
 pub use error::{Error, Result};
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
+pub use policy::{decide, Decision, Policy};
+pub use rejection::{Mismatch, NotPinned, TofuError};
 pub use store::{FirstUse, ImportReport, NewPin, Promoted, Removed, Store, DATABASE_FILE};
 pub use timestamp::{Timestamp, TimestampError};
+#[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
+pub use verifier::default_provider;
+pub use verifier::{BuildError, TofuClientConfigs, TofuVerifier, TofuVerifierBuilder};

@@ -127,7 +127,7 @@ struct Reader {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FirstUse {
     /// The endpoint had no pin; this certificate is now its pin.
-    Pinned(Pin),
+    Pinned(Box<Pin>),
     /// The endpoint was pinned already (perhaps a moment ago, by another process); nothing was
     /// written. The record shows what is pinned.
     AlreadyPinned(EndpointRecord),
@@ -209,6 +209,12 @@ impl Store {
     pub fn with_actor(mut self, actor: Actor) -> Self {
         self.actor = actor;
         self
+    }
+
+    /// The per-user default store directory: `tofu-certs` in the platform's data directory
+    /// (`$XDG_DATA_HOME/tofu-certs`, else `~/.local/share/tofu-certs`, on Linux).
+    pub fn default_dir() -> Option<PathBuf> {
+        dirs::data_dir().map(|d| d.join("tofu-certs"))
     }
 
     /// The store directory.
@@ -356,7 +362,7 @@ impl Store {
             };
             insert_pin(tx, &pin)?;
             self.audit(tx, endpoint, AuditEvent::Pinned, Some(&pin.details), None)?;
-            Ok(FirstUse::Pinned(pin))
+            Ok(FirstUse::Pinned(Box::new(pin)))
         })
     }
 

@@ -1,0 +1,254 @@
+//! Why the verifier refused a certificate, in words an operator can act on.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::{CertificateDetails, CertificateError, Endpoint, Pin};
+
+/// Why a [`TofuVerifier`](crate::TofuVerifier) refused a handshake.
+///
+/// rustls carries it as `Error::InvalidCertificate(CertificateError::Other(..))` and prints it
+/// with `Debug` (in `{}` and `{:?}` alike), so `Debug` here prints the same full message as
+/// `Display`. Get it back from a rustls or I/O error with [`TofuError::from_rustls`] or
+/// [`TofuError::from_io`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum TofuError {
+    /// The endpoint is pinned to other certificates.
+    Mismatch(Box<Mismatch>),
+    /// The endpoint has no pin and the policy is strict.
+    NotPinned(Box<NotPinned>),
+    /// The verifier was used for a server name other than the one it was built for.
+    WrongServerName {
+        /// The endpoint the verifier is bound to.
+        endpoint: Endpoint,
+        /// The server name it expects.
+        expected: String,
+        /// The server name rustls was asked to connect to.
+        requested: String,
+    },
+    /// The server presented something that is not a usable certificate.
+    UnusableCertificate {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// What is wrong with it.
+        reason: CertificateError,
+    },
+    /// The pin store could not be read or written; the handshake fails closed.
+    Store {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The store's error.
+        error: Arc<crate::Error>,
+    },
+}
+
+/// The data of a certificate mismatch.
+#[derive(Clone, Debug)]
+pub struct Mismatch {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// The endpoint's pins (active and staged).
+    pub pinned: Vec<Pin>,
+    /// The certificate presented.
+    pub presented: CertificateDetails,
+    /// Whether the presented certificate was kept in quarantine (so it can be accepted by
+    /// fingerprint).
+    pub quarantined: bool,
+    /// ` --store DIR` when the store is not the default one, for the commands shown.
+    pub store_arg: String,
+}
+
+/// The data of a refusal under the strict policy.
+#[derive(Clone, Debug)]
+pub struct NotPinned {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// The certificate presented.
+    pub presented: CertificateDetails,
+    /// ` --store DIR` when the store is not the default one, for the commands shown.
+    pub store_arg: String,
+}
+
+impl TofuError {
+    /// Finds a `TofuError` inside a rustls error.
+    pub fn from_rustls(error: &rustls::Error) -> Option<&TofuError> {
+        match error {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
+                other.0.downcast_ref::<TofuError>()
+            }
+            _ => None,
+        }
+    }
+
+    /// Finds a `TofuError` inside an I/O error, as `rustls::StreamOwned` and tokio-rustls
+    /// return them.
+    pub fn from_io(error: &std::io::Error) -> Option<&TofuError> {
+        let inner = error.get_ref()?;
+        if let Some(rustls) = inner.downcast_ref::<rustls::Error>() {
+            return Self::from_rustls(rustls);
+        }
+        inner.downcast_ref::<TofuError>()
+    }
+
+    /// The endpoint concerned.
+    pub fn endpoint(&self) -> &Endpoint {
+        match self {
+            TofuError::Mismatch(m) => &m.endpoint,
+            TofuError::NotPinned(n) => &n.endpoint,
+            TofuError::WrongServerName { endpoint, .. }
+            | TofuError::UnusableCertificate { endpoint, .. }
+            | TofuError::Store { endpoint, .. } => endpoint,
+        }
+    }
+
+    pub(crate) fn into_rustls(self) -> rustls::Error {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+            Arc::new(self),
+        )))
+    }
+}
+
+impl fmt::Display for TofuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TofuError::Mismatch(m) => m.fmt(f),
+            TofuError::NotPinned(n) => n.fmt(f),
+            TofuError::WrongServerName {
+                endpoint,
+                expected,
+                requested,
+            } => write!(
+                f,
+                "this TLS client configuration is bound to {endpoint} (server name {expected:?}) \
+                 but was used to connect to {requested:?}; build one verifier per endpoint \
+                 (TofuClientConfigs::client_config does this)"
+            ),
+            TofuError::UnusableCertificate { endpoint, reason } => write!(
+                f,
+                "{endpoint} presented a certificate that cannot be used: {reason}; nothing was \
+                 pinned"
+            ),
+            TofuError::Store { endpoint, error } => write!(
+                f,
+                "the pin store could not be consulted for {endpoint}, so the connection was \
+                 refused: {error}"
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for TofuError {
+    /// The full message: rustls 0.23 prints `CertificateError::Other` with `Debug`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for TofuError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TofuError::Store { error, .. } => Some(error.as_ref()),
+            TofuError::UnusableCertificate { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+fn common_name(subject: &str) -> &str {
+    subject
+        .rsplit('/')
+        .find(|part| part.starts_with("CN="))
+        .unwrap_or(subject)
+}
+
+fn write_cert(f: &mut fmt::Formatter<'_>, heading: &str, d: &CertificateDetails) -> fmt::Result {
+    writeln!(f, "  {heading:<10} subject      {}", d.subject)?;
+    writeln!(f, "  {:<10} fingerprint  {}", "", d.fingerprint)?;
+    writeln!(f, "  {:<10} not after    {}", "", d.not_after)
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ep = &self.endpoint;
+        writeln!(
+            f,
+            "the certificate presented by {ep} does not match the certificate pinned for it."
+        )?;
+        writeln!(
+            f,
+            "Trust-on-first-use is configured for this connection. Current certificate of the \
+             remote host is different from what was used earlier - {}",
+            common_name(&self.presented.subject)
+        )?;
+        writeln!(f)?;
+        for pin in &self.pinned {
+            let heading = match pin.state {
+                crate::PinState::Active => "pinned",
+                crate::PinState::Next => "staged",
+            };
+            write_cert(f, heading, &pin.details)?;
+            writeln!(
+                f,
+                "  {:<10} pinned at    {} ({})",
+                "", pin.pinned_at, pin.source
+            )?;
+        }
+        write_cert(f, "presented", &self.presented)?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Either someone is intercepting this connection (a man-in-the-middle attack), or the \
+             server's certificate was changed legitimately (a new CSR, a redeployed server, an HA \
+             re-registration). Confirm with the server's administrator which it is before \
+             trusting the new certificate."
+        )?;
+        writeln!(f)?;
+        let store = &self.store_arg;
+        if self.quarantined {
+            writeln!(
+                f,
+                "If the change is legitimate, accept exactly the presented certificate:"
+            )?;
+            writeln!(
+                f,
+                "    tofu-certs accept host {ep} --fingerprint {}{store}",
+                self.presented.fingerprint
+            )?;
+            writeln!(
+                f,
+                "or delete the pin, and the next connection pins what the server presents:"
+            )?;
+        } else {
+            writeln!(f, "If the change is legitimate, delete the pin, and the next connection pins what the server presents:")?;
+        }
+        write!(
+            f,
+            "    tofu-certs deletecert host {}{store}",
+            ep.host_port()
+        )
+    }
+}
+
+impl fmt::Display for NotPinned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ep = &self.endpoint;
+        let store = &self.store_arg;
+        writeln!(
+            f,
+            "{ep} is not pinned, and this connection accepts only pinned certificates (strict \
+             policy)."
+        )?;
+        writeln!(f)?;
+        write_cert(f, "presented", &self.presented)?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "To pin what it presents now, after checking the fingerprint with the server's \
+             administrator:"
+        )?;
+        writeln!(f, "    tofu-certs probe host {ep} --pin{store}")?;
+        writeln!(f, "or pin a certificate file you trust:")?;
+        write!(f, "    tofu-certs addcert host {ep} --cert FILE{store}")
+    }
+}

@@ -1,0 +1,787 @@
+//! The rustls `ServerCertVerifier` that enforces trust-on-first-use against a [`Store`].
+//!
+//! rustls calls `verify_server_cert` before it checks that the server holds the certificate's
+//! key. So `verify_server_cert` only decides; anything that writes to the store (a first-use
+//! pin, a promotion, a replacement) is carried out in `verify_tls12_signature` /
+//! `verify_tls13_signature`, after the signature over the handshake verified with that very
+//! certificate. A server that merely copied someone's certificate can never write a pin.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwapOption;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{
+    ClientSessionMemoryCache, ClientSessionStore, Resumption, WebPkiServerVerifier,
+};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, NamedGroup, RootCertStore, SignatureScheme};
+
+use crate::policy::{decide, Decision, Policy};
+use crate::rejection::{Mismatch, NotPinned, TofuError};
+use crate::store::FirstUse;
+use crate::{CertificateDetails, Endpoint, Fingerprint, Pin, PinSource, Store, Timestamp};
+
+/// How often, at most, a process writes "last seen" for one pin.
+const SEEN_FLUSH_SECS: i64 = 60;
+
+/// A rustls server certificate verifier bound to one endpoint (`host:port`) of a pin store.
+///
+/// rustls tells a verifier the server name but not the port, so the port is bound here, when
+/// the verifier is built. Build one per endpoint ([`TofuClientConfigs`] does that and caches
+/// them), and use it from any number of threads and connections at once.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use tofu_core::{Store, TofuVerifier};
+///
+/// let store = Arc::new(Store::open("/var/lib/myservice/tofu")?);
+/// let verifier = TofuVerifier::builder(store, "10.1.1.1:8082".parse()?).build()?;
+/// let config = verifier.client_config();
+/// let server_name = verifier.endpoint().server_name();
+/// let conn = rustls::ClientConnection::new(config, server_name)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TofuVerifier {
+    store: Arc<Store>,
+    endpoint: Endpoint,
+    server_name: ServerName<'static>,
+    policy: Policy,
+    provider: Arc<CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    store_arg: String,
+    view: ArcSwapOption<View>,
+    seen: Mutex<HashMap<Fingerprint, Arc<SeenCounter>>>,
+}
+
+/// What the verifier last read of its endpoint, valid while the store's generation stays.
+struct View {
+    generation: u64,
+    pins: Vec<Pin>,
+    counters: Vec<Arc<SeenCounter>>,
+    /// Identifies the set of active pins; resumable sessions are bound to it.
+    active_digest: Fingerprint,
+    warned_expired: AtomicBool,
+}
+
+/// Handshakes that presented a pin, not yet written to the store.
+struct SeenCounter {
+    pending: AtomicU64,
+    last_at: AtomicI64,
+    last_flush: AtomicI64,
+}
+
+/// Why a [`TofuVerifier`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The roots given for chain validation are unusable.
+    #[error("the roots for chain validation cannot be used: {0}")]
+    Roots(#[from] rustls::client::VerifierBuilderError),
+    /// The crypto provider supports no TLS version rustls accepts.
+    #[error("the crypto provider cannot be used for TLS: {0}")]
+    Provider(rustls::Error),
+    /// The policy pins on first use, but the store is read-only for this process.
+    #[error(
+        "the pin store {} is read-only for this process, but the trust-on-first-use policy \
+         needs to write pins; open a writable store or use Policy::strict()",
+        .0.display()
+    )]
+    ReadOnlyStore(std::path::PathBuf),
+    /// The server name override is not a valid name.
+    #[error("{0:?} is not a valid TLS server name")]
+    ServerName(String),
+}
+
+/// Builds a [`TofuVerifier`]; see [`TofuVerifier::builder`].
+#[must_use]
+pub struct TofuVerifierBuilder {
+    store: Arc<Store>,
+    endpoint: Endpoint,
+    provider: Arc<CryptoProvider>,
+    policy: Policy,
+    server_name: Option<String>,
+    roots: Option<Arc<RootCertStore>>,
+}
+
+impl TofuVerifier {
+    /// A builder for a verifier of `endpoint`, using the crypto provider compiled in by the
+    /// default cargo feature (`ring`, or `aws-lc-rs`).
+    #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
+    pub fn builder(store: Arc<Store>, endpoint: Endpoint) -> TofuVerifierBuilder {
+        Self::builder_with_provider(store, endpoint, default_provider())
+    }
+
+    /// A builder for a verifier of `endpoint` that verifies signatures with `provider`.
+    pub fn builder_with_provider(
+        store: Arc<Store>,
+        endpoint: Endpoint,
+        provider: Arc<CryptoProvider>,
+    ) -> TofuVerifierBuilder {
+        TofuVerifierBuilder {
+            store,
+            endpoint,
+            provider,
+            policy: Policy::default(),
+            server_name: None,
+            roots: None,
+        }
+    }
+
+    /// The endpoint this verifier is bound to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The server name rustls must be given with this verifier (the SNI it sends).
+    pub fn server_name(&self) -> &ServerName<'static> {
+        &self.server_name
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// A rustls client configuration that verifies with this verifier and never resumes a
+    /// session across a change of the endpoint's pins.
+    pub fn client_config(self: &Arc<Self>) -> Arc<ClientConfig> {
+        let mut config = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            // `build()` made this same call and failed if the provider could not do it.
+            .expect("the provider was checked when the verifier was built")
+            .dangerous()
+            .with_custom_certificate_verifier(self.clone())
+            .with_no_client_auth();
+        config.resumption = self.resumption();
+        Arc::new(config)
+    }
+
+    /// Session resumption bound to the endpoint's pins: when its active pins change, every
+    /// stored session is forgotten, so no session outlives the pin it was verified against.
+    /// Set this as `ClientConfig::resumption` when you build your own configuration.
+    pub fn resumption(self: &Arc<Self>) -> Resumption {
+        Resumption::store(Arc::new(PinBoundSessions {
+            verifier: self.clone(),
+            inner: Mutex::new(None),
+        }))
+    }
+
+    /// Reads the endpoint's pins, from the cached view unless the store changed.
+    fn with_view<R>(&self, f: impl FnOnce(&View) -> R) -> Result<R, TofuError> {
+        let generation = self.store.generation().map_err(|e| self.store_error(e))?;
+        {
+            let guard = self.view.load();
+            if let Some(view) = guard.as_ref() {
+                if view.generation == generation {
+                    return Ok(f(view));
+                }
+            }
+        }
+        let record = self
+            .store
+            .endpoint(&self.endpoint)
+            .map_err(|e| self.store_error(e))?;
+        let counters = {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            record
+                .pins
+                .iter()
+                .map(|p| {
+                    seen.entry(p.fingerprint())
+                        .or_insert_with(SeenCounter::new)
+                        .clone()
+                })
+                .collect()
+        };
+        let mut active: Vec<[u8; 32]> = record
+            .active()
+            .map(|p| *p.fingerprint().as_bytes())
+            .collect();
+        active.sort_unstable();
+        let view = Arc::new(View {
+            generation,
+            pins: record.pins,
+            counters,
+            active_digest: Fingerprint::of(&active.concat()),
+            warned_expired: AtomicBool::new(false),
+        });
+        let out = f(&view);
+        self.view.store(Some(view));
+        Ok(out)
+    }
+
+    fn store_error(&self, error: crate::Error) -> TofuError {
+        TofuError::Store {
+            endpoint: self.endpoint.clone(),
+            error: Arc::new(error),
+        }
+    }
+
+    fn note_seen(&self, view: &View, fingerprint: &Fingerprint, now: Timestamp) {
+        if !view.warned_expired.load(Ordering::Relaxed) {
+            if let Some(pin) = view.pins.iter().find(|p| p.fingerprint() == *fingerprint) {
+                if pin.details.not_after < now && !view.warned_expired.swap(true, Ordering::Relaxed)
+                {
+                    log::warn!(
+                        "the certificate pinned for {} ({}) expired at {}; it is still accepted \
+                         because trust-on-first-use trusts the identity, not the dates",
+                        self.endpoint,
+                        pin.details.fingerprint,
+                        pin.details.not_after
+                    );
+                }
+            }
+        }
+        let Some(counter) = view
+            .pins
+            .iter()
+            .position(|p| p.fingerprint() == *fingerprint)
+            .map(|i| &view.counters[i])
+        else {
+            return;
+        };
+        counter.pending.fetch_add(1, Ordering::Relaxed);
+        counter.last_at.fetch_max(now.unix(), Ordering::Relaxed);
+        let last = counter.last_flush.load(Ordering::Relaxed);
+        if now.unix() - last >= SEEN_FLUSH_SECS
+            && counter
+                .last_flush
+                .compare_exchange(last, now.unix(), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.flush_seen(fingerprint, counter);
+        }
+    }
+
+    fn flush_seen(&self, fingerprint: &Fingerprint, counter: &SeenCounter) {
+        let count = counter.pending.swap(0, Ordering::AcqRel);
+        if count == 0 {
+            return;
+        }
+        let at = Timestamp::from_unix(counter.last_at.load(Ordering::Relaxed));
+        if let Err(e) = self
+            .store
+            .record_seen(&self.endpoint, fingerprint, count, at)
+        {
+            counter.pending.fetch_add(count, Ordering::Relaxed);
+            log::warn!("could not record when {} was last seen: {e}", self.endpoint);
+        }
+    }
+
+    fn mismatch(&self, pinned: Vec<Pin>, presented: &CertificateDer<'_>) -> TofuError {
+        let details = match CertificateDetails::from_der(presented) {
+            Ok(d) => d,
+            Err(reason) => {
+                return TofuError::UnusableCertificate {
+                    endpoint: self.endpoint.clone(),
+                    reason,
+                }
+            }
+        };
+        let quarantined = match self.store.quarantine(&self.endpoint, presented) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!(
+                    "could not quarantine the certificate of {}: {e}",
+                    self.endpoint
+                );
+                false
+            }
+        };
+        log::warn!(
+            "refused {}: it presented {} ({}), which matches none of its pins",
+            self.endpoint,
+            details.fingerprint,
+            details.subject
+        );
+        TofuError::Mismatch(Box::new(Mismatch {
+            endpoint: self.endpoint.clone(),
+            pinned,
+            presented: details,
+            quarantined,
+            store_arg: self.store_arg.clone(),
+        }))
+    }
+
+    fn not_pinned(&self, presented: &CertificateDer<'_>) -> TofuError {
+        match CertificateDetails::from_der(presented) {
+            Ok(details) => TofuError::NotPinned(Box::new(NotPinned {
+                endpoint: self.endpoint.clone(),
+                presented: details,
+                store_arg: self.store_arg.clone(),
+            })),
+            Err(reason) => TofuError::UnusableCertificate {
+                endpoint: self.endpoint.clone(),
+                reason,
+            },
+        }
+    }
+
+    /// After the server proved it holds `cert`'s key: carries out what writes to the store.
+    fn commit(&self, cert: &CertificateDer<'_>) -> Result<(), TofuError> {
+        let now = Timestamp::now();
+        let (mut decision, mut pins) = self.with_view(|v| {
+            let d = decide(&v.pins, cert, &self.policy, now);
+            let pins = if d.accepts() && !d.writes() {
+                Vec::new()
+            } else {
+                v.pins.clone()
+            };
+            (d, pins)
+        })?;
+        // Each round either finishes or learns that another thread or process changed the
+        // endpoint in between, and decides again on what is stored now.
+        for _ in 0..4 {
+            let outcome = match &decision {
+                Decision::Accept { .. } => return Ok(()),
+                Decision::RejectNotPinned => return Err(self.not_pinned(cert)),
+                Decision::RejectMismatch => return Err(self.mismatch(pins, cert)),
+                Decision::PinFirstUse => match self.store.pin_first_use(&self.endpoint, cert) {
+                    Ok(FirstUse::Pinned(pin)) => {
+                        log::info!(
+                            "pinned {} on first use: {} ({})",
+                            self.endpoint,
+                            pin.details.fingerprint,
+                            pin.details.subject
+                        );
+                        return Ok(());
+                    }
+                    Ok(FirstUse::AlreadyPinned(_)) => None,
+                    Err(e) => Some(e),
+                },
+                Decision::Promote { fingerprint } => {
+                    match self.store.promote_staged(&self.endpoint, fingerprint) {
+                        Ok(Some(p)) => {
+                            log::info!(
+                                "{}: staged pin {} presented and promoted; {} retired",
+                                self.endpoint,
+                                fingerprint,
+                                p.retired.len()
+                            );
+                            return Ok(());
+                        }
+                        Ok(None) => None,
+                        Err(e) => Some(e),
+                    }
+                }
+                Decision::ReplaceExpired { expired } => match self.replace_expired(expired, cert) {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => None,
+                    Err(e) => Some(e),
+                },
+            };
+            if let Some(e) = outcome {
+                return Err(self.store_error(e));
+            }
+            let record = self
+                .store
+                .endpoint(&self.endpoint)
+                .map_err(|e| self.store_error(e))?;
+            decision = decide(&record.pins, cert, &self.policy, now);
+            pins = record.pins;
+        }
+        Err(self.mismatch(pins, cert))
+    }
+
+    fn replace_expired(
+        &self,
+        expired: &[Fingerprint],
+        cert: &CertificateDer<'_>,
+    ) -> crate::Result<bool> {
+        let Some((first, rest)) = expired.split_first() else {
+            return Ok(false);
+        };
+        match self
+            .store
+            .replace_pin(&self.endpoint, first, cert, PinSource::FirstUse)
+        {
+            Ok(pin) => {
+                for fp in rest {
+                    self.store.remove_pin(&self.endpoint, fp)?;
+                }
+                log::warn!(
+                    "{}: every pinned certificate had expired; replaced by {} as the policy allows",
+                    self.endpoint,
+                    pin.details.fingerprint
+                );
+                Ok(true)
+            }
+            Err(crate::Error::PinChanged { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The digest of the active pins, to which resumable sessions are bound.
+    fn active_digest(&self) -> Option<Fingerprint> {
+        self.with_view(|v| v.active_digest).ok()
+    }
+
+    fn flush_all_seen(&self) {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        for (fingerprint, counter) in seen.iter() {
+            self.flush_seen(fingerprint, counter);
+        }
+    }
+}
+
+impl Drop for TofuVerifier {
+    fn drop(&mut self) {
+        self.flush_all_seen();
+    }
+}
+
+impl SeenCounter {
+    fn new() -> Arc<Self> {
+        let now = Timestamp::now().unix();
+        Arc::new(Self {
+            pending: AtomicU64::new(0),
+            last_at: AtomicI64::new(now),
+            last_flush: AtomicI64::new(now),
+        })
+    }
+}
+
+impl std::fmt::Debug for TofuVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TofuVerifier")
+            .field("endpoint", &self.endpoint)
+            .field("store", &self.store.dir())
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerCertVerifier for TofuVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if *server_name != self.server_name {
+            return Err(TofuError::WrongServerName {
+                endpoint: self.endpoint.clone(),
+                expected: self.server_name.to_str().into_owned(),
+                requested: server_name.to_str().into_owned(),
+            }
+            .into_rustls());
+        }
+        if let Some(chain) = &self.chain {
+            chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
+        }
+        if self.policy.requires_valid_name() {
+            let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_name(&parsed, server_name)?;
+        }
+        let now = Timestamp::from_unix(i64::try_from(now.as_secs()).unwrap_or(i64::MAX));
+        let outcome = self.with_view(|view| {
+            let decision = decide(&view.pins, end_entity, &self.policy, now);
+            match &decision {
+                Decision::Accept { fingerprint, .. } => {
+                    self.note_seen(view, fingerprint, now);
+                    Ok(())
+                }
+                Decision::RejectMismatch => Err(Some(view.pins.clone())),
+                Decision::RejectNotPinned => Err(None),
+                // Writes wait for the signature check (`commit`).
+                _ => Ok(()),
+            }
+        });
+        match outcome.map_err(TofuError::into_rustls)? {
+            Ok(()) => Ok(ServerCertVerified::assertion()),
+            Err(Some(pins)) => Err(self.mismatch(pins, end_entity).into_rustls()),
+            Err(None) => Err(self.not_pinned(end_entity).into_rustls()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let valid = rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )?;
+        self.commit(cert).map_err(TofuError::into_rustls)?;
+        Ok(valid)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let valid = rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )?;
+        self.commit(cert).map_err(TofuError::into_rustls)?;
+        Ok(valid)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+impl TofuVerifierBuilder {
+    /// The policy (default: [`Policy::trust_on_first_use`]).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Connects with this server name (SNI) instead of the endpoint's host, for a server
+    /// reached by address that expects a name. The pins stay those of the endpoint.
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// Also requires the certificate chain to validate against `roots` (rustls's
+    /// `WebPkiServerVerifier`, name check included) before the pin is considered.
+    pub fn require_chain(mut self, roots: Arc<RootCertStore>) -> Self {
+        self.roots = Some(roots);
+        self
+    }
+
+    /// Builds the verifier.
+    ///
+    /// # Errors
+    /// When the roots or the crypto provider are unusable, the server name is invalid, or the
+    /// policy pins on first use but the store is read-only.
+    pub fn build(self) -> Result<Arc<TofuVerifier>, BuildError> {
+        ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(BuildError::Provider)?;
+        if self.policy.pins_on_first_use() && self.store.is_read_only() {
+            return Err(BuildError::ReadOnlyStore(self.store.dir().to_path_buf()));
+        }
+        let server_name = match self.server_name {
+            None => self.endpoint.server_name(),
+            Some(name) => {
+                ServerName::try_from(name.clone()).map_err(|_| BuildError::ServerName(name))?
+            }
+        };
+        let chain = match self.roots {
+            None => None,
+            Some(roots) => Some(
+                WebPkiServerVerifier::builder_with_provider(roots, self.provider.clone())
+                    .build()?,
+            ),
+        };
+        let store_arg = match Store::default_dir() {
+            Some(default) if default == self.store.dir() => String::new(),
+            _ => format!(
+                " --store {}",
+                shell_quote(&self.store.dir().to_string_lossy())
+            ),
+        };
+        Ok(Arc::new(TofuVerifier {
+            store: self.store,
+            endpoint: self.endpoint,
+            server_name,
+            policy: self.policy,
+            provider: self.provider,
+            chain,
+            store_arg,
+            view: ArcSwapOption::empty(),
+            seen: Mutex::new(HashMap::new()),
+        }))
+    }
+}
+
+/// The provider of the crypto feature compiled in (`ring` preferred).
+#[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
+pub fn default_provider() -> Arc<CryptoProvider> {
+    #[cfg(feature = "ring")]
+    let provider = rustls::crypto::ring::default_provider();
+    #[cfg(all(not(feature = "ring"), feature = "aws-lc-rs"))]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    Arc::new(provider)
+}
+
+/// Quotes `s` for a POSIX shell when it needs it.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,=".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// One rustls client configuration per endpoint, built on demand and cached: the way to use
+/// trust-on-first-use for many endpoints without ever sharing a verifier between ports.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use tofu_core::{Policy, Store, TofuClientConfigs};
+///
+/// let store = Arc::new(Store::open("/var/lib/myservice/tofu")?);
+/// let configs = TofuClientConfigs::new(store, Policy::trust_on_first_use());
+/// let endpoint = "10.1.1.1:8082".parse()?;
+/// let config = configs.client_config(&endpoint)?;
+/// let conn = rustls::ClientConnection::new(config, endpoint.server_name())?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TofuClientConfigs {
+    store: Arc<Store>,
+    provider: Arc<CryptoProvider>,
+    policy: Policy,
+    configs: Mutex<HashMap<Endpoint, Arc<ClientConfig>>>,
+}
+
+impl TofuClientConfigs {
+    /// Configurations using the default crypto provider.
+    #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
+    pub fn new(store: Arc<Store>, policy: Policy) -> Self {
+        Self::with_provider(store, default_provider(), policy)
+    }
+
+    /// Configurations verifying signatures with `provider`.
+    pub fn with_provider(store: Arc<Store>, provider: Arc<CryptoProvider>, policy: Policy) -> Self {
+        Self {
+            store,
+            provider,
+            policy,
+            configs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The configuration for `endpoint`, connecting with its host as the server name.
+    ///
+    /// # Errors
+    /// Those of [`TofuVerifierBuilder::build`].
+    pub fn client_config(&self, endpoint: &Endpoint) -> Result<Arc<ClientConfig>, BuildError> {
+        let mut configs = self.configs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(config) = configs.get(endpoint) {
+            return Ok(config.clone());
+        }
+        let verifier = TofuVerifier::builder_with_provider(
+            self.store.clone(),
+            endpoint.clone(),
+            self.provider.clone(),
+        )
+        .policy(self.policy.clone())
+        .build()?;
+        let config = verifier.client_config();
+        configs.insert(endpoint.clone(), config.clone());
+        Ok(config)
+    }
+}
+
+/// rustls's in-memory session cache, emptied whenever the endpoint's active pins change.
+struct PinBoundSessions {
+    verifier: Arc<TofuVerifier>,
+    inner: Mutex<Option<(Fingerprint, Arc<ClientSessionMemoryCache>)>>,
+}
+
+impl std::fmt::Debug for PinBoundSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinBoundSessions")
+            .field("endpoint", &self.verifier.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PinBoundSessions {
+    /// The cache for the current pins, or none when the pins cannot be read (then nothing is
+    /// resumed or remembered).
+    fn current(&self) -> Option<Arc<ClientSessionMemoryCache>> {
+        let digest = self.verifier.active_digest();
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(digest) = digest else {
+            *inner = None;
+            return None;
+        };
+        match inner.as_ref() {
+            Some((d, cache)) if *d == digest => Some(cache.clone()),
+            _ => {
+                let cache = Arc::new(ClientSessionMemoryCache::new(32));
+                *inner = Some((digest, cache.clone()));
+                Some(cache)
+            }
+        }
+    }
+}
+
+impl ClientSessionStore for PinBoundSessions {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
+        if let Some(c) = self.current() {
+            c.set_kx_hint(server_name, group);
+        }
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.current()?.kx_hint(server_name)
+    }
+
+    fn set_tls12_session(
+        &self,
+        server_name: ServerName<'static>,
+        value: rustls::client::Tls12ClientSessionValue,
+    ) {
+        if let Some(c) = self.current() {
+            c.set_tls12_session(server_name, value);
+        }
+    }
+
+    fn tls12_session(
+        &self,
+        server_name: &ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.current()?.tls12_session(server_name)
+    }
+
+    fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
+        if let Some(c) = self.current() {
+            c.remove_tls12_session(server_name);
+        }
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        if let Some(c) = self.current() {
+            c.insert_tls13_ticket(server_name, value);
+        }
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.current()?.take_tls13_ticket(server_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn store_paths_are_quoted_only_when_a_shell_needs_it() {
+        assert_eq!(shell_quote("/var/lib/tofu-certs"), "/var/lib/tofu-certs");
+        assert_eq!(shell_quote("/tmp/my store"), "'/tmp/my store'");
+        assert_eq!(shell_quote("/tmp/it's"), r"'/tmp/it'\''s'");
+    }
+}

@@ -167,7 +167,7 @@ fn openssl_oneline(name: &X509Name<'_>) -> String {
             }
             out.push('=');
             let value = atv.attr_value();
-            let bytes: &[u8] = value.data.as_ref();
+            let bytes: &[u8] = value.data;
             // OpenSSL drops the padding zeros of a GeneralString holding UCS-4-like text.
             let keep = general_string_mask(value.tag().0, bytes);
             for (j, &b) in bytes.iter().enumerate() {

@@ -6,6 +6,7 @@ mod audit;
 mod cert;
 mod endpoint;
 mod error;
+mod export;
 mod fingerprint;
 mod pin;
 mod policy;
@@ -20,6 +21,10 @@ pub use cert::{
 };
 pub use endpoint::{Endpoint, EndpointError, Host};
 pub use error::{Error, Result};
+pub use export::{
+    parse_export, read_export, write_export, ExportError, ImportError, EXPORT_VERSION,
+    MAX_EXPORT_LEN,
+};
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
 pub use policy::{decide, Decision, Policy};

@@ -1,0 +1,769 @@
+//! The export format: every pin of a store as TOML, for backups and for seeding a fleet.
+//!
+//! ```toml
+//! version = 1
+//!
+//! # /C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-pri
+//! [[pin]]
+//! endpoint = "10.1.1.1:8082"
+//! state = "active"                  # or "next" (staged for a planned rotation)
+//! fingerprint = "SHA256:…"          # optional; checked against the certificate
+//! label = "HA secondary"            # optional
+//! source = "operator"               # optional: first-use, operator, imported, accepted
+//! pinned_at = "2026-11-21T19:53:52Z"  # optional, like first_seen and last_seen
+//! times_seen = 3                    # optional, 0 when absent
+//! certificate = """
+//! -----BEGIN CERTIFICATE-----
+//! …
+//! -----END CERTIFICATE-----
+//! """
+//! ```
+//!
+//! [`write_export`] writes everything the store records about a pin, so that exporting and
+//! importing gives back the same pins with the same history. Quarantined certificates are not
+//! exported: they are evidence of a refused handshake waiting for an operator, not trust.
+//!
+//! [`parse_export`] is strict, because an import is a change of trust: an unknown version, an
+//! unknown field, a malformed value or a repeated (endpoint, certificate) pair is an error
+//! that names the entry, its line and the field, and nothing is imported.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::ops::ControlFlow;
+
+use rustls::pki_types::CertificateDer;
+
+use crate::{
+    read_certificates, to_pem, CertificateDetails, Endpoint, Fingerprint, NewPin, Pin, PinSource,
+    PinState, Store, Timestamp,
+};
+
+/// The version of the export format that this build writes and reads.
+pub const EXPORT_VERSION: i64 = 1;
+
+/// The largest export file read (256 MiB): far above a million pins, and a bound on the memory
+/// a hostile or mistaken file can take.
+pub const MAX_EXPORT_LEN: u64 = 256 * 1024 * 1024;
+
+/// The fields a `[[pin]]` entry may have.
+const FIELDS: &[&str] = &[
+    "endpoint",
+    "certificate",
+    "state",
+    "fingerprint",
+    "label",
+    "source",
+    "pinned_at",
+    "first_seen",
+    "last_seen",
+    "times_seen",
+];
+
+/// The longest label accepted, in characters.
+const MAX_LABEL_CHARS: usize = 1000;
+
+/// Why an export file cannot be imported. Nothing is imported when any entry is wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The file could not be read.
+    #[error("cannot read the export file: {0}")]
+    Io(#[from] io::Error),
+
+    /// The file is larger than [`MAX_EXPORT_LEN`].
+    #[error(
+        "the export file is larger than {} MiB, the most an import reads; split it into \
+         several files and import each",
+        max / (1024 * 1024)
+    )]
+    TooLarge {
+        /// The limit, in bytes.
+        max: u64,
+    },
+
+    /// The file is not UTF-8 text.
+    #[error(
+        "the export file is not UTF-8 text (invalid byte at offset {offset}); give the file \
+         `tofu-certs export` wrote"
+    )]
+    NotText {
+        /// Where the first invalid byte is.
+        offset: usize,
+    },
+
+    /// The file is not valid TOML.
+    #[error("the export file is not valid TOML: {message}")]
+    Syntax {
+        /// The TOML parser's message, with the line and column.
+        message: String,
+    },
+
+    /// The file has no `version` key.
+    #[error(
+        "the export file has no `version`; an export file starts with `version = \
+         {EXPORT_VERSION}`"
+    )]
+    MissingVersion,
+
+    /// The file is of a version this build does not read.
+    #[error(
+        "the export file has version {found}, but this tofu-certs reads version \
+         {EXPORT_VERSION} only; nothing was imported. Import it with the tofu-certs that wrote \
+         it, or a newer one"
+    )]
+    UnsupportedVersion {
+        /// The version found, as written.
+        found: String,
+    },
+
+    /// The file has a top-level key that is not part of the format.
+    #[error(
+        "the export file has an unknown top-level key `{key}`; version {EXPORT_VERSION} has \
+         only `version` and `[[pin]]` entries"
+    )]
+    UnknownKey {
+        /// The key.
+        key: String,
+    },
+
+    /// One entry is wrong.
+    #[error("pin entry {entry} (line {line}), field `{field}`: {reason}")]
+    Entry {
+        /// The entry's position in the file, from 1.
+        entry: usize,
+        /// The line of the entry's `[[pin]]` header (or inline table), from 1.
+        line: usize,
+        /// The field at fault.
+        field: String,
+        /// What is wrong, and what is expected.
+        reason: String,
+    },
+
+    /// Two entries pin the same certificate for the same endpoint.
+    #[error(
+        "pin entry {entry} (line {line}) repeats entry {first_entry} (line {first_line}): both \
+         pin {fingerprint} for {endpoint}; remove one of them"
+    )]
+    Duplicate {
+        /// The later entry, from 1.
+        entry: usize,
+        /// Its line.
+        line: usize,
+        /// The earlier entry.
+        first_entry: usize,
+        /// Its line.
+        first_line: usize,
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The certificate's fingerprint.
+        fingerprint: Fingerprint,
+    },
+}
+
+/// Why an export could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+    /// The output could not be written.
+    #[error("cannot write the export: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Writes every pin of `store` to `out` in the export format, reading the pins one at a time
+/// from one consistent snapshot of the store. Returns how many pins were written.
+///
+/// # Errors
+/// When the store cannot be read or `out` cannot be written; what was written by then is an
+/// incomplete file.
+pub fn write_export(store: &Store, mut out: impl Write) -> Result<usize, ExportError> {
+    out.write_all(
+        format!(
+            "# tofu-certs export: pinned TLS certificates, keyed by host:port.\n\
+             # Restore or seed a store with `tofu-certs import FILE`.\n\
+             version = {EXPORT_VERSION}\n"
+        )
+        .as_bytes(),
+    )?;
+    let mut count = 0;
+    let mut failure = None;
+    store.for_each_pin(|pin| match out.write_all(export_entry(&pin).as_bytes()) {
+        Ok(()) => {
+            count += 1;
+            ControlFlow::Continue(())
+        }
+        Err(e) => {
+            failure = Some(e);
+            ControlFlow::Break(())
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    out.flush()?;
+    Ok(count)
+}
+
+/// One `[[pin]]` entry, preceded by a blank line and a comment with the subject.
+fn export_entry(pin: &Pin) -> String {
+    let mut s = String::with_capacity(pin.der.len() * 2 + 512);
+    s.push('\n');
+    // Subjects are printable ASCII (`openssl -nameopt compat` escapes the rest), so the
+    // comment stays one line.
+    s.push_str(&format!("# {}\n", pin.details.subject));
+    s.push_str("[[pin]]\n");
+    s.push_str(&format!(
+        "endpoint = {}\n",
+        toml_string(&pin.endpoint.to_string())
+    ));
+    s.push_str(&format!("state = \"{}\"\n", pin.state));
+    s.push_str(&format!("fingerprint = \"{}\"\n", pin.details.fingerprint));
+    if let Some(label) = &pin.label {
+        s.push_str(&format!("label = {}\n", toml_string(label)));
+    }
+    s.push_str(&format!("source = \"{}\"\n", pin.source));
+    s.push_str(&format!("pinned_at = \"{}\"\n", pin.pinned_at));
+    if let Some(t) = pin.first_seen {
+        s.push_str(&format!("first_seen = \"{t}\"\n"));
+    }
+    if let Some(t) = pin.last_seen {
+        s.push_str(&format!("last_seen = \"{t}\"\n"));
+    }
+    s.push_str(&format!("times_seen = {}\n", pin.times_seen));
+    // PEM is base64 and dashes: nothing in it needs escaping in a multi-line string, and the
+    // newline right after the opening quotes is not part of the value.
+    s.push_str(&format!(
+        "certificate = \"\"\"\n{}\"\"\"\n",
+        to_pem(&pin.der)
+    ));
+    s
+}
+
+/// A TOML basic string, escaped as the TOML writer escapes it.
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+/// Reads an export file from `reader`, at most [`MAX_EXPORT_LEN`] bytes, and parses it with
+/// [`parse_export`].
+///
+/// # Errors
+/// [`ImportError::Io`], [`ImportError::TooLarge`], [`ImportError::NotText`], and those of
+/// [`parse_export`].
+pub fn read_export(reader: impl Read) -> Result<Vec<NewPin>, ImportError> {
+    read_export_capped(reader, MAX_EXPORT_LEN)
+}
+
+fn read_export_capped(reader: impl Read, max: u64) -> Result<Vec<NewPin>, ImportError> {
+    let mut bytes = Vec::new();
+    reader.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(ImportError::TooLarge { max });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| ImportError::NotText {
+        offset: e.utf8_error().valid_up_to(),
+    })?;
+    parse_export(&text)
+}
+
+/// Parses the text of an export file into the pins it holds, in file order, ready for
+/// [`Store::import`].
+///
+/// # Errors
+/// When the text is over [`MAX_EXPORT_LEN`], is not TOML, has no or another `version`, has
+/// unknown keys or fields, or an entry has a malformed endpoint, certificate, state,
+/// fingerprint (or one that does not match its certificate), source, time or count, or
+/// repeats an earlier entry's endpoint and certificate.
+pub fn parse_export(text: &str) -> Result<Vec<NewPin>, ImportError> {
+    if text.len() as u64 > MAX_EXPORT_LEN {
+        return Err(ImportError::TooLarge {
+            max: MAX_EXPORT_LEN,
+        });
+    }
+    // First the whole document, to check the version before anything version-specific.
+    let doc: toml::Table = toml::from_str(text).map_err(syntax_error)?;
+    match doc.get("version") {
+        None => return Err(ImportError::MissingVersion),
+        Some(toml::Value::Integer(EXPORT_VERSION)) => {}
+        Some(other) => {
+            return Err(ImportError::UnsupportedVersion {
+                found: other.to_string(),
+            })
+        }
+    }
+    if let Some(key) = doc.keys().find(|k| *k != "version" && *k != "pin") {
+        return Err(ImportError::UnknownKey {
+            key: key.chars().take(80).collect(),
+        });
+    }
+    drop(doc);
+
+    // Then the entries, with their positions, for error messages.
+    #[derive(serde::Deserialize)]
+    struct Entries {
+        #[serde(default)]
+        pin: Vec<toml::Spanned<toml::Table>>,
+    }
+    let entries: Entries = toml::from_str(text).map_err(syntax_error)?;
+
+    let mut pins = Vec::with_capacity(entries.pin.len());
+    let mut seen: HashMap<(Endpoint, Fingerprint), (usize, usize)> = HashMap::new();
+    for (i, spanned) in entries.pin.into_iter().enumerate() {
+        let entry = i + 1;
+        let line = line_of(text, spanned.span().start);
+        let (pin, fingerprint) = parse_entry(spanned.into_inner(), entry, line)?;
+        if let Some(&(first_entry, first_line)) = seen.get(&(pin.endpoint.clone(), fingerprint)) {
+            return Err(ImportError::Duplicate {
+                entry,
+                line,
+                first_entry,
+                first_line,
+                endpoint: pin.endpoint,
+                fingerprint,
+            });
+        }
+        seen.insert((pin.endpoint.clone(), fingerprint), (entry, line));
+        pins.push(pin);
+    }
+    Ok(pins)
+}
+
+fn syntax_error(e: toml::de::Error) -> ImportError {
+    ImportError::Syntax {
+        message: e.to_string().trim_end().to_owned(),
+    }
+}
+
+/// The line (from 1) of byte offset `at`; the span of a `[[pin]]` table starts at its header.
+fn line_of(text: &str, at: usize) -> usize {
+    let at = at.min(text.len());
+    text.as_bytes()[..at]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn parse_entry(
+    table: toml::Table,
+    entry: usize,
+    line: usize,
+) -> Result<(NewPin, Fingerprint), ImportError> {
+    let err = |field: &str, reason: String| ImportError::Entry {
+        entry,
+        line,
+        field: field.chars().take(80).collect(),
+        reason,
+    };
+    if let Some(key) = table.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(err(
+            key,
+            format!("unknown field; a pin has the fields {}", FIELDS.join(", ")),
+        ));
+    }
+    let string = |field: &str| -> Result<Option<&str>, ImportError> {
+        match table.get(field) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(err(
+                field,
+                format!("expected a string, found {}", other.type_str()),
+            )),
+        }
+    };
+    let required = |field: &str| -> Result<&str, ImportError> {
+        string(field)?.ok_or_else(|| err(field, "missing; every pin needs it".into()))
+    };
+    let time = |field: &str| -> Result<Option<Timestamp>, ImportError> {
+        let text = match table.get(field) {
+            None => return Ok(None),
+            Some(toml::Value::String(s)) => s.clone(),
+            // A TOML datetime written without quotes: take it as RFC 3339 text.
+            Some(toml::Value::Datetime(d)) => d.to_string(),
+            Some(other) => {
+                return Err(err(
+                    field,
+                    format!("expected an RFC 3339 time, found {}", other.type_str()),
+                ))
+            }
+        };
+        text.parse()
+            .map(Some)
+            .map_err(|e| err(field, format!("{e}")))
+    };
+
+    let endpoint: Endpoint = required("endpoint")?
+        .parse()
+        .map_err(|e| err("endpoint", format!("{e}")))?;
+
+    let certs = read_certificates(required("certificate")?.as_bytes())
+        .map_err(|e| err("certificate", format!("{e}")))?;
+    let der: CertificateDer<'static> = match <[_; 1]>::try_from(certs) {
+        Ok([der]) => der,
+        Err(certs) => {
+            return Err(err(
+                "certificate",
+                format!(
+                    "it holds {} certificates; a pin is one leaf certificate",
+                    certs.len()
+                ),
+            ))
+        }
+    };
+    // `read_certificates` checked that it parses.
+    let details =
+        CertificateDetails::from_der(&der).map_err(|e| err("certificate", e.to_string()))?;
+
+    if let Some(text) = string("fingerprint")? {
+        let claimed: Fingerprint = text
+            .parse()
+            .map_err(|e| err("fingerprint", format!("{e}")))?;
+        if claimed != details.fingerprint {
+            return Err(err(
+                "fingerprint",
+                format!(
+                    "it is {claimed}, but the certificate's fingerprint is {}; the entry was \
+                     altered or damaged",
+                    details.fingerprint
+                ),
+            ));
+        }
+    }
+
+    let state = match string("state")? {
+        None => PinState::Active,
+        Some(s) => s.parse::<PinState>().map_err(|e| err("state", e))?,
+    };
+    let source = match string("source")? {
+        None => PinSource::Imported,
+        Some(s) => s.parse::<PinSource>().map_err(|e| err("source", e))?,
+    };
+    let label = match string("label")? {
+        None => None,
+        Some(s) if s.chars().any(char::is_control) => {
+            return Err(err(
+                "label",
+                "it contains a control character (such as a newline)".into(),
+            ))
+        }
+        Some(s) if s.chars().count() > MAX_LABEL_CHARS => {
+            return Err(err(
+                "label",
+                format!("it is longer than {MAX_LABEL_CHARS} characters"),
+            ))
+        }
+        Some(s) => Some(s.to_owned()),
+    };
+    let times_seen = match table.get("times_seen") {
+        None => 0,
+        Some(toml::Value::Integer(n)) => {
+            u64::try_from(*n).map_err(|_| err("times_seen", format!("{n} is negative")))?
+        }
+        Some(other) => {
+            return Err(err(
+                "times_seen",
+                format!("expected a whole number, found {}", other.type_str()),
+            ))
+        }
+    };
+
+    let pin = NewPin {
+        endpoint,
+        der,
+        state,
+        source,
+        label,
+        pinned_at: time("pinned_at")?,
+        first_seen: time("first_seen")?,
+        last_seen: time("last_seen")?,
+        times_seen,
+    };
+    Ok((pin, details.fingerprint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+
+    fn cert(cn: &str) -> CertificateDer<'static> {
+        let mut params = CertificateParams::new(vec![cn.to_string()]).expect("valid SAN");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CountryName, "US");
+        dn.push(DnType::OrganizationName, "Cisco Systems");
+        dn.push(DnType::CommonName, cn);
+        params.distinguished_name = dn;
+        let key = KeyPair::generate().expect("key generation");
+        params.self_signed(&key).expect("self-signed").der().clone()
+    }
+
+    fn entry(endpoint: &str, der: &CertificateDer<'_>, extra: &str) -> String {
+        format!(
+            "\n[[pin]]\nendpoint = \"{endpoint}\"\n{extra}certificate = \"\"\"\n{}\"\"\"\n",
+            to_pem(der)
+        )
+    }
+
+    fn entry_error(text: &str) -> (usize, usize, String, String) {
+        match parse_export(text) {
+            Err(ImportError::Entry {
+                entry,
+                line,
+                field,
+                reason,
+            }) => (entry, line, field, reason),
+            other => panic!("expected an entry error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_store_round_trips_through_the_format_with_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("a")).unwrap();
+        let a = cert("prime-pri");
+        let b = cert("prime-sec");
+        let c = cert("prime-sec-next");
+        let ep1: Endpoint = "10.1.1.1:8082".parse().unwrap();
+        let ep2: Endpoint = "[fd00::5]:8443".parse().unwrap();
+        store.pin_first_use(&ep1, &a).unwrap();
+        store
+            .add_pin(&ep2, &b, PinState::Active, Some("HA \"secondary\" \\ ü"))
+            .unwrap();
+        store.add_pin(&ep2, &c, PinState::Next, None).unwrap();
+        store
+            .record_seen(
+                &ep1,
+                &Fingerprint::of(&a),
+                4,
+                Timestamp::from_unix(1_900_000_000),
+            )
+            .unwrap();
+
+        let mut out = Vec::new();
+        assert_eq!(write_export(&store, &mut out).unwrap(), 3);
+        let text = String::from_utf8(out).unwrap();
+        let parsed = parse_export(&text).unwrap();
+
+        let mut original = Vec::new();
+        store
+            .for_each_pin(|p| {
+                original.push(p);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(parsed.len(), 3);
+        for (p, n) in original.iter().zip(&parsed) {
+            assert_eq!(n.endpoint, p.endpoint);
+            assert_eq!(n.der, p.der);
+            assert_eq!(n.state, p.state);
+            assert_eq!(n.source, p.source);
+            assert_eq!(n.label, p.label);
+            assert_eq!(n.pinned_at, Some(p.pinned_at));
+            assert_eq!(n.first_seen, p.first_seen);
+            assert_eq!(n.last_seen, p.last_seen);
+            assert_eq!(n.times_seen, p.times_seen);
+        }
+
+        let copy = Store::open(dir.path().join("b")).unwrap();
+        copy.import(&parsed, false).unwrap();
+        let mut copied = Vec::new();
+        copy.for_each_pin(|p| {
+            copied.push(p);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(copied, original);
+        let mut again = Vec::new();
+        write_export(&copy, &mut again).unwrap();
+        assert_eq!(String::from_utf8(again).unwrap(), text);
+    }
+
+    #[test]
+    fn a_minimal_hand_written_entry_is_an_active_imported_pin() {
+        let der = cert("seed");
+        let text = format!("version = 1\n{}", entry("Seed.Example:443", &der, ""));
+        let pins = parse_export(&text).unwrap();
+        assert_eq!(pins.len(), 1);
+        assert_eq!(pins[0].endpoint.to_string(), "seed.example:443");
+        assert_eq!(pins[0].state, PinState::Active);
+        assert_eq!(pins[0].source, PinSource::Imported);
+        assert_eq!(pins[0].pinned_at, None);
+        assert_eq!(pins[0].times_seen, 0);
+        assert!(parse_export("version = 1\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn unquoted_toml_datetimes_are_accepted() {
+        let der = cert("seed");
+        let text = format!(
+            "version = 1\n{}",
+            entry("a.example:1", &der, "pinned_at = 2026-11-21T19:53:52Z\n")
+        );
+        let pins = parse_export(&text).unwrap();
+        assert_eq!(
+            pins[0].pinned_at,
+            Some("2026-11-21T19:53:52Z".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn the_version_is_checked_first() {
+        assert!(matches!(
+            parse_export("[[pin]]\nendpoint = \"a:1\"\n"),
+            Err(ImportError::MissingVersion)
+        ));
+        let e = parse_export("version = 2\nnew_thing = true\n").unwrap_err();
+        assert!(matches!(e, ImportError::UnsupportedVersion { ref found } if found == "2"));
+        assert!(e.to_string().contains("reads version 1 only"), "{e}");
+        assert!(matches!(
+            parse_export("version = \"1\"\n"),
+            Err(ImportError::UnsupportedVersion { .. })
+        ));
+        assert!(matches!(
+            parse_export("version = 1\nextra = 3\n"),
+            Err(ImportError::UnknownKey { ref key }) if key == "extra"
+        ));
+        let e = parse_export("version = 1\n[[pin]\n").unwrap_err();
+        assert!(matches!(e, ImportError::Syntax { .. }), "{e:?}");
+        assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_entry_its_line_and_the_field() {
+        let good = cert("good");
+        let other = cert("other");
+        let first = entry("a.example:443", &good, "");
+        // The second `[[pin]]` follows "version = 1", the first entry and a blank line.
+        let second_line = 3 + first.lines().count();
+
+        let text = format!(
+            "version = 1\n{first}{}",
+            entry("https://b.example", &good, "")
+        );
+        let (n, line, field, reason) = entry_error(&text);
+        assert_eq!((n, line, field.as_str()), (2, second_line, "endpoint"));
+        assert!(reason.contains("URL"), "{reason}");
+
+        let text = format!(
+            "version = 1\n{first}{}",
+            entry("b.example:443", &good, "state = \"staged\"\n")
+        );
+        let (n, _, field, reason) = entry_error(&text);
+        assert_eq!((n, field.as_str()), (2, "state"));
+        assert!(reason.contains("active, next"), "{reason}");
+
+        let wrong_fp = format!("fingerprint = \"{}\"\n", Fingerprint::of(&other));
+        let text = format!("version = 1\n{}", entry("b.example:443", &good, &wrong_fp));
+        let (_, _, field, reason) = entry_error(&text);
+        assert_eq!(field, "fingerprint");
+        assert!(reason.contains("altered or damaged"), "{reason}");
+
+        let text = format!(
+            "version = 1\n{}",
+            entry("b.example:443", &good, "fingerprint = \"abc\"\n")
+        );
+        assert_eq!(entry_error(&text).2, "fingerprint");
+
+        let text = format!(
+            "version = 1\n{}",
+            entry("b.example:443", &good, "times_seen = -1\n")
+        );
+        assert_eq!(entry_error(&text).2, "times_seen");
+
+        let text = format!(
+            "version = 1\n{}",
+            entry("b.example:443", &good, "pinned_at = \"yesterday\"\n")
+        );
+        assert_eq!(entry_error(&text).2, "pinned_at");
+
+        let text = format!(
+            "version = 1\n{}",
+            entry("b.example:443", &good, "label = \"a\\nb\"\n")
+        );
+        assert_eq!(entry_error(&text).2, "label");
+
+        let text = format!(
+            "version = 1\n{}",
+            entry("b.example:443", &good, "colour = \"blue\"\n")
+        );
+        let (_, _, field, reason) = entry_error(&text);
+        assert_eq!(field, "colour");
+        assert!(reason.contains("unknown field"), "{reason}");
+
+        let text = "version = 1\n[[pin]]\nendpoint = \"b.example:443\"\ncertificate = \"junk\"\n";
+        let (n, line, field, _) = entry_error(text);
+        assert_eq!((n, line, field.as_str()), (1, 2, "certificate"));
+
+        let text = "version = 1\n[[pin]]\ncertificate = \"junk\"\n";
+        let (_, _, field, reason) = entry_error(text);
+        assert_eq!(field, "endpoint");
+        assert!(reason.contains("missing"), "{reason}");
+
+        let bundle = format!("{}{}", to_pem(&good), to_pem(&other));
+        let text = format!(
+            "version = 1\n[[pin]]\nendpoint = \"b.example:443\"\ncertificate = \"\"\"\n{bundle}\"\"\"\n"
+        );
+        let (_, _, field, reason) = entry_error(&text);
+        assert_eq!(field, "certificate");
+        assert!(reason.contains("2 certificates"), "{reason}");
+    }
+
+    #[test]
+    fn a_repeated_endpoint_and_certificate_is_refused() {
+        let der = cert("dup");
+        let first = entry("10.1.1.1:8082", &der, "");
+        let text = format!(
+            "version = 1\n{first}{}",
+            entry("10.1.1.1_8082", &der, "state = \"next\"\n")
+        );
+        match parse_export(&text) {
+            Err(ImportError::Duplicate {
+                entry,
+                first_entry,
+                first_line,
+                ..
+            }) => assert_eq!((entry, first_entry, first_line), (2, 1, 3)),
+            other => panic!("{other:?}"),
+        }
+        // The same certificate for two endpoints is an HA pair sharing a certificate: fine.
+        let text = format!("version = 1\n{first}{}", entry("10.1.1.2:8082", &der, ""));
+        assert_eq!(parse_export(&text).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn oversized_and_non_text_input_is_refused_before_parsing() {
+        let big = io::repeat(b' ').take(4097);
+        assert!(matches!(
+            read_export_capped(big, 4096),
+            Err(ImportError::TooLarge { max: 4096 })
+        ));
+        let e = ImportError::TooLarge {
+            max: MAX_EXPORT_LEN,
+        };
+        assert!(e.to_string().contains("larger than 256 MiB"), "{e}");
+        assert!(matches!(
+            read_export(&b"version = 1\n\xff"[..]),
+            Err(ImportError::NotText { offset: 12 })
+        ));
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics() {
+        // A cheap stand-in for fuzzing: mutilate a valid file at every position.
+        let der = cert("fuzz");
+        let text = format!(
+            "version = 1\n{}",
+            entry("a.example:443", &der, "label = \"x\"\ntimes_seen = 2\n")
+        );
+        for cut in (0..text.len()).step_by(7) {
+            let _ = parse_export(&text[..cut]);
+            let mut bytes = text.clone().into_bytes();
+            bytes[cut] = b'"';
+            if let Ok(s) = String::from_utf8(bytes) {
+                let _ = parse_export(&s);
+            }
+        }
+    }
+}

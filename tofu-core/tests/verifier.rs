@@ -1,0 +1,580 @@
+//! The TOFU verifier over real loopback TCP with rustls servers, for TLS 1.2 and 1.3 and
+//! ECDSA, Ed25519 and RSA keys.
+
+mod tls;
+
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+use rustls::{AlertDescription, CertificateError, HandshakeKind};
+use tempfile::TempDir;
+use tls::{client_error, connect, identity, KeyKind, Server, Version, KEY_KINDS, VERSIONS};
+use tofu_core::{
+    AuditEvent, Endpoint, Fingerprint, PinSource, PinState, Policy, Store, TofuClientConfigs,
+    TofuError, TofuVerifier,
+};
+
+fn store() -> (TempDir, Arc<Store>) {
+    let dir = TempDir::new().unwrap();
+    let store = Arc::new(Store::open(dir.path().join("store")).unwrap());
+    (dir, store)
+}
+
+fn endpoint_of(server: &Server) -> Endpoint {
+    Endpoint::new("127.0.0.1", server.addr.port()).unwrap()
+}
+
+fn verifier(store: &Arc<Store>, endpoint: &Endpoint) -> Arc<TofuVerifier> {
+    TofuVerifier::builder(store.clone(), endpoint.clone())
+        .build()
+        .unwrap()
+}
+
+fn name(endpoint: &Endpoint) -> ServerName<'static> {
+    endpoint.server_name()
+}
+
+fn audit_events(store: &Store, endpoint: &Endpoint) -> Vec<AuditEvent> {
+    let mut events = Vec::new();
+    store
+        .for_each_audit(Some(endpoint), |e| {
+            events.push(e.event);
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    events
+}
+
+fn tofu_error(e: &std::io::Error) -> TofuError {
+    TofuError::from_io(e)
+        .unwrap_or_else(|| panic!("expected a TofuError, got {e}"))
+        .clone()
+}
+
+#[test]
+fn the_prime_story_pin_change_mismatch_delete_repin_for_every_key_and_version() {
+    for version in VERSIONS {
+        for kind in KEY_KINDS {
+            let (_dir, store) = store();
+            let old = identity("prime-sec", kind);
+            let server = Server::start(vec![old.cert.clone()], &old.key, version);
+            let endpoint = endpoint_of(&server);
+            let config = verifier(&store, &endpoint).client_config();
+            let ctx = format!("{version:?} {kind:?}");
+
+            // First use: accepted and pinned.
+            connect(&config, server.addr, &name(&endpoint))
+                .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let record = store.endpoint(&endpoint).unwrap();
+            assert_eq!(record.pins.len(), 1, "{ctx}");
+            let pin = &record.pins[0];
+            assert_eq!(pin.der, old.cert, "{ctx}");
+            assert_eq!(pin.source, PinSource::FirstUse);
+            assert_eq!(
+                pin.details.subject,
+                "/C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-sec"
+            );
+            connect(&config, server.addr, &name(&endpoint))
+                .expect("the pinned certificate matches");
+
+            // The secondary generates a new key and CSR and restarts with the new certificate.
+            let new = identity("prime-sec", kind);
+            server.set_identity(&new);
+            let err = connect(&config, server.addr, &name(&endpoint))
+                .expect_err("a changed certificate must fail");
+            let TofuError::Mismatch(m) = tofu_error(&err) else {
+                panic!("{ctx}: {err}")
+            };
+            assert_eq!(m.endpoint, endpoint);
+            assert_eq!(m.pinned[0].details.fingerprint, Fingerprint::of(&old.cert));
+            assert_eq!(m.presented.fingerprint, Fingerprint::of(&new.cert));
+            assert!(m.quarantined);
+            // The server was told with a certificate alert, and got no application data.
+            let seen = server.seen(3);
+            let last = seen
+                .iter()
+                .find(|s| s.error.is_some())
+                .expect("the server saw the failure");
+            assert_eq!(
+                last.error,
+                Some(rustls::Error::AlertReceived(
+                    AlertDescription::CertificateUnknown
+                )),
+                "{ctx}"
+            );
+            assert_eq!(last.app_bytes, 0);
+            assert_eq!(
+                store.endpoint(&endpoint).unwrap().quarantined[0].der,
+                new.cert
+            );
+
+            // The operator deletes the pin; the next connection pins the new certificate.
+            let removed = store.remove_endpoint(&endpoint).unwrap();
+            assert_eq!(removed.pins.len(), 1);
+            connect(&config, server.addr, &name(&endpoint)).expect("re-pins after deletecert");
+            let record = store.endpoint(&endpoint).unwrap();
+            assert_eq!(record.pins.len(), 1);
+            assert_eq!(record.pins[0].der, new.cert, "{ctx}");
+        }
+    }
+}
+
+#[test]
+fn the_mismatch_message_names_both_certificates_and_the_commands_that_fix_it() {
+    let (dir, store) = store();
+    let old = identity("prime-sec", KeyKind::Ecdsa);
+    let server = Server::start(vec![old.cert.clone()], &old.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    let config = verifier(&store, &endpoint).client_config();
+    connect(&config, server.addr, &name(&endpoint)).unwrap();
+    let new = identity("prime-sec", KeyKind::Ecdsa);
+    server.set_identity(&new);
+    let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+    let rustls_err = client_error(&err);
+
+    let old_fp = Fingerprint::of(&old.cert);
+    let new_fp = Fingerprint::of(&new.cert);
+    let store_dir = dir.path().join("store");
+    let port = endpoint.port();
+    // rustls prints `CertificateError::Other` with Debug, in `{}` and `{:?}` alike: the
+    // whole message must survive both.
+    for text in [format!("{rustls_err}"), format!("{rustls_err:?}")] {
+        for needle in [
+            format!("the certificate presented by 127.0.0.1:{port} does not match"),
+            "Current certificate of the remote host is different from what was used earlier - CN=prime-sec".to_string(),
+            format!("fingerprint  {old_fp}"),
+            format!("fingerprint  {new_fp}"),
+            "/C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-sec".to_string(),
+            "pinned at".to_string(),
+            "not after".to_string(),
+            "man-in-the-middle".to_string(),
+            "a new CSR, a redeployed server, an HA re-registration".to_string(),
+            format!("tofu-certs accept host 127.0.0.1:{port} --fingerprint {new_fp} --store {}", store_dir.display()),
+            format!("tofu-certs deletecert host 127.0.0.1_{port} --store {}", store_dir.display()),
+        ] {
+            assert!(text.contains(&needle), "missing {needle:?} in:\n{text}");
+        }
+    }
+    let structured =
+        TofuError::from_rustls(&rustls_err).expect("the structured error comes back out");
+    assert!(matches!(structured, TofuError::Mismatch(_)));
+}
+
+#[test]
+fn an_ha_pair_behind_one_endpoint_matches_either_pin() {
+    let (_dir, store) = store();
+    let primary = identity("prime-pri", KeyKind::Ecdsa);
+    let secondary = identity("prime-sec", KeyKind::Ed25519);
+    let a = Server::start(vec![primary.cert.clone()], &primary.key, Version::Tls13);
+    let b = Server::start(vec![secondary.cert.clone()], &secondary.key, Version::Tls12);
+    // The virtual IP's endpoint, answered by either node.
+    let vip: Endpoint = "127.0.0.1:8082".parse().unwrap();
+    store
+        .add_pin(&vip, &primary.cert, PinState::Active, Some("HA primary"))
+        .unwrap();
+    store
+        .add_pin(
+            &vip,
+            &secondary.cert,
+            PinState::Active,
+            Some("HA secondary"),
+        )
+        .unwrap();
+    let config = verifier(&store, &vip).client_config();
+    connect(&config, a.addr, &name(&vip)).expect("the primary's pin matches");
+    connect(&config, b.addr, &name(&vip)).expect("the secondary's pin matches");
+
+    let stranger = identity("prime-pri", KeyKind::Ecdsa);
+    let c = Server::start(vec![stranger.cert.clone()], &stranger.key, Version::Tls13);
+    let err = connect(&config, c.addr, &name(&vip)).unwrap_err();
+    let TofuError::Mismatch(m) = tofu_error(&err) else {
+        panic!("{err}")
+    };
+    assert_eq!(m.pinned.len(), 2);
+    assert_eq!(store.endpoint(&vip).unwrap().active().count(), 2);
+}
+
+#[test]
+fn a_staged_pin_is_promoted_on_first_sight_and_the_old_one_retired() {
+    for version in VERSIONS {
+        let (_dir, store) = store();
+        let old = identity("prime-sec", KeyKind::Ecdsa);
+        let server = Server::start(vec![old.cert.clone()], &old.key, version);
+        let endpoint = endpoint_of(&server);
+        let config = verifier(&store, &endpoint).client_config();
+        connect(&config, server.addr, &name(&endpoint)).unwrap();
+
+        let next = identity("prime-sec", KeyKind::Ecdsa);
+        store
+            .add_pin(
+                &endpoint,
+                &next.cert,
+                PinState::Next,
+                Some("rotation 2026-11"),
+            )
+            .unwrap();
+        // Until the switch, the old certificate still matches.
+        connect(&config, server.addr, &name(&endpoint)).unwrap();
+        server.set_identity(&next);
+        connect(&config, server.addr, &name(&endpoint)).expect("the staged pin is accepted");
+
+        let record = store.endpoint(&endpoint).unwrap();
+        assert_eq!(record.pins.len(), 1);
+        assert_eq!(record.pins[0].der, next.cert);
+        assert_eq!(record.pins[0].state, PinState::Active);
+        assert_eq!(record.pins[0].label.as_deref(), Some("rotation 2026-11"));
+        let events = audit_events(&store, &endpoint);
+        assert_eq!(
+            events,
+            [
+                AuditEvent::Pinned,
+                AuditEvent::Staged,
+                AuditEvent::Retired,
+                AuditEvent::Promoted
+            ]
+        );
+
+        // The retired certificate is no longer trusted.
+        server.set_identity(&old);
+        let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+        assert!(matches!(tofu_error(&err), TofuError::Mismatch(_)));
+    }
+}
+
+#[test]
+fn a_quarantined_certificate_is_accepted_by_its_fingerprint() {
+    let (_dir, store) = store();
+    let old = identity("ISE-server", KeyKind::Rsa);
+    let server = Server::start(vec![old.cert.clone()], &old.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    let config = verifier(&store, &endpoint).client_config();
+    connect(&config, server.addr, &name(&endpoint)).unwrap();
+    let new = identity("ISE-server", KeyKind::Rsa);
+    server.set_identity(&new);
+    connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+
+    // A wrong fingerprint accepts nothing.
+    let wrong = Fingerprint::of(b"something else");
+    assert!(matches!(
+        store.accept_quarantined(&endpoint, &wrong),
+        Err(tofu_core::Error::NotQuarantined { .. })
+    ));
+    connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+
+    let accepted = store
+        .accept_quarantined(&endpoint, &Fingerprint::of(&new.cert))
+        .unwrap();
+    assert_eq!(accepted.retired.len(), 1);
+    connect(&config, server.addr, &name(&endpoint)).expect("the accepted certificate matches");
+    assert_eq!(
+        store.endpoint(&endpoint).unwrap().pins[0].source,
+        PinSource::Accepted
+    );
+}
+
+#[test]
+fn a_server_presenting_a_pinned_certificate_without_its_key_is_rejected_and_changes_nothing() {
+    for version in VERSIONS {
+        let (_dir, store) = store();
+        let real = identity("prime-sec", KeyKind::Ecdsa);
+        let server = Server::start(vec![real.cert.clone()], &real.key, version);
+        let endpoint = endpoint_of(&server);
+        let config = verifier(&store, &endpoint).client_config();
+        connect(&config, server.addr, &name(&endpoint)).unwrap();
+        let before = store.endpoint(&endpoint).unwrap();
+        let audit_before = audit_events(&store, &endpoint);
+
+        // An impostor has the public certificate but signs with a key of its own.
+        let impostor = identity("impostor", KeyKind::Ecdsa);
+        server.set_signed(vec![real.cert.clone()], tls::signer(&impostor.key));
+        let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+        assert_eq!(
+            client_error(&err),
+            rustls::Error::InvalidCertificate(CertificateError::BadSignature),
+            "{version:?}"
+        );
+        assert_eq!(store.endpoint(&endpoint).unwrap(), before, "{version:?}");
+        assert_eq!(audit_events(&store, &endpoint), audit_before);
+    }
+}
+
+#[test]
+fn a_first_use_server_presenting_someone_elses_certificate_pins_nothing() {
+    for version in VERSIONS {
+        for kind in [KeyKind::Ecdsa, KeyKind::Ed25519] {
+            let (_dir, store) = store();
+            let victim = identity("prime-pri", kind);
+            let attacker = identity("attacker", kind);
+            let server = Server::start_signed(
+                vec![victim.cert.clone()],
+                tls::signer(&attacker.key),
+                version,
+            );
+            let endpoint = endpoint_of(&server);
+            let config = verifier(&store, &endpoint).client_config();
+            let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+            assert_eq!(
+                client_error(&err),
+                rustls::Error::InvalidCertificate(CertificateError::BadSignature),
+                "{version:?} {kind:?}"
+            );
+            let record = store.endpoint(&endpoint).unwrap();
+            assert!(
+                record.pins.is_empty() && record.quarantined.is_empty(),
+                "{version:?} {kind:?}"
+            );
+            assert!(audit_events(&store, &endpoint).is_empty());
+        }
+    }
+}
+
+#[test]
+fn a_pinned_certificate_appended_after_a_different_leaf_does_not_satisfy_the_pin() {
+    let (_dir, store) = store();
+    let pinned = identity("prime-sec", KeyKind::Ecdsa);
+    let server = Server::start(vec![pinned.cert.clone()], &pinned.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    let config = verifier(&store, &endpoint).client_config();
+    connect(&config, server.addr, &name(&endpoint)).unwrap();
+
+    // CVE-2016-2402: the attacker's own leaf, with the pinned certificate as an "intermediate".
+    let attacker = identity("prime-sec", KeyKind::Ecdsa);
+    server.set_signed(
+        vec![attacker.cert.clone(), pinned.cert.clone()],
+        tls::signer(&attacker.key),
+    );
+    let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+    let TofuError::Mismatch(m) = tofu_error(&err) else {
+        panic!("{err}")
+    };
+    assert_eq!(m.presented.fingerprint, Fingerprint::of(&attacker.cert));
+    let record = store.endpoint(&endpoint).unwrap();
+    assert_eq!(record.pins.len(), 1);
+    assert_eq!(record.pins[0].der, pinned.cert);
+    assert_eq!(record.quarantined[0].der, attacker.cert);
+}
+
+#[test]
+fn eight_threads_racing_two_servers_for_one_new_endpoint_pin_exactly_one() {
+    let (_dir, store) = store();
+    let a_id = identity("node-a", KeyKind::Ecdsa);
+    let b_id = identity("node-b", KeyKind::Ecdsa);
+    let a = Server::start(vec![a_id.cert.clone()], &a_id.key, Version::Tls13);
+    let b = Server::start(vec![b_id.cert.clone()], &b_id.key, Version::Tls13);
+    let endpoint: Endpoint = "127.0.0.1:9443".parse().unwrap();
+    let config = verifier(&store, &endpoint).client_config();
+    let addrs = [a.addr, b.addr];
+
+    let results: Vec<Vec<(usize, bool)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let config = config.clone();
+                let endpoint = endpoint.clone();
+                s.spawn(move || {
+                    (0..100)
+                        .map(|i| {
+                            let which = (t + i) % 2;
+                            let ok = match connect(&config, addrs[which], &name(&endpoint)) {
+                                Ok(_) => true,
+                                Err(e) => {
+                                    assert!(
+                                        matches!(tofu_error(&e), TofuError::Mismatch(_)),
+                                        "{e}"
+                                    );
+                                    false
+                                }
+                            };
+                            (which, ok)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+
+    let record = store.endpoint(&endpoint).unwrap();
+    assert_eq!(record.pins.len(), 1, "exactly one pin");
+    let winner = if record.pins[0].der == a_id.cert {
+        0
+    } else {
+        1
+    };
+    for (which, ok) in results.into_iter().flatten() {
+        assert_eq!(ok, which == winner, "every outcome agrees with the pin");
+    }
+}
+
+#[test]
+fn the_strict_policy_rejects_an_unpinned_endpoint_with_the_command_that_pins_it() {
+    let (_dir, store) = store();
+    let id = identity("prime-sec", KeyKind::Ecdsa);
+    let server = Server::start(vec![id.cert.clone()], &id.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    let config = TofuVerifier::builder(store.clone(), endpoint.clone())
+        .policy(Policy::strict())
+        .build()
+        .unwrap()
+        .client_config();
+    let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+    let e = tofu_error(&err);
+    assert!(matches!(e, TofuError::NotPinned(_)));
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("tofu-certs probe host {endpoint} --pin")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("tofu-certs addcert host {endpoint} --cert FILE")),
+        "{text}"
+    );
+    assert!(store.endpoint(&endpoint).unwrap().pins.is_empty());
+
+    store
+        .add_pin(&endpoint, &id.cert, PinState::Active, None)
+        .unwrap();
+    connect(&config, server.addr, &name(&endpoint)).expect("pinned ahead of use, then accepted");
+}
+
+#[test]
+fn a_verifier_refuses_a_server_name_it_was_not_built_for() {
+    let (_dir, store) = store();
+    let id = identity("prime-sec", KeyKind::Ecdsa);
+    let server = Server::start(vec![id.cert.clone()], &id.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    let config = verifier(&store, &endpoint).client_config();
+    let other = ServerName::try_from("prime-sec").unwrap();
+    let err = connect(&config, server.addr, &other).unwrap_err();
+    assert!(matches!(
+        tofu_error(&err),
+        TofuError::WrongServerName { .. }
+    ));
+    assert!(store.endpoint(&endpoint).unwrap().pins.is_empty());
+}
+
+#[test]
+fn matching_handshakes_write_nothing_to_the_store() {
+    let (dir, store) = store();
+    let id = identity("prime-sec", KeyKind::Ecdsa);
+    let server = Server::start(vec![id.cert.clone()], &id.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    let config = verifier(&store, &endpoint).client_config();
+    connect(&config, server.addr, &name(&endpoint)).unwrap();
+    // Another handle sees every commit, from any connection, as a new generation.
+    let observer = Store::open_existing(dir.path().join("store")).unwrap();
+    let before = observer.generation().unwrap();
+    for _ in 0..20 {
+        connect(&config, server.addr, &name(&endpoint)).unwrap();
+    }
+    assert_eq!(
+        observer.generation().unwrap(),
+        before,
+        "a matching handshake committed a write"
+    );
+}
+
+#[test]
+fn no_session_is_resumed_across_a_change_of_the_pin() {
+    for version in VERSIONS {
+        let (_dir, store) = store();
+        let id = identity("prime-sec", KeyKind::Ecdsa);
+        let server = Server::start(vec![id.cert.clone()], &id.key, version);
+        let endpoint = endpoint_of(&server);
+        let config = verifier(&store, &endpoint).client_config();
+        assert_eq!(
+            connect(&config, server.addr, &name(&endpoint))
+                .unwrap()
+                .kind,
+            HandshakeKind::Full
+        );
+        assert_eq!(
+            connect(&config, server.addr, &name(&endpoint))
+                .unwrap()
+                .kind,
+            HandshakeKind::Resumed,
+            "{version:?}: resumption works while the pin stays"
+        );
+
+        // The pin is deleted (as by `tofu-certs deletecert`): the next connection verifies
+        // the certificate again, which re-pins it.
+        store.remove_endpoint(&endpoint).unwrap();
+        assert_eq!(
+            connect(&config, server.addr, &name(&endpoint))
+                .unwrap()
+                .kind,
+            HandshakeKind::Full,
+            "{version:?}"
+        );
+        assert_eq!(store.endpoint(&endpoint).unwrap().pins.len(), 1);
+
+        // The pin is replaced by another certificate: the old sessions must not resume.
+        let other = identity("prime-sec", KeyKind::Ecdsa);
+        assert_eq!(
+            connect(&config, server.addr, &name(&endpoint))
+                .unwrap()
+                .kind,
+            HandshakeKind::Resumed
+        );
+        let current = store.endpoint(&endpoint).unwrap().pins[0].fingerprint();
+        store
+            .replace_pin(&endpoint, &current, &other.cert, PinSource::Operator)
+            .unwrap();
+        let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+        assert!(
+            matches!(tofu_error(&err), TofuError::Mismatch(_)),
+            "{version:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn client_configs_are_one_per_endpoint_and_cached() {
+    let (_dir, store) = store();
+    let configs = TofuClientConfigs::new(store.clone(), Policy::default());
+    let a: Endpoint = "127.0.0.1:1001".parse().unwrap();
+    let b: Endpoint = "127.0.0.1:1002".parse().unwrap();
+    let ca = configs.client_config(&a).unwrap();
+    assert!(Arc::ptr_eq(&ca, &configs.client_config(&a).unwrap()));
+    assert!(!Arc::ptr_eq(&ca, &configs.client_config(&b).unwrap()));
+
+    // Each endpoint's configuration pins its own port.
+    let id = identity("prime-sec", KeyKind::Ecdsa);
+    let server = Server::start(vec![id.cert.clone()], &id.key, Version::Tls13);
+    connect(&ca, server.addr, &name(&a)).unwrap();
+    assert_eq!(store.endpoint(&a).unwrap().pins.len(), 1);
+    assert!(store.endpoint(&b).unwrap().pins.is_empty());
+}
+
+#[test]
+fn an_async_client_through_tokio_rustls_uses_the_same_verifier() {
+    let (_dir, store) = store();
+    let old = identity("prime-sec", KeyKind::Ecdsa);
+    let server = Server::start(vec![old.cert.clone()], &old.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    let config = verifier(&store, &endpoint).client_config();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let connector = tokio_rustls::TlsConnector::from(config.clone());
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut tls = connector
+            .connect(name(&endpoint), tcp)
+            .await
+            .expect("first use over tokio");
+        let mut hello = [0u8; 6];
+        tls.read_exact(&mut hello).await.unwrap();
+        tls.shutdown().await.unwrap();
+
+        server.set_identity(&identity("prime-sec", KeyKind::Ecdsa));
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let err = connector.connect(name(&endpoint), tcp).await.unwrap_err();
+        assert!(
+            matches!(TofuError::from_io(&err), Some(TofuError::Mismatch(_))),
+            "{err}"
+        );
+    });
+    assert_eq!(store.endpoint(&endpoint).unwrap().pins[0].der, old.cert);
+}

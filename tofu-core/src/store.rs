@@ -262,6 +262,7 @@ impl Store {
         for suffix in ["-wal", "-shm"] {
             check_not_linked(&PathBuf::from(format!("{}{suffix}", db_path.display())))?;
         }
+        check_header(&db_path)?;
 
         let writer = open_connection(&db_path)?;
         let read_only = writer.is_readonly(rusqlite::MAIN_DB).unwrap_or(true);
@@ -1093,11 +1094,43 @@ fn check_not_linked(path: &Path) -> Result<()> {
     }
 }
 
+/// Refuses another application's SQLite database from its header alone, before SQLite opens
+/// it: closing an SQLite connection may checkpoint a write-ahead log that application left
+/// behind into its file, and a file that is not a store must be left untouched. Anything
+/// else (unreadable, short, not SQLite) is left for SQLite to report.
+fn check_header(db_path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut header = Vec::with_capacity(100);
+    if fs::File::open(db_path)
+        .and_then(|f| f.take(100).read_to_end(&mut header))
+        .is_err()
+        || header.len() < 100
+        || !header.starts_with(b"SQLite format 3\0")
+    {
+        return Ok(());
+    }
+    let app = i32::from_be_bytes(header[68..72].try_into().expect("four bytes"));
+    if app != APPLICATION_ID {
+        return Err(Error::NotAStore {
+            path: db_path.to_path_buf(),
+            detail: format!("its application_id is {app:#x}"),
+        });
+    }
+    Ok(())
+}
+
 /// Creates the database under a temporary name and links it into place, so the store file
 /// is never seen half-initialised: a zero-length or schema-less store file can only mean
 /// damage, and is reported as such instead of being silently recreated.
 fn create_database(dir: &Path, db_path: &Path) -> Result<()> {
-    let tmp = dir.join(format!(".{DATABASE_FILE}.new-{}", std::process::id()));
+    // Unique per call, not only per process: threads of one process may create the store at
+    // the same moment, and each must not remove the file another is still writing.
+    static CREATIONS: AtomicUsize = AtomicUsize::new(0);
+    let tmp = dir.join(format!(
+        ".{DATABASE_FILE}.new-{}-{}",
+        std::process::id(),
+        CREATIONS.fetch_add(1, Ordering::Relaxed)
+    ));
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }

@@ -1,0 +1,1672 @@
+//! The pin store, specified by what it does with a real SQLite database on disk.
+//!
+//! Every test opens a store in a fresh temporary directory; nothing is mocked. Certificates
+//! are made with rcgen, with subjects like the ones Cisco Prime Infrastructure issues.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::ops::ControlFlow;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, Issuer, KeyPair, PublicKeyData, SanType,
+};
+use rustls::pki_types::CertificateDer;
+use tofu_core::{
+    Actor, AuditEntry, AuditEvent, CertificateDetails, Endpoint, Error, Fingerprint, FirstUse,
+    NewPin, Pin, PinSource, PinState, Store, Timestamp, DATABASE_FILE,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// The subject Prime Infrastructure gives its servers, with `cn` as the common name.
+fn prime_subject(cn: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, "US");
+    dn.push(DnType::StateOrProvinceName, "CA");
+    dn.push(DnType::LocalityName, "SJ");
+    dn.push(DnType::OrganizationName, "Cisco Systems");
+    dn.push(DnType::OrganizationalUnitName, "Prime Infra");
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+fn prime_params(cn: &str) -> CertificateParams {
+    let mut params =
+        CertificateParams::new(vec![cn.to_string(), "10.1.1.1".to_string()]).expect("valid SANs");
+    params.distinguished_name = prime_subject(cn);
+    params.not_before = rcgen::date_time_ymd(2025, 1, 2);
+    params.not_after = rcgen::date_time_ymd(2035, 1, 2);
+    params
+}
+
+/// A self-signed certificate for `cn` (a fresh key each time, so each call gives a different
+/// certificate).
+fn cert(cn: &str) -> CertificateDer<'static> {
+    let key = KeyPair::generate().expect("key generation");
+    prime_params(cn)
+        .self_signed(&key)
+        .expect("self-signed certificate")
+        .der()
+        .clone()
+}
+
+fn ep(text: &str) -> Endpoint {
+    text.parse().expect("a valid endpoint")
+}
+
+fn fp(der: &CertificateDer<'_>) -> Fingerprint {
+    Fingerprint::of(der)
+}
+
+/// A store in a fresh temporary directory; the directory lives as long as the guard.
+fn new_store() -> (tempfile::TempDir, Store) {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let store = Store::open(tmp.path().join("store")).expect("a new store opens");
+    (tmp, store)
+}
+
+fn audit(store: &Store, endpoint: Option<&Endpoint>) -> Vec<AuditEntry> {
+    let mut out = Vec::new();
+    store
+        .for_each_audit(endpoint, |e| {
+            out.push(e);
+            ControlFlow::Continue(())
+        })
+        .expect("the audit log reads");
+    out
+}
+
+fn all_pins(store: &Store) -> Vec<Pin> {
+    let mut out = Vec::new();
+    store
+        .for_each_pin(|p| {
+            out.push(p);
+            ControlFlow::Continue(())
+        })
+        .expect("the pins read");
+    out
+}
+
+fn events(entries: &[AuditEntry]) -> Vec<AuditEvent> {
+    entries.iter().map(|e| e.event).collect()
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
+}
+
+/// The names, lengths and SHA-256 of the files in `dir`, to show that something left a
+/// directory exactly as it was.
+fn snapshot(dir: &Path) -> Vec<(String, usize, Fingerprint)> {
+    let mut out: Vec<(String, usize, Fingerprint)> = fs::read_dir(dir)
+        .expect("readable directory")
+        .map(|e| {
+            let e = e.expect("directory entry");
+            let name = e.file_name().to_string_lossy().into_owned();
+            let meta = fs::symlink_metadata(e.path()).expect("metadata");
+            let bytes = if meta.is_file() {
+                fs::read(e.path()).expect("readable file")
+            } else {
+                Vec::new()
+            };
+            (name, bytes.len(), Fingerprint::of(&bytes))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a pin records
+
+#[test]
+fn certificate_details_are_extracted_from_the_der() {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.distinguished_name = prime_subject("Prime Infra CA");
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let key = KeyPair::generate().unwrap();
+    let mut params = prime_params("prime-pri");
+    params.subject_alt_names = vec![
+        SanType::DnsName("prime-pri".try_into().unwrap()),
+        SanType::IpAddress("10.1.1.1".parse().unwrap()),
+        SanType::Rfc822Name("ops@example.com".try_into().unwrap()),
+        SanType::URI("https://prime-pri/".try_into().unwrap()),
+    ];
+    let der = params.signed_by(&key, &issuer).unwrap().der().clone();
+
+    let d = CertificateDetails::from_der(&der).expect("the certificate parses");
+    assert_eq!(d.fingerprint, Fingerprint::of(&der));
+    assert_eq!(
+        d.spki_fingerprint,
+        Fingerprint::of(&key.subject_public_key_info()),
+        "the SPKI fingerprint is the SHA-256 of the SubjectPublicKeyInfo DER"
+    );
+    assert_ne!(d.spki_fingerprint, d.fingerprint);
+    assert_eq!(
+        d.subject,
+        "/C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-pri"
+    );
+    assert_eq!(
+        d.issuer,
+        "/C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=Prime Infra CA"
+    );
+    assert_eq!(
+        d.sans,
+        [
+            "DNS:prime-pri",
+            "IP Address:10.1.1.1",
+            "email:ops@example.com",
+            "URI:https://prime-pri/"
+        ]
+    );
+    assert_eq!(d.not_before, "2025-01-02T00:00:00Z".parse().unwrap());
+    assert_eq!(d.not_after, "2035-01-02T00:00:00Z".parse().unwrap());
+}
+
+#[test]
+fn every_field_of_a_pin_survives_the_store_and_a_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let der = cert("prime-pri");
+    let staged_der = cert("prime-pri");
+    let e = ep("10.1.1.1:8082");
+    let pinned_at: Timestamp = "2025-03-04T05:06:07Z".parse().unwrap();
+    let first_seen: Timestamp = "2025-03-04T05:06:08Z".parse().unwrap();
+    let last_seen: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
+
+    let expected = Pin {
+        endpoint: e.clone(),
+        state: PinState::Active,
+        der: der.clone(),
+        details: CertificateDetails::from_der(&der).unwrap(),
+        pinned_at,
+        first_seen: Some(first_seen),
+        last_seen: Some(last_seen),
+        times_seen: 4242,
+        source: PinSource::FirstUse,
+        label: Some("HA primary — rack 7".into()),
+    };
+    let staged;
+    {
+        let store = Store::open(&dir).unwrap();
+        let report = store
+            .import(
+                &[NewPin {
+                    endpoint: e.clone(),
+                    der: der.clone(),
+                    state: PinState::Active,
+                    source: PinSource::FirstUse,
+                    label: expected.label.clone(),
+                    pinned_at: Some(pinned_at),
+                    first_seen: Some(first_seen),
+                    last_seen: Some(last_seen),
+                    times_seen: 4242,
+                }],
+                false,
+            )
+            .unwrap();
+        assert_eq!(report.added, 1);
+        staged = store
+            .add_pin(&e, &staged_der, PinState::Next, None)
+            .unwrap();
+        assert_eq!(
+            store.endpoint(&e).unwrap().pins,
+            [expected.clone(), staged.clone()]
+        );
+    }
+
+    let store = Store::open_existing(&dir).expect("the store reopens");
+    let record = store.endpoint(&e).unwrap();
+    assert_eq!(record.pins.len(), 2);
+    let got = &record.pins[0];
+    // Field by field first, so a failure names the field that was lost.
+    assert_eq!(got.endpoint, e);
+    assert_eq!(got.state, PinState::Active);
+    assert_eq!(got.der, der);
+    assert_eq!(got.details.fingerprint, fp(&der));
+    assert_eq!(
+        got.details.spki_fingerprint,
+        expected.details.spki_fingerprint
+    );
+    assert_eq!(
+        got.details.subject,
+        "/C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-pri"
+    );
+    assert_eq!(got.details.issuer, got.details.subject, "self-signed");
+    assert_eq!(got.details.sans, ["DNS:prime-pri", "IP Address:10.1.1.1"]);
+    assert_eq!(
+        got.details.not_before,
+        "2025-01-02T00:00:00Z".parse().unwrap()
+    );
+    assert_eq!(
+        got.details.not_after,
+        "2035-01-02T00:00:00Z".parse().unwrap()
+    );
+    assert_eq!(got.pinned_at, pinned_at);
+    assert_eq!(got.first_seen, Some(first_seen));
+    assert_eq!(got.last_seen, Some(last_seen));
+    assert_eq!(got.times_seen, 4242);
+    assert_eq!(got.source, PinSource::FirstUse);
+    assert_eq!(got.label.as_deref(), Some("HA primary — rack 7"));
+    assert_eq!(*got, expected);
+
+    let next = &record.pins[1];
+    assert_eq!(*next, staged);
+    assert_eq!(next.state, PinState::Next);
+    assert_eq!(next.source, PinSource::Operator);
+    assert_eq!(
+        (next.first_seen, next.last_seen, next.times_seen),
+        (None, None, 0)
+    );
+    assert_eq!(next.label, None);
+    assert!(record.quarantined.is_empty());
+}
+
+#[test]
+fn a_certificate_without_sans_stores_an_empty_list_not_one_empty_name() {
+    let (_tmp, store) = new_store();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = prime_subject("no-sans");
+    let der = params.self_signed(&key).unwrap().der().clone();
+    let e = ep("no-sans:443");
+    store.add_pin(&e, &der, PinState::Active, None).unwrap();
+    let pin = &store.endpoint(&e).unwrap().pins[0];
+    assert!(pin.details.sans.is_empty(), "{:?}", pin.details.sans);
+}
+
+#[test]
+fn what_is_not_a_certificate_is_refused_and_nothing_is_written() {
+    let (_tmp, store) = new_store();
+    let e = ep("prime-pri:443");
+    for bad in [Vec::new(), b"not a certificate".to_vec(), {
+        let mut der = cert("x").to_vec();
+        der.push(0);
+        der
+    }] {
+        let err = store
+            .pin_first_use(&e, &CertificateDer::from(bad.clone()))
+            .unwrap_err();
+        assert!(matches!(err, Error::Certificate { .. }), "{err}");
+        assert!(err.to_string().contains("prime-pri:443"), "{err}");
+    }
+    assert!(!store.endpoint(&e).unwrap().is_pinned());
+    assert!(audit(&store, None).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// First use, HA pairs and planned rotation
+
+#[test]
+fn first_use_pins_once_and_later_callers_learn_the_winner() {
+    let (_tmp, store) = new_store();
+    let e = ep("prime-pri:443");
+    let first = cert("prime-pri");
+    let second = cert("prime-pri");
+
+    let pinned = match store.pin_first_use(&e, &first).unwrap() {
+        FirstUse::Pinned(pin) => *pin,
+        other => panic!("the first use pins: {other:?}"),
+    };
+    assert_eq!(pinned.fingerprint(), fp(&first));
+    assert_eq!(pinned.source, PinSource::FirstUse);
+    assert_eq!(pinned.times_seen, 1);
+    assert_eq!(pinned.first_seen, Some(pinned.pinned_at));
+
+    match store.pin_first_use(&e, &second).unwrap() {
+        FirstUse::AlreadyPinned(record) => assert_eq!(record.pins, std::slice::from_ref(&pinned)),
+        other => panic!("a second certificate is not pinned: {other:?}"),
+    }
+    assert_eq!(store.endpoint(&e).unwrap().pins, [pinned]);
+    let log = audit(&store, Some(&e));
+    assert_eq!(events(&log), [AuditEvent::Pinned]);
+    assert_eq!(log[0].fingerprint, Some(fp(&first)));
+}
+
+#[test]
+fn threads_racing_to_pin_one_endpoint_produce_exactly_one_pin() {
+    let (_tmp, store) = new_store();
+    let e = ep("race.example:443");
+    let certs: Vec<_> = (0..8).map(|i| cert(&format!("racer-{i}"))).collect();
+    let barrier = std::sync::Barrier::new(certs.len());
+    let outcomes: Vec<FirstUse> = std::thread::scope(|s| {
+        let handles: Vec<_> = certs
+            .iter()
+            .map(|c| {
+                let (store, e, barrier) = (&store, &e, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    store.pin_first_use(e, c).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners: Vec<&Pin> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            FirstUse::Pinned(p) => Some(&**p),
+            FirstUse::AlreadyPinned(_) => None,
+        })
+        .collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    for o in &outcomes {
+        if let FirstUse::AlreadyPinned(record) = o {
+            assert_eq!(record.pins, [winners[0].clone()]);
+        }
+    }
+    assert_eq!(store.endpoint(&e).unwrap().pins, [winners[0].clone()]);
+    assert_eq!(events(&audit(&store, None)), [AuditEvent::Pinned]);
+}
+
+#[test]
+fn an_ha_pair_keeps_both_active_pins() {
+    let (_tmp, store) = new_store();
+    let e = ep("prime-vip:443");
+    let primary = cert("prime-pri");
+    let secondary = cert("prime-sec");
+    store
+        .add_pin(&e, &primary, PinState::Active, Some("HA primary"))
+        .unwrap();
+    store
+        .add_pin(&e, &secondary, PinState::Active, Some("HA secondary"))
+        .unwrap();
+
+    let record = store.endpoint(&e).unwrap();
+    let active: Vec<_> = record.active().map(|p| p.fingerprint()).collect();
+    assert_eq!(
+        active,
+        [fp(&primary), fp(&secondary)],
+        "in the order pinned"
+    );
+    assert_eq!(record.staged().count(), 0);
+    assert_eq!(record.pins[1].label.as_deref(), Some("HA secondary"));
+    assert_eq!(
+        record.pins[1].details.subject.rsplit('=').next(),
+        Some("prime-sec")
+    );
+
+    // The same certificate twice is refused, naming the existing pin's state.
+    let err = store
+        .add_pin(&e, &secondary, PinState::Next, None)
+        .unwrap_err();
+    match err {
+        Error::AlreadyPinned {
+            endpoint,
+            fingerprint,
+            state,
+        } => {
+            assert_eq!(endpoint, e);
+            assert_eq!(fingerprint, fp(&secondary));
+            assert_eq!(state, PinState::Active);
+        }
+        other => panic!("expected AlreadyPinned, got {other}"),
+    }
+    assert_eq!(store.endpoint(&e).unwrap(), record);
+    assert_eq!(
+        events(&audit(&store, Some(&e))),
+        [AuditEvent::Added, AuditEvent::Added]
+    );
+}
+
+#[test]
+fn promoting_a_staged_pin_retires_the_active_pins() {
+    let (_tmp, store) = new_store();
+    let e = ep("prime-vip:443");
+    let primary = cert("prime-pri");
+    let secondary = cert("prime-sec");
+    let renewed = cert("prime-vip");
+    let other = ep("other:443");
+    let other_cert = cert("other");
+    store
+        .add_pin(&e, &primary, PinState::Active, Some("HA"))
+        .unwrap();
+    store
+        .add_pin(&e, &secondary, PinState::Active, None)
+        .unwrap();
+    let staged = store.add_pin(&e, &renewed, PinState::Next, None).unwrap();
+    store
+        .add_pin(&other, &other_cert, PinState::Active, None)
+        .unwrap();
+    assert_eq!(staged.state, PinState::Next);
+    assert_eq!(store.endpoint(&e).unwrap().staged().count(), 1);
+
+    // Promoting a certificate that is not staged does nothing.
+    assert_eq!(store.promote_staged(&e, &fp(&primary)).unwrap(), None);
+    assert_eq!(store.promote_staged(&e, &fp(&other_cert)).unwrap(), None);
+    assert_eq!(store.endpoint(&e).unwrap().pins.len(), 3);
+
+    let promoted = store
+        .promote_staged(&e, &fp(&renewed))
+        .unwrap()
+        .expect("the staged pin is promoted");
+    assert_eq!(promoted.pin.fingerprint(), fp(&renewed));
+    assert_eq!(promoted.pin.state, PinState::Active);
+    assert_eq!(
+        promoted.pin.times_seen, 1,
+        "the presenting handshake is counted"
+    );
+    assert!(promoted.pin.first_seen.is_some());
+    let retired: Vec<_> = promoted.retired.iter().map(Pin::fingerprint).collect();
+    assert_eq!(retired, [fp(&primary), fp(&secondary)]);
+
+    let record = store.endpoint(&e).unwrap();
+    assert_eq!(record.pins, std::slice::from_ref(&promoted.pin));
+    assert_eq!(
+        store.endpoint(&other).unwrap().pins.len(),
+        1,
+        "other endpoints are untouched"
+    );
+
+    // A second promotion (another process got there first) is a no-op.
+    assert_eq!(store.promote_staged(&e, &fp(&renewed)).unwrap(), None);
+
+    let log = audit(&store, Some(&e));
+    assert_eq!(
+        events(&log),
+        [
+            AuditEvent::Added,
+            AuditEvent::Added,
+            AuditEvent::Staged,
+            AuditEvent::Retired,
+            AuditEvent::Retired,
+            AuditEvent::Promoted,
+        ]
+    );
+    assert_eq!(log[3].fingerprint, Some(fp(&primary)));
+    assert_eq!(log[4].fingerprint, Some(fp(&secondary)));
+    assert_eq!(log[5].fingerprint, Some(fp(&renewed)));
+    assert_eq!(log[5].previous, Some(fp(&primary)));
+}
+
+#[test]
+fn record_seen_counts_handshakes_and_ignores_removed_pins() {
+    let (_tmp, store) = new_store();
+    let e = ep("prime-pri:443");
+    let der = cert("prime-pri");
+    store.add_pin(&e, &der, PinState::Active, None).unwrap();
+    let t1: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let t0: Timestamp = "2025-06-01T00:00:00Z".parse().unwrap();
+    let t2: Timestamp = "2026-02-01T00:00:00Z".parse().unwrap();
+
+    store.record_seen(&e, &fp(&der), 3, t1).unwrap();
+    store.record_seen(&e, &fp(&der), 2, t0).unwrap(); // a late report from another process
+    let pin = store.endpoint(&e).unwrap().pins.remove(0);
+    assert_eq!(pin.times_seen, 5);
+    assert_eq!(pin.first_seen, Some(t1), "first_seen is set once");
+    assert_eq!(pin.last_seen, Some(t1), "last_seen never goes backwards");
+
+    store.record_seen(&e, &fp(&der), 1, t2).unwrap();
+    let pin = store.endpoint(&e).unwrap().pins.remove(0);
+    assert_eq!((pin.times_seen, pin.last_seen), (6, Some(t2)));
+
+    store.remove_pin(&e, &fp(&der)).unwrap().unwrap();
+    store.record_seen(&e, &fp(&der), 1, t2).unwrap();
+    assert!(!store.endpoint(&e).unwrap().is_pinned());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quarantine and acceptance
+
+#[test]
+fn quarantine_counts_repeats_and_accepting_by_fingerprint_replaces_the_pin() {
+    let (_tmp, store) = new_store();
+    let e = ep("10.1.1.1:8082");
+    let old = cert("prime-pri");
+    let presented = cert("prime-pri");
+    store
+        .add_pin(&e, &old, PinState::Active, Some("primary"))
+        .unwrap();
+
+    store.quarantine(&e, &presented).unwrap();
+    store.quarantine(&e, &presented).unwrap();
+    let record = store.endpoint(&e).unwrap();
+    assert_eq!(record.pins.len(), 1, "quarantine never changes the pins");
+    assert_eq!(record.quarantined.len(), 1, "one entry per certificate");
+    let q = &record.quarantined[0];
+    assert_eq!(q.times_seen, 2);
+    assert_eq!(q.der, presented);
+    assert_eq!(q.details.fingerprint, fp(&presented));
+    assert!(q.first_seen <= q.last_seen);
+    let mut listed = Vec::new();
+    store
+        .for_each_quarantined(|q| {
+            listed.push(q);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(listed, record.quarantined);
+
+    let promoted = store.accept_quarantined(&e, &fp(&presented)).unwrap();
+    assert_eq!(promoted.pin.fingerprint(), fp(&presented));
+    assert_eq!(promoted.pin.source, PinSource::Accepted);
+    assert_eq!(promoted.pin.state, PinState::Active);
+    assert_eq!(
+        promoted.pin.label.as_deref(),
+        Some("primary"),
+        "the label carries over"
+    );
+    assert_eq!(promoted.pin.first_seen, Some(q.first_seen));
+    assert_eq!(
+        promoted
+            .retired
+            .iter()
+            .map(Pin::fingerprint)
+            .collect::<Vec<_>>(),
+        [fp(&old)]
+    );
+
+    let record = store.endpoint(&e).unwrap();
+    assert_eq!(record.pins, std::slice::from_ref(&promoted.pin));
+    assert!(
+        record.quarantined.is_empty(),
+        "the accepted certificate left quarantine"
+    );
+
+    let log = audit(&store, Some(&e));
+    assert_eq!(
+        events(&log),
+        [
+            AuditEvent::Added,
+            AuditEvent::MismatchRejected,
+            AuditEvent::MismatchRejected,
+            AuditEvent::Retired,
+            AuditEvent::Accepted,
+        ]
+    );
+    let accepted = log.last().unwrap();
+    assert_eq!(accepted.fingerprint, Some(fp(&presented)));
+    assert_eq!(accepted.previous, Some(fp(&old)));
+    assert_eq!(
+        accepted.subject.as_deref(),
+        Some(&*promoted.pin.details.subject)
+    );
+}
+
+#[test]
+fn accepting_a_fingerprint_that_is_not_quarantined_changes_nothing() {
+    let (_tmp, store) = new_store();
+    let e = ep("10.1.1.1:8082");
+    let pinned = cert("prime-pri");
+    let presented = cert("prime-pri");
+    let never_presented = cert("prime-pri");
+    store.add_pin(&e, &pinned, PinState::Active, None).unwrap();
+    store.quarantine(&e, &presented).unwrap();
+    let before = store.endpoint(&e).unwrap();
+    let log_before = audit(&store, None);
+
+    for wrong in [fp(&never_presented), fp(&pinned)] {
+        match store.accept_quarantined(&e, &wrong).unwrap_err() {
+            Error::NotQuarantined {
+                endpoint,
+                fingerprint,
+                quarantined,
+            } => {
+                assert_eq!(endpoint, e);
+                assert_eq!(fingerprint, wrong);
+                assert_eq!(quarantined, [fp(&presented)]);
+            }
+            other => panic!("expected NotQuarantined, got {other}"),
+        }
+    }
+    // Another endpoint's quarantine cannot be accepted here either.
+    let elsewhere = ep("10.1.1.2:8082");
+    store.quarantine(&elsewhere, &never_presented).unwrap();
+    let err = store
+        .accept_quarantined(&e, &fp(&never_presented))
+        .unwrap_err();
+    assert!(matches!(err, Error::NotQuarantined { .. }), "{err}");
+
+    assert_eq!(store.endpoint(&e).unwrap(), before);
+    assert_eq!(audit(&store, Some(&e)), log_before);
+}
+
+#[test]
+fn quarantine_keeps_the_eight_most_recent_certificates_per_endpoint() {
+    let (_tmp, store) = new_store();
+    let e = ep("hostile.example:443");
+    let neighbour = ep("neighbour.example:443");
+    store.quarantine(&neighbour, &cert("n")).unwrap();
+    let certs: Vec<_> = (0..11).map(|i| cert(&format!("spam-{i}"))).collect();
+    for c in &certs {
+        store.quarantine(&e, c).unwrap();
+    }
+    let kept: BTreeSet<Fingerprint> = store
+        .endpoint(&e)
+        .unwrap()
+        .quarantined
+        .iter()
+        .map(|q| q.details.fingerprint)
+        .collect();
+    let newest: BTreeSet<Fingerprint> = certs[3..].iter().map(fp).collect();
+    assert_eq!(kept, newest, "the 8 newest are kept");
+    assert_eq!(
+        store.endpoint(&neighbour).unwrap().quarantined.len(),
+        1,
+        "the cap is per endpoint"
+    );
+
+    let discarded: Vec<Option<Fingerprint>> = audit(&store, Some(&e))
+        .into_iter()
+        .filter(|a| a.event == AuditEvent::Discarded)
+        .map(|a| a.fingerprint)
+        .collect();
+    assert_eq!(
+        discarded,
+        certs[..3].iter().map(|c| Some(fp(c))).collect::<Vec<_>>(),
+        "each discard is audited, oldest first"
+    );
+
+    // A repeat of a kept certificate is counted and does not push anything out.
+    store.quarantine(&e, &certs[5]).unwrap();
+    let record = store.endpoint(&e).unwrap();
+    assert_eq!(record.quarantined.len(), 8);
+    let repeated = record
+        .quarantined
+        .iter()
+        .find(|q| q.details.fingerprint == fp(&certs[5]))
+        .expect("still quarantined");
+    assert_eq!(repeated.times_seen, 2);
+    // Most recently presented first; times are whole seconds, so within one second the
+    // order is that of arrival.
+    for pair in record.quarantined.windows(2) {
+        assert!(pair[0].last_seen >= pair[1].last_seen);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compare-and-swap and removal
+
+#[test]
+fn replace_pin_swaps_only_when_the_expected_pin_is_current() {
+    let (_tmp, store) = new_store();
+    let e = ep("prime-pri:443");
+    let a = cert("prime-pri");
+    let b = cert("prime-pri");
+    let c = cert("prime-pri");
+    let staged = cert("prime-pri");
+    store
+        .add_pin(&e, &a, PinState::Active, Some("keep me"))
+        .unwrap();
+    store.add_pin(&e, &staged, PinState::Next, None).unwrap();
+
+    let pin = store
+        .replace_pin(&e, &fp(&a), &b, PinSource::Operator)
+        .unwrap();
+    assert_eq!(pin.fingerprint(), fp(&b));
+    assert_eq!(pin.state, PinState::Active);
+    assert_eq!(pin.label.as_deref(), Some("keep me"));
+    let record = store.endpoint(&e).unwrap();
+    assert_eq!(
+        record.active().map(Pin::fingerprint).collect::<Vec<_>>(),
+        [fp(&b)]
+    );
+    assert_eq!(
+        record.staged().map(Pin::fingerprint).collect::<Vec<_>>(),
+        [fp(&staged)]
+    );
+
+    // `a` is gone: a caller that still expects it loses the race and nothing changes.
+    let log_before = audit(&store, None);
+    for expected in [fp(&a), fp(&staged), fp(&c)] {
+        match store
+            .replace_pin(&e, &expected, &c, PinSource::Operator)
+            .unwrap_err()
+        {
+            Error::PinChanged {
+                endpoint,
+                expected: got,
+            } => {
+                assert_eq!(endpoint, e);
+                assert_eq!(got, expected);
+            }
+            other => panic!("expected PinChanged, got {other}"),
+        }
+    }
+    assert_eq!(store.endpoint(&e).unwrap(), record);
+    assert_eq!(audit(&store, None), log_before);
+
+    let log = audit(&store, Some(&e));
+    let replaced = log.last().unwrap();
+    assert_eq!(replaced.event, AuditEvent::Replaced);
+    assert_eq!(replaced.fingerprint, Some(fp(&b)));
+    assert_eq!(replaced.previous, Some(fp(&a)));
+}
+
+#[test]
+fn remove_endpoint_returns_what_it_removed_and_nothing_the_second_time() {
+    let (_tmp, store) = new_store();
+    let e = ep("prime-vip:443");
+    let keep = ep("prime-other:443");
+    let (a, b, n, q) = (cert("a"), cert("b"), cert("n"), cert("q"));
+    store.add_pin(&e, &a, PinState::Active, None).unwrap();
+    store.add_pin(&e, &b, PinState::Active, None).unwrap();
+    store.add_pin(&e, &n, PinState::Next, None).unwrap();
+    store.quarantine(&e, &q).unwrap();
+    store.add_pin(&keep, &a, PinState::Active, None).unwrap();
+    let before = store.endpoint(&e).unwrap();
+
+    let removed = store.remove_endpoint(&e).unwrap();
+    assert_eq!(removed.pins, before.pins);
+    assert_eq!(removed.quarantined, before.quarantined);
+    assert_eq!(store.endpoint(&e).unwrap(), Default::default());
+    assert_eq!(store.endpoint(&keep).unwrap().pins.len(), 1);
+
+    let log = audit(&store, Some(&e));
+    assert_eq!(
+        events(&log[log.len() - 4..]),
+        [
+            AuditEvent::Removed,
+            AuditEvent::Removed,
+            AuditEvent::Removed,
+            AuditEvent::Discarded
+        ]
+    );
+    let removed_fps: Vec<_> = log[log.len() - 4..].iter().map(|a| a.fingerprint).collect();
+    assert_eq!(
+        removed_fps,
+        [Some(fp(&a)), Some(fp(&b)), Some(fp(&n)), Some(fp(&q))]
+    );
+
+    let again = store.remove_endpoint(&e).unwrap();
+    assert!(again.pins.is_empty() && again.quarantined.is_empty());
+    assert_eq!(
+        audit(&store, Some(&e)).len(),
+        log.len(),
+        "removing nothing is not audited"
+    );
+}
+
+#[test]
+fn remove_pin_removes_one_pin_and_returns_none_when_there_is_none() {
+    let (_tmp, store) = new_store();
+    let e = ep("prime-vip:443");
+    let (a, b) = (cert("a"), cert("b"));
+    store.add_pin(&e, &a, PinState::Active, None).unwrap();
+    store.add_pin(&e, &b, PinState::Active, None).unwrap();
+
+    let removed = store
+        .remove_pin(&e, &fp(&a))
+        .unwrap()
+        .expect("a was pinned");
+    assert_eq!(removed.fingerprint(), fp(&a));
+    let record = store.endpoint(&e).unwrap();
+    assert_eq!(
+        record.pins.iter().map(Pin::fingerprint).collect::<Vec<_>>(),
+        [fp(&b)]
+    );
+
+    assert_eq!(store.remove_pin(&e, &fp(&a)).unwrap(), None);
+    assert_eq!(store.remove_pin(&ep("nowhere:1"), &fp(&b)).unwrap(), None);
+    assert_eq!(store.endpoint(&e).unwrap(), record);
+    assert_eq!(
+        events(&audit(&store, None)),
+        [AuditEvent::Added, AuditEvent::Added, AuditEvent::Removed]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The audit log
+
+#[test]
+fn the_audit_log_records_every_kind_of_change_with_who_made_it() {
+    let (_tmp, store) = new_store();
+    let store = store.with_actor(Actor::named("rotation-script"));
+    let e = ep("10.1.1.1:8082");
+    let f = ep("[fd00::5]:8443");
+    let (c1, c2, c3, c4, c5, c6) = (
+        cert("c1"),
+        cert("c2"),
+        cert("c3"),
+        cert("c4"),
+        cert("c5"),
+        cert("c6"),
+    );
+    let started = Timestamp::now();
+
+    store.pin_first_use(&e, &c1).unwrap(); // pinned
+    store.add_pin(&e, &c2, PinState::Active, None).unwrap(); // added
+    store.add_pin(&e, &c3, PinState::Next, None).unwrap(); // staged
+    store.promote_staged(&e, &fp(&c3)).unwrap().unwrap(); // retired ×2, promoted
+    store
+        .replace_pin(&e, &fp(&c3), &c4, PinSource::Operator)
+        .unwrap(); // replaced
+    store.quarantine(&e, &c5).unwrap(); // mismatch-rejected
+    store.accept_quarantined(&e, &fp(&c5)).unwrap(); // retired, accepted
+    store
+        .import(
+            &[NewPin {
+                endpoint: f.clone(),
+                der: c6.clone(),
+                state: PinState::Active,
+                source: PinSource::Imported,
+                label: None,
+                pinned_at: None,
+                first_seen: None,
+                last_seen: None,
+                times_seen: 0,
+            }],
+            false,
+        )
+        .unwrap(); // imported
+    store.quarantine(&f, &c1).unwrap(); // mismatch-rejected
+    store.remove_endpoint(&f).unwrap(); // removed, discarded
+
+    let log = audit(&store, None);
+    let expected = [
+        (AuditEvent::Pinned, &e, Some(&c1), None),
+        (AuditEvent::Added, &e, Some(&c2), None),
+        (AuditEvent::Staged, &e, Some(&c3), None),
+        (AuditEvent::Retired, &e, Some(&c1), None),
+        (AuditEvent::Retired, &e, Some(&c2), None),
+        (AuditEvent::Promoted, &e, Some(&c3), Some(&c1)),
+        (AuditEvent::Replaced, &e, Some(&c4), Some(&c3)),
+        (AuditEvent::MismatchRejected, &e, Some(&c5), None),
+        (AuditEvent::Retired, &e, Some(&c4), None),
+        (AuditEvent::Accepted, &e, Some(&c5), Some(&c4)),
+        (AuditEvent::Imported, &f, Some(&c6), None),
+        (AuditEvent::MismatchRejected, &f, Some(&c1), None),
+        (AuditEvent::Removed, &f, Some(&c6), None),
+        (AuditEvent::Discarded, &f, Some(&c1), None),
+    ];
+    let got: Vec<_> = log
+        .iter()
+        .map(|a| (a.event, &a.endpoint, a.fingerprint, a.previous))
+        .collect();
+    let want: Vec<_> = expected
+        .iter()
+        .map(|(ev, ep, c, p)| (*ev, *ep, c.map(fp), p.map(fp)))
+        .collect();
+    assert_eq!(got, want);
+
+    let kinds: BTreeSet<&str> = log.iter().map(|a| a.event.as_str()).collect();
+    assert_eq!(
+        kinds.len(),
+        11,
+        "every kind of change is covered: {kinds:?}"
+    );
+
+    let actor = format!(
+        "rotation-script (pid {}, uid {})",
+        std::process::id(),
+        rustix::process::getuid().as_raw()
+    );
+    let now = Timestamp::now();
+    for (i, entry) in log.iter().enumerate() {
+        assert_eq!(entry.actor, actor);
+        assert!(started <= entry.at && entry.at <= now, "{entry:?}");
+        let cert = expected[i].2.unwrap();
+        let subject = CertificateDetails::from_der(cert).unwrap().subject;
+        assert_eq!(entry.subject.as_deref(), Some(subject.as_str()));
+        if i > 0 {
+            assert!(entry.id > log[i - 1].id, "ids strictly increase");
+        }
+    }
+
+    // Per-endpoint reading returns that endpoint's entries only, in order.
+    let only_f = audit(&store, Some(&f));
+    assert_eq!(only_f, log[10..].to_vec());
+    // Reading can stop early.
+    let mut seen = 0;
+    store
+        .for_each_audit(None, |_| {
+            seen += 1;
+            ControlFlow::Break(())
+        })
+        .unwrap();
+    assert_eq!(seen, 1);
+}
+
+#[test]
+fn the_default_actor_names_the_executable() {
+    let (_tmp, store) = new_store();
+    store
+        .add_pin(&ep("a:1"), &cert("a"), PinState::Active, None)
+        .unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let name = exe.file_name().unwrap().to_string_lossy();
+    let actor = &audit(&store, None)[0].actor;
+    assert!(
+        actor.starts_with(&format!("{name} (pid {}, uid ", std::process::id())),
+        "{actor}"
+    );
+}
+
+#[test]
+fn the_audit_log_cannot_be_rewritten_even_with_raw_sql() {
+    let (tmp, store) = new_store();
+    let e = ep("prime-pri:443");
+    store.pin_first_use(&e, &cert("prime-pri")).unwrap();
+    store.remove_endpoint(&e).unwrap();
+    let before = audit(&store, None);
+    assert_eq!(before.len(), 2);
+
+    let conn = rusqlite::Connection::open(tmp.path().join("store").join(DATABASE_FILE)).unwrap();
+    for sql in [
+        "UPDATE audit SET actor = 'nobody'",
+        "UPDATE audit SET event = 'added' WHERE event = 'removed'",
+        "DELETE FROM audit",
+        "DELETE FROM audit WHERE event = 'removed'",
+    ] {
+        let err = conn.execute(sql, []).expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    // Appending still works (the log is append-only, not read-only).
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 2);
+    drop(conn);
+    assert_eq!(audit(&store, None), before);
+    store
+        .add_pin(&e, &cert("again"), PinState::Active, None)
+        .unwrap();
+    assert_eq!(audit(&store, None).len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Import and listing
+
+fn new_pin(endpoint: &Endpoint, der: &CertificateDer<'static>, state: PinState) -> NewPin {
+    NewPin {
+        endpoint: endpoint.clone(),
+        der: der.clone(),
+        state,
+        source: PinSource::Imported,
+        label: None,
+        pinned_at: None,
+        first_seen: None,
+        last_seen: None,
+        times_seen: 0,
+    }
+}
+
+#[test]
+fn import_is_all_or_nothing() {
+    let (_tmp, store) = new_store();
+    let taken = ep("10.1.1.1:8082");
+    let existing = cert("existing");
+    store
+        .add_pin(&taken, &existing, PinState::Active, None)
+        .unwrap();
+    let before_pins = all_pins(&store);
+    let before_log = audit(&store, None);
+
+    let (b, c, d) = (cert("b"), cert("c"), cert("d"));
+    let file = [
+        new_pin(&ep("b.example:443"), &b, PinState::Active),
+        new_pin(&ep("c.example:443"), &c, PinState::Active),
+        new_pin(&taken, &d, PinState::Active),
+    ];
+    match store.import(&file, false).unwrap_err() {
+        Error::ImportConflict {
+            endpoint,
+            existing: got_existing,
+            imported,
+        } => {
+            assert_eq!(endpoint, taken);
+            assert_eq!(got_existing, fp(&existing));
+            assert_eq!(imported, fp(&d));
+        }
+        other => panic!("expected ImportConflict, got {other}"),
+    }
+    assert_eq!(all_pins(&store), before_pins, "nothing was imported");
+    assert_eq!(audit(&store, None), before_log, "nothing was audited");
+
+    // A damaged certificate anywhere in the file also imports nothing.
+    let damaged = [
+        new_pin(&ep("b.example:443"), &b, PinState::Active),
+        new_pin(
+            &ep("e.example:443"),
+            &CertificateDer::from(vec![0x30, 0x00]),
+            PinState::Active,
+        ),
+    ];
+    let err = store.import(&damaged, true).unwrap_err();
+    assert!(matches!(err, Error::Certificate { .. }), "{err}");
+    assert_eq!(all_pins(&store), before_pins);
+
+    let report = store
+        .import(&file, true)
+        .expect("replace resolves the conflict");
+    assert_eq!((report.added, report.replaced, report.unchanged), (3, 1, 0));
+    let record = store.endpoint(&taken).unwrap();
+    assert_eq!(
+        record.pins.iter().map(Pin::fingerprint).collect::<Vec<_>>(),
+        [fp(&d)]
+    );
+    assert_eq!(record.pins[0].source, PinSource::Imported);
+    assert_eq!(all_pins(&store).len(), 3);
+
+    // Importing the same file again changes nothing.
+    let log = audit(&store, None);
+    let report = store.import(&file, false).unwrap();
+    assert_eq!((report.added, report.replaced, report.unchanged), (0, 0, 3));
+    let report = store.import(&file, true).unwrap();
+    assert_eq!((report.added, report.replaced, report.unchanged), (0, 0, 3));
+    assert_eq!(audit(&store, None), log);
+}
+
+#[test]
+fn import_keeps_pins_of_one_endpoint_together() {
+    let (_tmp, store) = new_store();
+    let e = ep("prime-vip:443");
+    let (a, b, n) = (cert("a"), cert("b"), cert("n"));
+    let report = store
+        .import(
+            &[
+                new_pin(&e, &a, PinState::Active),
+                new_pin(&e, &b, PinState::Active),
+                new_pin(&e, &n, PinState::Next),
+            ],
+            false,
+        )
+        .unwrap();
+    assert_eq!(report.added, 3);
+    let record = store.endpoint(&e).unwrap();
+    assert_eq!(record.active().count(), 2);
+    assert_eq!(record.staged().count(), 1);
+
+    // The same certificate in a different state is a conflict, not a silent change.
+    let err = store
+        .import(&[new_pin(&e, &n, PinState::Active)], false)
+        .unwrap_err();
+    assert!(matches!(err, Error::ImportConflict { .. }), "{err}");
+    assert_eq!(store.endpoint(&e).unwrap(), record);
+}
+
+#[test]
+fn for_each_pin_streams_in_endpoint_order_and_can_stop_early() {
+    let (_tmp, store) = new_store();
+    let names = [
+        "m.example:443",
+        "a.example:443",
+        "z.example:443",
+        "c.example:8443",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let e = ep(name);
+        store
+            .add_pin(&e, &cert(&format!("next-{i}")), PinState::Next, None)
+            .unwrap();
+        store
+            .add_pin(&e, &cert(&format!("active-{i}")), PinState::Active, None)
+            .unwrap();
+    }
+    let pins = all_pins(&store);
+    let order: Vec<(String, PinState)> = pins
+        .iter()
+        .map(|p| (p.endpoint.to_string(), p.state))
+        .collect();
+    let mut sorted = names.map(str::to_string).to_vec();
+    sorted.sort();
+    let expected: Vec<(String, PinState)> = sorted
+        .iter()
+        .flat_map(|n| [(n.clone(), PinState::Active), (n.clone(), PinState::Next)])
+        .collect();
+    assert_eq!(order, expected, "by endpoint, active before staged");
+
+    let mut calls = 0;
+    store
+        .for_each_pin(|_| {
+            calls += 1;
+            if calls == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(calls, 3, "stopped after the third pin");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store on disk
+
+#[test]
+fn a_new_store_is_private_to_its_owner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nested").join("store");
+    let store = Store::open(&dir).unwrap();
+    store
+        .add_pin(&ep("a:1"), &cert("a"), PinState::Active, None)
+        .unwrap();
+    assert_eq!(mode(&dir), 0o700, "store directory");
+    let db = dir.join(DATABASE_FILE);
+    assert_eq!(store.database_path(), db);
+    assert_eq!(store.dir(), dir);
+    assert_eq!(mode(&db), 0o600, "database file");
+    for side in ["-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{side}", db.display()));
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+    let names: BTreeSet<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| n.starts_with(DATABASE_FILE)),
+        "no temporary file is left behind: {names:?}"
+    );
+    assert!(!store.is_read_only());
+}
+
+#[test]
+fn open_existing_never_creates_a_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    match Store::open_existing(&missing).unwrap_err() {
+        Error::StoreNotFound { path } => assert_eq!(path, missing),
+        other => panic!("expected StoreNotFound, got {other}"),
+    }
+    assert!(!missing.exists(), "the directory was not created");
+
+    let empty = tmp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    set_mode(&empty, 0o700);
+    let err = Store::open_existing(&empty).unwrap_err();
+    assert!(matches!(err, Error::StoreNotFound { .. }), "{err}");
+    assert_eq!(
+        fs::read_dir(&empty).unwrap().count(),
+        0,
+        "nothing was created"
+    );
+}
+
+#[test]
+fn many_threads_opening_a_new_store_at_once_all_get_the_same_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let barrier = std::sync::Barrier::new(6);
+    let stores: Vec<Store> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    Store::open(&dir).expect("concurrent creation succeeds")
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    stores[0]
+        .add_pin(&ep("a:1"), &cert("a"), PinState::Active, None)
+        .unwrap();
+    for s in &stores {
+        assert!(s.endpoint(&ep("a:1")).unwrap().is_pinned());
+    }
+}
+
+/// Writes `bytes` as the database file of a fresh store directory, then checks that opening
+/// it (both ways) fails as `check` expects and leaves every file as it was.
+fn assert_refused(prepare: impl FnOnce(&Path), check: impl Fn(&Error) -> bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    fs::create_dir(&dir).unwrap();
+    set_mode(&dir, 0o700);
+    prepare(&dir.join(DATABASE_FILE));
+    let before = snapshot(&dir);
+    for open in [Store::open, Store::open_existing] {
+        let err = open(&dir).expect_err("the file is refused");
+        assert!(check(&err), "unexpected error: {err:?}");
+        assert!(
+            err.to_string().contains(DATABASE_FILE),
+            "the message names the file: {err}"
+        );
+        assert_eq!(snapshot(&dir), before, "the store directory is unchanged");
+    }
+}
+
+#[test]
+fn a_truncated_database_file_is_refused_as_corrupt() {
+    assert_refused(
+        |db| fs::write(db, b"").unwrap(),
+        |e| matches!(e, Error::Corrupt { .. }),
+    );
+}
+
+#[test]
+fn random_bytes_are_refused_as_corrupt() {
+    // Deterministic "random" bytes: a simple xorshift stream.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes: Vec<u8> = (0..8192)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    assert_refused(
+        |db| fs::write(db, &bytes).unwrap(),
+        |e| matches!(e, Error::Corrupt { .. }),
+    );
+}
+
+#[test]
+fn another_sqlite_database_is_refused_as_not_a_store() {
+    assert_refused(
+        |db| {
+            let conn = rusqlite::Connection::open(db).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE pin (endpoint TEXT, fingerprint BLOB); \
+                 INSERT INTO pin VALUES ('a:1', x'00');",
+            )
+            .unwrap();
+        },
+        |e| matches!(e, Error::NotAStore { .. }),
+    );
+}
+
+#[test]
+fn another_sqlite_database_with_an_uncheckpointed_wal_is_left_as_it_was() {
+    // An application that crashed left its changes in the write-ahead log. Refusing the file
+    // must not checkpoint that log into it.
+    assert_refused(
+        |db| {
+            let conn = rusqlite::Connection::open(db).unwrap();
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);",
+            )
+            .unwrap();
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
+            .unwrap();
+            drop(conn);
+            let wal = PathBuf::from(format!("{}-wal", db.display()));
+            assert!(
+                fs::metadata(wal).unwrap().len() > 0,
+                "the WAL holds the changes"
+            );
+        },
+        |e| matches!(e, Error::NotAStore { .. }),
+    );
+}
+
+#[test]
+fn a_store_from_a_newer_version_is_refused() {
+    assert_refused(
+        |db| {
+            let dir = db.parent().unwrap();
+            let store = Store::open(dir).unwrap();
+            store
+                .add_pin(&ep("a:1"), &cert("a"), PinState::Active, None)
+                .unwrap();
+            drop(store);
+            let conn = rusqlite::Connection::open(db).unwrap();
+            conn.execute_batch("PRAGMA user_version = 99").unwrap();
+        },
+        |e| {
+            matches!(
+                e,
+                Error::NewerSchema {
+                    found: 99,
+                    supported: 1,
+                    ..
+                }
+            )
+        },
+    );
+}
+
+#[test]
+fn a_store_whose_schema_version_was_reset_is_refused() {
+    assert_refused(
+        |db| {
+            let dir = db.parent().unwrap();
+            drop(Store::open(dir).unwrap());
+            let conn = rusqlite::Connection::open(db).unwrap();
+            conn.execute_batch("PRAGMA user_version = 0").unwrap();
+        },
+        |e| matches!(e, Error::Corrupt { .. }),
+    );
+}
+
+#[test]
+fn a_symlink_in_place_of_the_database_is_refused_and_its_target_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The target is a real store elsewhere: following the link would "work", which is exactly
+    // what must not happen.
+    let elsewhere = tmp.path().join("elsewhere");
+    Store::open(&elsewhere)
+        .unwrap()
+        .add_pin(&ep("a:1"), &cert("a"), PinState::Active, None)
+        .unwrap();
+    let target = elsewhere.join(DATABASE_FILE);
+    let target_before = snapshot(&elsewhere);
+
+    let dir = tmp.path().join("store");
+    fs::create_dir(&dir).unwrap();
+    set_mode(&dir, 0o700);
+    let link = dir.join(DATABASE_FILE);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for open in [Store::open, Store::open_existing] {
+        match open(&dir).unwrap_err() {
+            Error::Unusable { path, reason } => {
+                assert_eq!(path, link);
+                assert!(reason.contains("symbolic link"), "{reason}");
+            }
+            other => panic!("expected Unusable, got {other}"),
+        }
+    }
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        snapshot(&elsewhere),
+        target_before,
+        "the target is untouched"
+    );
+    assert_eq!(
+        fs::read_dir(&dir).unwrap().count(),
+        1,
+        "only the link is there"
+    );
+
+    // A dangling link is refused too, and its target is not created.
+    let dangling = tmp.path().join("dangling");
+    fs::create_dir(&dangling).unwrap();
+    set_mode(&dangling, 0o700);
+    let nowhere = tmp.path().join("nowhere.sqlite3");
+    std::os::unix::fs::symlink(&nowhere, dangling.join(DATABASE_FILE)).unwrap();
+    let err = Store::open(&dangling).unwrap_err();
+    assert!(matches!(err, Error::Unusable { .. }), "{err}");
+    assert!(!nowhere.exists());
+}
+
+#[test]
+fn a_symlink_in_place_of_the_write_ahead_log_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    drop(Store::open(&dir).unwrap());
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    let wal = dir.join(format!("{DATABASE_FILE}-wal"));
+    assert!(!wal.exists(), "a closed store has no WAL");
+    std::os::unix::fs::symlink(&victim, &wal).unwrap();
+    let err = Store::open(&dir).unwrap_err();
+    assert!(
+        matches!(err, Error::Unusable { ref path, .. } if *path == wal),
+        "{err}"
+    );
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+}
+
+#[test]
+fn a_store_directory_others_can_write_is_refused() {
+    for bad_mode in [0o770, 0o720, 0o702, 0o777] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("store");
+        drop(Store::open(&dir).unwrap());
+        set_mode(&dir, bad_mode);
+        let before = snapshot(&dir);
+        for open in [Store::open, Store::open_existing] {
+            match open(&dir).unwrap_err() {
+                Error::Unusable { path, reason } => {
+                    assert_eq!(path, dir);
+                    assert!(reason.contains("chmod 700"), "{reason}");
+                }
+                other => panic!("mode {bad_mode:o}: expected Unusable, got {other}"),
+            }
+        }
+        assert_eq!(snapshot(&dir), before);
+        assert_eq!(
+            mode(&dir),
+            bad_mode,
+            "the store does not fix permissions behind your back"
+        );
+    }
+    // Readable by others is the owner's choice (a monitoring group may read the pins).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    drop(Store::open(&dir).unwrap());
+    set_mode(&dir, 0o755);
+    Store::open(&dir).expect("a world-readable store directory is allowed");
+}
+
+#[test]
+fn a_file_or_directory_in_the_wrong_place_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("file");
+    fs::write(&file, b"x").unwrap();
+    let err = Store::open(&file).unwrap_err();
+    assert!(matches!(err, Error::Unusable { .. }), "{err}");
+    assert_eq!(fs::read(&file).unwrap(), b"x");
+
+    let dir = tmp.path().join("store");
+    fs::create_dir_all(dir.join(DATABASE_FILE)).unwrap();
+    set_mode(&dir, 0o700);
+    let err = Store::open(&dir).unwrap_err();
+    assert!(matches!(err, Error::Unusable { .. }), "{err}");
+}
+
+/// Set in the environment of the copy of this test binary that runs the read-only checks as
+/// an unprivileged user: `<dir mode in octal>:<store directory>`.
+const READ_ONLY_CHILD: &str = "TOFU_CORE_TEST_READ_ONLY_STORE";
+
+/// The checks of [`a_read_only_store_can_be_read_but_not_written`], run by a user for whom
+/// the store's permissions do restrict.
+fn check_read_only_store(dir: &Path, dir_writable: bool) {
+    let db = dir.join(DATABASE_FILE);
+    let before = snapshot(dir);
+    for open in [Store::open, Store::open_existing] {
+        if !dir_writable {
+            // SQLite cannot set up the shared index of the write-ahead log without writing
+            // in the directory, so an idle store there cannot be read either: it is refused,
+            // with advice, and nothing is created.
+            let err = open(dir).expect_err("an idle store in a read-only directory");
+            assert!(
+                matches!(err, Error::ReadOnly { ref path } if *path == db),
+                "{err:?}"
+            );
+            assert_eq!(snapshot(dir), before, "nothing was written");
+            continue;
+        }
+        let store = open(dir).expect("a read-only store opens for reading");
+        assert!(store.is_read_only());
+        let e = ep("prime-pri:443");
+        let record = store.endpoint(&e).expect("the pins can be read");
+        assert_eq!(record.pins.len(), 1);
+        assert_eq!(all_pins(&store).len(), 1);
+        // (On a read-only file SQLite rebuilds its log index for every read, so the
+        // generation may move without a change; it must still be readable.)
+        store.generation().expect("the generation can be read");
+        store.integrity_check().expect("integrity check reads");
+        for err in [
+            store
+                .add_pin(&e, &cert("new"), PinState::Active, None)
+                .unwrap_err(),
+            store.remove_endpoint(&e).unwrap_err(),
+            store.quarantine(&e, &cert("new")).unwrap_err(),
+        ] {
+            assert!(
+                matches!(err, Error::ReadOnly { ref path } if *path == db),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains("nothing was changed"), "{err}");
+        }
+        assert_eq!(store.endpoint(&e).unwrap(), record);
+        drop(store);
+        // A reader may leave SQLite's empty log and index behind; the database is unchanged.
+        let after = snapshot(dir);
+        assert_eq!(after[0], before[0], "the database file is unchanged");
+        for (name, len, _) in &after[1..] {
+            assert!(
+                name == &format!("{DATABASE_FILE}-shm")
+                    || (name == &format!("{DATABASE_FILE}-wal") && *len == 0),
+                "unexpected {name} ({len} bytes)"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_read_only_store_can_be_read_but_not_written() {
+    if let Some(arg) = std::env::var_os(READ_ONLY_CHILD) {
+        let arg = arg.to_str().unwrap();
+        let (mode, dir) = arg.split_once(':').unwrap();
+        check_read_only_store(Path::new(dir), mode == "700");
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let setpriv = Path::new("/usr/bin/setpriv");
+    const NOBODY: u32 = 65534;
+    let as_nobody = || {
+        let mut cmd = std::process::Command::new(setpriv);
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe);
+        cmd
+    };
+    if is_root() {
+        let can_switch = setpriv.exists()
+            && as_nobody()
+                .arg("--list")
+                .output()
+                .is_ok_and(|o| o.status.success());
+        if !can_switch {
+            println!(
+                "note: running as root, where permissions do not restrict, and cannot run this \
+                 test binary as `nobody`; the read-only assertions were skipped"
+            );
+            return;
+        }
+    }
+
+    for dir_mode in [0o700, 0o500] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("store");
+        Store::open(&dir)
+            .unwrap()
+            .add_pin(
+                &ep("prime-pri:443"),
+                &cert("prime-pri"),
+                PinState::Active,
+                None,
+            )
+            .unwrap();
+        let db = dir.join(DATABASE_FILE);
+        set_mode(&db, 0o400);
+        set_mode(&dir, dir_mode);
+
+        if !is_root() {
+            check_read_only_store(&dir, dir_mode == 0o700);
+            set_mode(&dir, 0o700);
+            continue;
+        }
+        // Permissions do not restrict root: run the checks in a copy of this test binary as
+        // the unprivileged user `nobody`, made the store's owner.
+        set_mode(tmp.path(), 0o711);
+        for path in [&dir, &db] {
+            std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        let out = as_nobody()
+            .args([
+                "--exact",
+                "a_read_only_store_can_be_read_but_not_written",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(READ_ONLY_CHILD, format!("{dir_mode:o}:{}", dir.display()))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the read-only checks (directory mode {dir_mode:o}) failed as user nobody:\n\
+             {stdout}\n{stderr}"
+        );
+        // Let the temporary directory be removed.
+        set_mode(&dir, 0o700);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeing other processes' changes
+
+#[test]
+fn generation_moves_when_another_handle_writes_and_only_then() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let reader = Store::open(&dir).unwrap();
+    // A second handle on the same directory has its own SQLite connections, exactly as
+    // another process would.
+    let writer = Store::open(&dir).unwrap();
+    let e = ep("prime-pri:443");
+
+    let g0 = reader.generation().unwrap();
+    assert_eq!(reader.generation().unwrap(), g0, "nothing changed");
+    // Reads, by anyone, are not changes.
+    writer.endpoint(&e).unwrap();
+    all_pins(&writer);
+    reader.endpoint(&e).unwrap();
+    assert_eq!(reader.generation().unwrap(), g0, "reads are not changes");
+
+    let der = cert("prime-pri");
+    writer.pin_first_use(&e, &der).unwrap();
+    let g1 = reader.generation().unwrap();
+    assert_ne!(g1, g0, "another handle's write moves the generation");
+    assert!(
+        reader.endpoint(&e).unwrap().is_pinned(),
+        "and is visible at once"
+    );
+    assert_eq!(reader.generation().unwrap(), g1);
+    assert_eq!(reader.generation().unwrap(), g1);
+
+    writer.remove_endpoint(&e).unwrap();
+    let g2 = reader.generation().unwrap();
+    assert!(g2 != g1 && g2 != g0, "{g0} {g1} {g2}");
+    assert!(!reader.endpoint(&e).unwrap().is_pinned());
+
+    // The handle's own writes move it too.
+    reader.add_pin(&e, &der, PinState::Active, None).unwrap();
+    let g3 = reader.generation().unwrap();
+    assert_ne!(g3, g2);
+    assert_eq!(reader.generation().unwrap(), g3);
+
+    // Every thread sees a change, whichever reader connection it uses.
+    writer.remove_endpoint(&e).unwrap();
+    let seen: Vec<u64> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| reader.generation().unwrap()))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for g in seen {
+        assert_ne!(g, g3, "a thread saw a stale generation");
+    }
+}
+
+#[test]
+fn integrity_check_passes_on_a_sound_store() {
+    let (_tmp, store) = new_store();
+    for i in 0..20 {
+        store
+            .pin_first_use(&ep(&format!("host-{i}:443")), &cert("h"))
+            .unwrap();
+    }
+    store.integrity_check().unwrap();
+}

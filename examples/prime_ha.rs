@@ -38,7 +38,11 @@ impl Demo {
             Check::Refused(e) => {
                 println!("[HealthMonitorThread] TOFU failed. Connection to {peer} at {endpoint} refused:");
                 for line in e.to_string().lines() {
-                    println!("    {line}");
+                    if line.is_empty() {
+                        println!();
+                    } else {
+                        println!("    {line}");
+                    }
                 }
             }
             other => println!("[HealthMonitorThread] {peer} at {endpoint}: {other}"),

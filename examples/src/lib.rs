@@ -39,6 +39,10 @@ pub fn prime_identity(cn: &str) -> Identity {
     dn.push(DnType::OrganizationalUnitName, "Prime Infra");
     dn.push(DnType::CommonName, cn);
     params.distinguished_name = dn;
+    // A year, as an appliance's self-signed certificate usually has.
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(365);
     let cert = params
         .self_signed(&key)
         .expect("self-signing fresh parameters does not fail");
@@ -119,30 +123,41 @@ fn serve(mut sock: TcpStream, config: Arc<ServerConfig>) {
     }
 }
 
-/// The `tofu-certs` binary of this workspace: next to the running example or test (cargo
-/// builds it there for `cargo test --workspace`), else built now with cargo.
+/// The `tofu-certs` binary of this workspace: `$TOFU_CERTS_BIN`, else next to the running
+/// example or test (cargo builds it there for `cargo test --workspace`), else built now.
 pub fn tofu_certs_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("TOFU_CERTS_BIN") {
         return PathBuf::from(path);
     }
+    workspace_binary("tofu-certs", &["-p", "tofu-cli", "--bin", "tofu-certs"])
+}
+
+/// The binary of example `name`, built now if cargo has not built it yet.
+pub fn example_binary(name: &str) -> PathBuf {
+    workspace_binary(
+        &format!("examples/{name}"),
+        &["-p", "examples", "--example", name],
+    )
+}
+
+/// `target/<profile>/<relative>`, built with `cargo build <build_args>` when missing.
+fn workspace_binary(relative: &str, build_args: &[&str]) -> PathBuf {
     let exe = std::env::current_exe().expect("the running program has a path");
-    // target/<profile>/examples/<name> or target/<profile>/deps/<name>
+    // Examples run from target/<profile>/examples/, tests from target/<profile>/deps/.
     let profile_dir = exe
         .parent()
         .and_then(|p| p.parent())
         .expect("examples and tests run from target/<profile>/<dir>/");
-    let candidate = profile_dir.join("tofu-certs");
+    let candidate = profile_dir.join(relative);
     if !candidate.exists() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "tofu-cli", "--bin", "tofu-certs"]);
+        cmd.args(["build", "--quiet"]).args(build_args);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
-        let status = cmd
-            .status()
-            .expect("cargo runs to build the tofu-certs binary");
-        assert!(status.success(), "building tofu-certs failed");
+        let status = cmd.status().expect("cargo runs to build the binary");
+        assert!(status.success(), "building {relative} failed");
     }
     candidate
 }

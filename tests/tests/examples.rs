@@ -1,0 +1,228 @@
+//! The examples, run end to end as a newcomer and an operator would run them: the Prime HA
+//! demo, the planned-rotation script, and a long-running health monitor that keeps working
+//! while the store is changed from other processes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use examples::{example_binary, prime_identity, tofu_certs_binary, DemoServer};
+use tofu_core::{AuditEvent, Endpoint, Fingerprint, Store};
+
+#[test]
+fn the_prime_ha_demo_tells_the_whole_story_and_leaves_both_peers_pinned_to_their_new_certificates()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let started = Instant::now();
+    let out = Command::new(example_binary("prime_ha"))
+        .args(["--store".as_ref(), store_dir.as_os_str()])
+        .env("TOFU_CERTS_BIN", tofu_certs_binary())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "prime_ha failed:\n{stdout}\n{stderr}");
+    eprintln!("prime_ha finished in {:?}", started.elapsed());
+
+    // Each step, in order.
+    let steps = [
+        "1. The HA secondary (CN=prime-sec)",
+        "[HealthMonitorThread] prime-sec at 127.0.0.1:",
+        ": pinned on first use: SHA256:",
+        "[HealthMonitorThread] ISE-server at 127.0.0.1:",
+        "2. The operator lists what is pinned",
+        "$ tofu-certs listcerts",
+        ";  subject= /C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-sec",
+        ";  subject= /C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=ISE-server",
+        "3. On the secondary, someone generates a new key and CSR",
+        "[HealthMonitorThread] TOFU failed.",
+        "Current certificate of the remote host is different from what was used earlier - CN=prime-sec",
+        "tofu-certs accept host 127.0.0.1:",
+        "4. The operator confirms",
+        "$ tofu-certs showcert host 127.0.0.1_",
+        "$ tofu-certs accept host 127.0.0.1:",
+        "5. The health monitor reconnects",
+        "ok: certificate matches pin SHA256:",
+        "6. The ISE server is redeployed too.",
+        "$ tofu-certs deletecert host 127.0.0.1_",
+        "Done in ",
+    ];
+    let mut rest: &str = &stdout;
+    for step in steps {
+        let at = rest
+            .find(step)
+            .unwrap_or_else(|| panic!("missing (or out of order) {step:?} in:\n{stdout}"));
+        rest = &rest[at + step.len()..];
+    }
+
+    let store = Store::open_existing(&store_dir).unwrap();
+    let mut pins = Vec::new();
+    store
+        .for_each_pin(|p| {
+            pins.push(p);
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(pins.len(), 2, "one pin for each peer");
+    let mut events = Vec::new();
+    store
+        .for_each_audit(None, |e| {
+            events.push(e.event);
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    for event in [
+        AuditEvent::Pinned,
+        AuditEvent::MismatchRejected,
+        AuditEvent::Accepted,
+        AuditEvent::Retired,
+        AuditEvent::Removed,
+    ] {
+        assert!(events.contains(&event), "no {event} in {events:?}");
+    }
+}
+
+#[test]
+fn the_rotation_script_stages_switches_and_promotes_checking_every_exit_status() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/rotate.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .env("TOFU_CERTS", tofu_certs_binary())
+        .env_remove("TOFU_CERTS_STORE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "rotate.sh failed:\n{stdout}\n{stderr}"
+    );
+    for step in [
+        "probe host 127.0.0.1:",
+        "addcert host 127.0.0.1:",
+        "--next",
+        "promoted",
+        "retired",
+        "a server rolled back to the old certificate is refused",
+        "rotation complete: 127.0.0.1:",
+    ] {
+        assert!(
+            stdout.contains(step),
+            "missing {step:?} in:\n{stdout}\n{stderr}"
+        );
+    }
+}
+
+/// Lines of a child's stdout, readable with a timeout.
+struct Lines {
+    child: Child,
+    rx: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    fn spawn(mut cmd: Command) -> Lines {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            child,
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing all of `needles`; returns it.
+    fn wait_for(&mut self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if needles.iter().all(|n| line.contains(n)) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {needles:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_running_health_monitor_recovers_after_a_rotation_and_a_deletecert_from_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let old = prime_identity("prime-sec");
+    let server = DemoServer::start(&old, 0).unwrap();
+    let endpoint = Endpoint::new("127.0.0.1", server.addr().port()).unwrap();
+
+    let mut cmd = Command::new(example_binary("health_monitor"));
+    cmd.arg("--store").arg(&store_dir).args([
+        "--endpoint",
+        &endpoint.to_string(),
+        "--interval",
+        "50",
+    ]);
+    let mut monitor = Lines::spawn(cmd);
+    monitor.wait_for(&[
+        &endpoint.to_string(),
+        "pinned on first use",
+        &Fingerprint::of(&old.cert).to_string(),
+    ]);
+    monitor.wait_for(&["ok: certificate matches pin"]);
+
+    // The server is redeployed with a new certificate while the monitor runs.
+    let new = prime_identity("prime-sec");
+    server.restart_with(&new);
+    monitor.wait_for(&["Current certificate of the remote host is different"]);
+
+    // An operator deletes the pin from another process; the monitor's next handshake re-pins,
+    // without a restart.
+    let out = Command::new(tofu_certs_binary())
+        .args(["--store".as_ref(), store_dir.as_os_str()])
+        .args(["deletecert", "host", &endpoint.host_port()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    monitor.wait_for(&[
+        "pinned on first use",
+        &Fingerprint::of(&new.cert).to_string(),
+    ]);
+    monitor.wait_for(&[
+        "ok: certificate matches pin",
+        &Fingerprint::of(&new.cert).to_string(),
+    ]);
+    assert_eq!(
+        monitor.child.try_wait().unwrap(),
+        None,
+        "the monitor kept running throughout"
+    );
+}

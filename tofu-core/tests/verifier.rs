@@ -578,3 +578,102 @@ fn an_async_client_through_tokio_rustls_uses_the_same_verifier() {
     });
     assert_eq!(store.endpoint(&endpoint).unwrap().pins[0].der, old.cert);
 }
+
+#[test]
+fn with_roots_required_the_chain_must_validate_before_the_pin_is_considered() {
+    let (_dir, store) = store();
+    let authority = tls::ca("Prime Infra Root CA");
+    let leaf = tls::issued_by(&authority, "prime-sec");
+    let server = Server::start(vec![leaf.cert.clone()], &leaf.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(authority.cert.clone()).unwrap();
+    let config = TofuVerifier::builder(store.clone(), endpoint.clone())
+        .require_chain(Arc::new(roots))
+        .build()
+        .unwrap()
+        .client_config();
+    connect(&config, server.addr, &name(&endpoint))
+        .expect("a CA-issued certificate validates, then is pinned");
+    assert_eq!(store.endpoint(&endpoint).unwrap().pins.len(), 1);
+
+    // A self-signed certificate that is even pinned already fails the chain check first.
+    let self_signed = identity("prime-sec", KeyKind::Ecdsa);
+    store
+        .add_pin(&endpoint, &self_signed.cert, PinState::Active, None)
+        .unwrap();
+    server.set_identity(&self_signed);
+    let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+    assert_eq!(
+        client_error(&err),
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+    );
+}
+
+#[test]
+fn with_names_required_a_certificate_not_valid_for_the_host_is_refused() {
+    let (_dir, store) = store();
+    let id = tls::identity_with("prime-sec", KeyKind::Ecdsa, |p| {
+        p.subject_alt_names.truncate(1)
+    });
+    let server = Server::start(vec![id.cert.clone()], &id.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    let strict_names = TofuVerifier::builder(store.clone(), endpoint.clone())
+        .policy(Policy::trust_on_first_use().require_valid_name(true))
+        .build()
+        .unwrap()
+        .client_config();
+    let err = connect(&strict_names, server.addr, &name(&endpoint)).unwrap_err();
+    assert!(
+        matches!(
+            client_error(&err),
+            rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })
+        ),
+        "{err}"
+    );
+    assert!(store.endpoint(&endpoint).unwrap().pins.is_empty());
+    // By default names are not checked: appliances rarely name the address they are reached by.
+    connect(
+        &verifier(&store, &endpoint).client_config(),
+        server.addr,
+        &name(&endpoint),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_expired_pinned_certificate_is_still_accepted_and_replaced_only_when_the_policy_allows() {
+    let (_dir, store) = store();
+    let expired = tls::identity_with("prime-sec", KeyKind::Ecdsa, |p| {
+        p.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(400);
+        p.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(35);
+    });
+    let server = Server::start(vec![expired.cert.clone()], &expired.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    let config = verifier(&store, &endpoint).client_config();
+    connect(&config, server.addr, &name(&endpoint))
+        .expect("TOFU trusts the identity, not the dates");
+    connect(&config, server.addr, &name(&endpoint)).expect("the expired pin still matches");
+
+    let renewed = identity("prime-sec", KeyKind::Ecdsa);
+    server.set_identity(&renewed);
+    let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+    assert!(
+        matches!(tofu_error(&err), TofuError::Mismatch(_)),
+        "by default a new certificate is a mismatch"
+    );
+
+    let lenient = TofuVerifier::builder(store.clone(), endpoint.clone())
+        .policy(Policy::trust_on_first_use().replace_expired_pins(true))
+        .build()
+        .unwrap()
+        .client_config();
+    connect(&lenient, server.addr, &name(&endpoint)).expect("the expired pin is replaced");
+    let record = store.endpoint(&endpoint).unwrap();
+    assert_eq!(record.pins.len(), 1);
+    assert_eq!(record.pins[0].der, renewed.cert);
+    assert_eq!(
+        audit_events(&store, &endpoint).last(),
+        Some(&AuditEvent::Replaced)
+    );
+}

@@ -55,7 +55,10 @@ fn key_pair(kind: KeyKind) -> KeyPair {
 
 /// A self-signed certificate with Prime Infrastructure's subject and the given CN.
 pub fn identity(cn: &str, kind: KeyKind) -> Identity {
-    let key = key_pair(kind);
+    identity_with(cn, kind, |_| {})
+}
+
+fn prime_params(cn: &str) -> CertificateParams {
     let mut params = CertificateParams::new(vec![cn.to_string()]).unwrap();
     params
         .subject_alt_names
@@ -68,7 +71,48 @@ pub fn identity(cn: &str, kind: KeyKind) -> Identity {
     dn.push(DnType::OrganizationalUnitName, "Prime Infra");
     dn.push(DnType::CommonName, cn);
     params.distinguished_name = dn;
+    params
+}
+
+/// A self-signed certificate whose parameters `edit` adjusts first.
+pub fn identity_with(
+    cn: &str,
+    kind: KeyKind,
+    edit: impl FnOnce(&mut CertificateParams),
+) -> Identity {
+    let key = key_pair(kind);
+    let mut params = prime_params(cn);
+    edit(&mut params);
     let cert = params.self_signed(&key).unwrap();
+    Identity {
+        pem: cert.pem(),
+        cert: cert.der().clone(),
+        key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+    }
+}
+
+/// A certificate authority that issues leaf certificates.
+pub struct Ca {
+    pub cert: CertificateDer<'static>,
+    issuer: rcgen::Issuer<'static, KeyPair>,
+}
+
+pub fn ca(cn: &str) -> Ca {
+    let key = key_pair(KeyKind::Ecdsa);
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let cert = params.self_signed(&key).unwrap();
+    Ca {
+        cert: cert.der().clone(),
+        issuer: rcgen::Issuer::new(params, key),
+    }
+}
+
+/// A leaf certificate for `cn` (and 127.0.0.1) issued by `ca`.
+pub fn issued_by(ca: &Ca, cn: &str) -> Identity {
+    let key = key_pair(KeyKind::Ecdsa);
+    let cert = prime_params(cn).signed_by(&key, &ca.issuer).unwrap();
     Identity {
         pem: cert.pem(),
         cert: cert.der().clone(),

@@ -160,11 +160,7 @@ fn openssl_oneline(name: &X509Name<'_>) -> String {
     for rdn in name.iter() {
         for (i, atv) in rdn.iter().enumerate() {
             out.push(if i == 0 { '/' } else { '+' });
-            let oid = atv.attr_type().to_id_string();
-            match short_name(&oid) {
-                Some(sn) => out.push_str(sn),
-                None => out.push_str(&oid),
-            }
+            out.push_str(&attribute_type_name(atv.attr_type()));
             out.push('=');
             let value = atv.attr_value();
             let bytes: &[u8] = value.data;
@@ -209,9 +205,12 @@ fn general_string_mask(tag: u32, bytes: &[u8]) -> [bool; 4] {
     }
 }
 
-/// OpenSSL's short names (`OBJ_nid2sn`) for the attribute types found in names.
+/// OpenSSL's short names (`OBJ_nid2sn`) for the attribute types of the arcs that names use,
+/// as `openssl x509 -nameopt compat` 3.0 prints them; any other type is printed as its dotted
+/// OID. (`tests/openssl_subject.rs` checks every entry, and the gaps, against openssl.)
 fn short_name(oid: &str) -> Option<&'static str> {
     Some(match oid {
+        // X.520 / RFC 4519 attribute types.
         "2.5.4.3" => "CN",
         "2.5.4.4" => "SN",
         "2.5.4.5" => "serialNumber",
@@ -223,32 +222,237 @@ fn short_name(oid: &str) -> Option<&'static str> {
         "2.5.4.11" => "OU",
         "2.5.4.12" => "title",
         "2.5.4.13" => "description",
+        "2.5.4.14" => "searchGuide",
         "2.5.4.15" => "businessCategory",
         "2.5.4.16" => "postalAddress",
         "2.5.4.17" => "postalCode",
         "2.5.4.18" => "postOfficeBox",
+        "2.5.4.19" => "physicalDeliveryOfficeName",
+        "2.5.4.20" => "telephoneNumber",
+        "2.5.4.21" => "telexNumber",
+        "2.5.4.22" => "teletexTerminalIdentifier",
+        "2.5.4.23" => "facsimileTelephoneNumber",
+        "2.5.4.24" => "x121Address",
+        "2.5.4.25" => "internationaliSDNNumber",
+        "2.5.4.26" => "registeredAddress",
+        "2.5.4.27" => "destinationIndicator",
+        "2.5.4.28" => "preferredDeliveryMethod",
+        "2.5.4.29" => "presentationAddress",
+        "2.5.4.30" => "supportedApplicationContext",
+        "2.5.4.31" => "member",
+        "2.5.4.32" => "owner",
+        "2.5.4.33" => "roleOccupant",
+        "2.5.4.34" => "seeAlso",
+        "2.5.4.35" => "userPassword",
+        "2.5.4.36" => "userCertificate",
+        "2.5.4.37" => "cACertificate",
+        "2.5.4.38" => "authorityRevocationList",
+        "2.5.4.39" => "certificateRevocationList",
+        "2.5.4.40" => "crossCertificatePair",
         "2.5.4.41" => "name",
         "2.5.4.42" => "GN",
         "2.5.4.43" => "initials",
         "2.5.4.44" => "generationQualifier",
         "2.5.4.45" => "x500UniqueIdentifier",
         "2.5.4.46" => "dnQualifier",
+        "2.5.4.47" => "enhancedSearchGuide",
+        "2.5.4.48" => "protocolInformation",
+        "2.5.4.49" => "distinguishedName",
+        "2.5.4.50" => "uniqueMember",
+        "2.5.4.51" => "houseIdentifier",
+        "2.5.4.52" => "supportedAlgorithms",
+        "2.5.4.53" => "deltaRevocationList",
         "2.5.4.54" => "dmdName",
         "2.5.4.65" => "pseudonym",
         "2.5.4.72" => "role",
         "2.5.4.97" => "organizationIdentifier",
+        "2.5.4.98" => "c3",
+        "2.5.4.99" => "n3",
+        "2.5.4.100" => "dnsName",
+        // PKCS #9.
         "1.2.840.113549.1.9.1" => "emailAddress",
         "1.2.840.113549.1.9.2" => "unstructuredName",
+        "1.2.840.113549.1.9.3" => "contentType",
+        "1.2.840.113549.1.9.4" => "messageDigest",
+        "1.2.840.113549.1.9.5" => "signingTime",
+        "1.2.840.113549.1.9.6" => "countersignature",
+        "1.2.840.113549.1.9.7" => "challengePassword",
         "1.2.840.113549.1.9.8" => "unstructuredAddress",
+        "1.2.840.113549.1.9.9" => "extendedCertificateAttributes",
+        "1.2.840.113549.1.9.14" => "extReq",
+        "1.2.840.113549.1.9.15" => "SMIME-CAPS",
+        "1.2.840.113549.1.9.16" => "SMIME",
+        "1.2.840.113549.1.9.20" => "friendlyName",
+        "1.2.840.113549.1.9.21" => "localKeyID",
+        // The pilot (RFC 1274 / LDAP) attribute types.
         "0.9.2342.19200300.100.1.1" => "UID",
+        "0.9.2342.19200300.100.1.2" => "textEncodedORAddress",
+        "0.9.2342.19200300.100.1.3" => "mail",
+        "0.9.2342.19200300.100.1.4" => "info",
+        "0.9.2342.19200300.100.1.5" => "favouriteDrink",
+        "0.9.2342.19200300.100.1.6" => "roomNumber",
+        "0.9.2342.19200300.100.1.7" => "photo",
+        "0.9.2342.19200300.100.1.8" => "userClass",
+        "0.9.2342.19200300.100.1.9" => "host",
+        "0.9.2342.19200300.100.1.10" => "manager",
+        "0.9.2342.19200300.100.1.11" => "documentIdentifier",
+        "0.9.2342.19200300.100.1.12" => "documentTitle",
+        "0.9.2342.19200300.100.1.13" => "documentVersion",
+        "0.9.2342.19200300.100.1.14" => "documentAuthor",
+        "0.9.2342.19200300.100.1.15" => "documentLocation",
+        "0.9.2342.19200300.100.1.20" => "homeTelephoneNumber",
+        "0.9.2342.19200300.100.1.21" => "secretary",
+        "0.9.2342.19200300.100.1.22" => "otherMailbox",
+        "0.9.2342.19200300.100.1.23" => "lastModifiedTime",
+        "0.9.2342.19200300.100.1.24" => "lastModifiedBy",
         "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.26" => "aRecord",
+        "0.9.2342.19200300.100.1.27" => "pilotAttributeType27",
+        "0.9.2342.19200300.100.1.28" => "mXRecord",
+        "0.9.2342.19200300.100.1.29" => "nSRecord",
+        "0.9.2342.19200300.100.1.30" => "sOARecord",
+        "0.9.2342.19200300.100.1.31" => "cNAMERecord",
+        "0.9.2342.19200300.100.1.37" => "associatedDomain",
+        "0.9.2342.19200300.100.1.38" => "associatedName",
+        "0.9.2342.19200300.100.1.39" => "homePostalAddress",
+        "0.9.2342.19200300.100.1.40" => "personalTitle",
+        "0.9.2342.19200300.100.1.41" => "mobileTelephoneNumber",
+        "0.9.2342.19200300.100.1.42" => "pagerTelephoneNumber",
+        "0.9.2342.19200300.100.1.43" => "friendlyCountryName",
+        "0.9.2342.19200300.100.1.44" => "uid",
+        "0.9.2342.19200300.100.1.45" => "organizationalStatus",
+        "0.9.2342.19200300.100.1.46" => "janetMailbox",
+        "0.9.2342.19200300.100.1.47" => "mailPreferenceOption",
+        "0.9.2342.19200300.100.1.48" => "buildingName",
+        "0.9.2342.19200300.100.1.49" => "dSAQuality",
+        "0.9.2342.19200300.100.1.50" => "singleLevelQuality",
+        "0.9.2342.19200300.100.1.51" => "subtreeMinimumQuality",
+        "0.9.2342.19200300.100.1.52" => "subtreeMaximumQuality",
+        "0.9.2342.19200300.100.1.53" => "personalSignature",
+        "0.9.2342.19200300.100.1.54" => "dITRedirect",
+        "0.9.2342.19200300.100.1.55" => "audio",
+        "0.9.2342.19200300.100.1.56" => "documentPublisher",
+        // EV jurisdiction, Microsoft UPN, RFC 3739 personal data, Russian registration numbers.
         "1.3.6.1.4.1.311.60.2.1.1" => "jurisdictionL",
         "1.3.6.1.4.1.311.60.2.1.2" => "jurisdictionST",
         "1.3.6.1.4.1.311.60.2.1.3" => "jurisdictionC",
+        "1.3.6.1.4.1.311.20.2.3" => "msUPN",
+        "1.3.6.1.5.5.7.9.1" => "id-pda-dateOfBirth",
+        "1.3.6.1.5.5.7.9.2" => "id-pda-placeOfBirth",
+        "1.3.6.1.5.5.7.9.3" => "id-pda-gender",
+        "1.3.6.1.5.5.7.9.4" => "id-pda-countryOfCitizenship",
+        "1.3.6.1.5.5.7.9.5" => "id-pda-countryOfResidence",
+        "1.2.643.3.131.1.1" => "INN",
+        "1.2.643.100.1" => "OGRN",
+        "1.2.643.100.3" => "SNILS",
+        "1.2.643.100.5" => "OGRNIP",
+        "1.2.643.100.111" => "subjectSignTool",
+        "1.2.643.100.112" => "issuerSignTool",
+        "1.2.643.100.113" => "classSignTool",
         _ => return None,
     })
 }
 
+/// The dotted form of an OID from its DER content bytes, as OpenSSL's `OBJ_obj2txt` writes
+/// it: every arc in full however large (x509-parser's own rendering gets arcs under `2.`
+/// above 39 wrong, and gives up on arcs over 64 bits).
+fn oid_dotted(bytes: &[u8]) -> String {
+    /// A non-negative integer in base 10^9 limbs, least significant first.
+    struct Big(Vec<u32>);
+    const LIMB: u64 = 1_000_000_000;
+    impl Big {
+        fn mul_add(&mut self, mul: u64, add: u64) {
+            let mut carry = add;
+            for limb in &mut self.0 {
+                let v = u64::from(*limb) * mul + carry;
+                *limb = (v % LIMB) as u32;
+                carry = v / LIMB;
+            }
+            while carry > 0 {
+                self.0.push((carry % LIMB) as u32);
+                carry /= LIMB;
+            }
+        }
+        fn small(&self) -> Option<u64> {
+            match self.0.as_slice() {
+                [] => Some(0),
+                [a] => Some(u64::from(*a)),
+                _ => None,
+            }
+        }
+        fn sub_80(&mut self) {
+            let mut borrow = 80u64;
+            for limb in &mut self.0 {
+                let v = u64::from(*limb);
+                if v >= borrow {
+                    *limb = (v - borrow) as u32;
+                    break;
+                }
+                *limb = (v + LIMB - borrow) as u32;
+                borrow = 1;
+            }
+        }
+        fn write(&self, out: &mut String) {
+            let mut limbs = self.0.iter().rev().skip_while(|&&l| l == 0);
+            match limbs.next() {
+                None => out.push('0'),
+                Some(top) => {
+                    out.push_str(&top.to_string());
+                    for limb in limbs {
+                        out.push_str(&format!("{limb:09}"));
+                    }
+                }
+            }
+        }
+    }
+
+    let mut out = String::new();
+    let mut arc = Big(Vec::new());
+    let mut first = true;
+    for (i, &b) in bytes.iter().enumerate() {
+        arc.mul_add(128, u64::from(b & 0x7f));
+        if b & 0x80 != 0 && i + 1 < bytes.len() {
+            continue;
+        }
+        if first {
+            first = false;
+            match arc.small() {
+                Some(v) if v < 80 => {
+                    out.push_str(&format!("{}.{}", v / 40, v % 40));
+                    arc = Big(Vec::new());
+                    continue;
+                }
+                _ => {
+                    out.push_str("2.");
+                    arc.sub_80();
+                }
+            }
+        } else {
+            out.push('.');
+        }
+        arc.write(&mut out);
+        arc = Big(Vec::new());
+    }
+    out
+}
+
+/// An attribute type as `X509_NAME_oneline` names it: OpenSSL's short name, or the dotted OID
+/// cut to the 79 characters of OpenSSL's buffer.
+fn attribute_type_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
+    let dotted = oid_dotted(oid.as_bytes());
+    match short_name(&dotted) {
+        Some(sn) => sn.to_string(),
+        None => {
+            let mut dotted = dotted;
+            dotted.truncate(79);
+            dotted
+        }
+    }
+}
+
+/// Subject alternative names as `openssl x509 -ext subjectAltName` (OpenSSL 3.0) prints them,
+/// except that control characters inside names are shown as `\xHH` (OpenSSL prints them raw):
+/// a hostile certificate cannot write to the terminal, nor split one name into two lines.
 fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<String> {
     let Ok(Some(ext)) = cert.subject_alternative_name() else {
         return Vec::new();
@@ -257,21 +461,81 @@ fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<String> {
         .general_names
         .iter()
         .map(|name| match name {
-            GeneralName::DNSName(d) => format!("DNS:{d}"),
-            GeneralName::RFC822Name(e) => format!("email:{e}"),
-            GeneralName::URI(u) => format!("URI:{u}"),
+            GeneralName::DNSName(d) => format!("DNS:{}", escape_controls(d.as_bytes())),
+            GeneralName::RFC822Name(e) => format!("email:{}", escape_controls(e.as_bytes())),
+            GeneralName::URI(u) => format!("URI:{}", escape_controls(u.as_bytes())),
             GeneralName::IPAddress(bytes) => match bytes.len() {
                 4 => {
                     let a: [u8; 4] = (*bytes).try_into().expect("length checked");
                     format!("IP Address:{}", std::net::Ipv4Addr::from(a))
                 }
+                // OpenSSL 3.0 writes all eight groups, in uppercase hex, never `::`.
                 16 => {
-                    let a: [u8; 16] = (*bytes).try_into().expect("length checked");
-                    format!("IP Address:{}", std::net::Ipv6Addr::from(a))
+                    let groups: Vec<String> = bytes
+                        .chunks(2)
+                        .map(|g| format!("{:X}", u16::from_be_bytes([g[0], g[1]])))
+                        .collect();
+                    format!("IP Address:{}", groups.join(":"))
                 }
                 _ => "IP Address:<invalid>".to_string(),
             },
-            other => format!("othername:{other}"),
+            GeneralName::DirectoryName(dn) => format!("DirName:{}", openssl_oneline(dn)),
+            GeneralName::RegisteredID(oid) => {
+                format!("Registered ID:{}", oid_dotted(oid.as_bytes()))
+            }
+            GeneralName::OtherName(oid, value) => other_name(oid.as_bytes(), value),
+            GeneralName::X400Address(_) => "X400Name:<unsupported>".to_string(),
+            GeneralName::EDIPartyName(_) => "EdiPartyName:<unsupported>".to_string(),
+            GeneralName::Invalid(_, _) => "<invalid>".to_string(),
         })
         .collect()
+}
+
+/// An otherName as OpenSSL 3.0 prints it: `othername: <type>::<value>`, the type by
+/// OpenSSL's name for the five it knows and otherwise its dotted OID, and the value when it is
+/// a UTF8String or IA5String (SRVName: IA5String only; the others: UTF8String only).
+fn other_name(oid: &[u8], explicit_value: &[u8]) -> String {
+    use x509_parser::der_parser::ber::parse_ber_any;
+    const UTF8_STRING: u32 = 12;
+    const IA5_STRING: u32 = 22;
+    let dotted = oid_dotted(oid);
+    let (label, allowed): (&str, &[u32]) = match dotted.as_str() {
+        "1.3.6.1.4.1.311.20.2.3" => ("UPN", &[UTF8_STRING]),
+        "1.3.6.1.5.5.7.8.5" => ("XmppAddr", &[UTF8_STRING]),
+        "1.3.6.1.5.5.7.8.7" => ("SRVName", &[IA5_STRING]),
+        "1.3.6.1.5.5.7.8.8" => ("NAIRealm", &[UTF8_STRING]),
+        "1.3.6.1.5.5.7.8.9" => ("SmtpUTF8Mailbox", &[UTF8_STRING]),
+        other => (other, &[UTF8_STRING, IA5_STRING]),
+    };
+    // `explicit_value` is the `[0] EXPLICIT` wrapper around the value.
+    let value = parse_ber_any(explicit_value)
+        .ok()
+        .and_then(|(_, wrapper)| parse_ber_any(wrapper.data).ok())
+        .filter(|(_, v)| allowed.contains(&v.tag().0))
+        .map(|(_, v)| escape_controls(v.data));
+    format!(
+        "othername: {label}::{}",
+        value.as_deref().unwrap_or("<unsupported>")
+    )
+}
+
+/// Text with the control characters (and invalid UTF-8) of `bytes` written as `\xHH`.
+fn escape_controls(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\x{b:02X}"));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
 }

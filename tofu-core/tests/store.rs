@@ -1670,3 +1670,24 @@ fn integrity_check_passes_on_a_sound_store() {
     }
     store.integrity_check().unwrap();
 }
+
+#[test]
+fn a_hostile_name_with_a_newline_stays_one_name_through_the_store() {
+    let (_tmp, store) = new_store();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = prime_subject("evil\nCN=prime-pri");
+    params.subject_alt_names = vec![
+        SanType::DnsName("evil\nDNS:bank.example".try_into().unwrap()),
+        SanType::DnsName("prime-pri".try_into().unwrap()),
+    ];
+    let der = params.self_signed(&key).unwrap().der().clone();
+    let e = ep("evil.example:443");
+    let pin = store.add_pin(&e, &der, PinState::Active, None).unwrap();
+    assert_eq!(
+        pin.details.sans,
+        [r"DNS:evil\x0ADNS:bank.example", "DNS:prime-pri"]
+    );
+    assert!(pin.details.subject.ends_with(r"/CN=evil\x0ACN=prime-pri"));
+    assert_eq!(store.endpoint(&e).unwrap().pins, [pin]);
+}

@@ -1096,17 +1096,39 @@ fn check_not_linked(path: &Path) -> Result<()> {
 
 /// Refuses another application's SQLite database from its header alone, before SQLite opens
 /// it: closing an SQLite connection may checkpoint a write-ahead log that application left
-/// behind into its file, and a file that is not a store must be left untouched. Anything
-/// else (unreadable, short, not SQLite) is left for SQLite to report.
+/// behind into its file, and a file that is not a store must be left untouched. Also refuses
+/// a store cut short inside a page: SQLite reads the missing bytes as zeros, so such a file
+/// opens, passes `PRAGMA integrity_check` and yields damaged pins. Anything else that is not
+/// SQLite is left for SQLite to report.
 fn check_header(db_path: &Path) -> Result<()> {
     use std::io::Read;
     let mut header = Vec::with_capacity(100);
-    if fs::File::open(db_path)
-        .and_then(|f| f.take(100).read_to_end(&mut header))
-        .is_err()
-        || header.len() < 100
-        || !header.starts_with(b"SQLite format 3\0")
-    {
+    let len = match fs::File::open(db_path).and_then(|f| {
+        let len = f.metadata()?.len();
+        f.take(100).read_to_end(&mut header)?;
+        Ok(len)
+    }) {
+        Ok(len) => len,
+        // SQLite would say only "unable to open database file", not why.
+        Err(source) if source.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(Error::Io {
+                path: db_path.to_path_buf(),
+                source,
+            })
+        }
+        Err(_) => return Ok(()),
+    };
+    // SQLite takes a file shorter than its header for an empty database.
+    if header.len() < 100 {
+        return Err(Error::Corrupt {
+            path: db_path.to_path_buf(),
+            detail: format!(
+                "it is {len} bytes long, shorter than the 100-byte header every SQLite \
+                 database starts with; it was truncated"
+            ),
+        });
+    }
+    if !header.starts_with(b"SQLite format 3\0") {
         return Ok(());
     }
     let app = i32::from_be_bytes(header[68..72].try_into().expect("four bytes"));
@@ -1114,6 +1136,24 @@ fn check_header(db_path: &Path) -> Result<()> {
         return Err(Error::NotAStore {
             path: db_path.to_path_buf(),
             detail: format!("its application_id is {app:#x}"),
+        });
+    }
+    // SQLite writes whole pages only; the page size is at offset 16, with 1 meaning 65536.
+    // A write-ahead log left by a crash may still rewrite the last pages, so then SQLite
+    // decides.
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65536,
+        n => u64::from(n),
+    };
+    let wal = PathBuf::from(format!("{}-wal", db_path.display()));
+    let wal_has_frames = fs::symlink_metadata(wal).is_ok_and(|m| m.len() > 0);
+    if page_size >= 512 && len % page_size != 0 && !wal_has_frames {
+        return Err(Error::Corrupt {
+            path: db_path.to_path_buf(),
+            detail: format!(
+                "it is {len} bytes long, not a whole number of its {page_size}-byte pages; it \
+                 was truncated or appended to"
+            ),
         });
     }
     Ok(())

@@ -108,8 +108,7 @@ pub enum ImportError {
     /// The file is of a version this build does not read.
     #[error(
         "the export file has version {found}, but this tofu-certs reads version \
-         {EXPORT_VERSION} only; nothing was imported. Import it with the tofu-certs that wrote \
-         it, or a newer one"
+         {EXPORT_VERSION} only. Import it with the tofu-certs that wrote it, or a newer one"
     )]
     UnsupportedVersion {
         /// The version found, as written.

@@ -1,0 +1,85 @@
+//! The command line: global options and the list of commands. Each command's own arguments,
+//! and its `--help` text, are in its file under `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::commands::{
+    accept, addcert, completions, deletecert, export, import, listcerts, log, man, probe, showcert,
+};
+
+/// The exit statuses, the same for every command; shown at the end of every `--help`.
+pub(crate) const EXIT_STATUS: &str = "\
+Exit status:
+  0  success
+  1  operational error: the store, a file or the network failed (see the message)
+  2  usage error: an unknown option, a malformed endpoint or fingerprint
+  3  nothing found for that endpoint (showcert, deletecert, accept, log host)
+  4  the presented certificate does not match the pin (probe)
+  5  the endpoint is not pinned (probe)";
+
+/// A persistent trust-on-first-use store of pinned TLS certificates, keyed by host:port.
+///
+/// Services that must trust each other without a CA (Cisco Prime Infrastructure's HA pair, for
+/// one) pin the certificate an endpoint presents the first time, and refuse a different one
+/// later. This command lists, inspects, adds, accepts, deletes, probes, exports and imports
+/// those pins, with the syntax of Prime's `ncs certvalidation tofu-certs`:
+///
+///     tofu-certs listcerts
+///     tofu-certs deletecert host 10.1.1.1_8082
+///
+/// The store is the directory given by --store, else by the TOFU_CERTS_STORE environment
+/// variable, else tofu-certs in the platform's data directory (~/.local/share/tofu-certs on
+/// Linux). Commands that write create it; commands that only read report that it is missing.
+#[derive(Debug, Parser)]
+#[command(verbatim_doc_comment)]
+#[command(
+    name = "tofu-certs",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    /// The store directory (it holds pins.sqlite3) [default: $TOFU_CERTS_STORE, else the
+    /// per-user data directory].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
+
+    /// Who is making the change, as written to the store's audit log (a rotation script's
+    /// name, a ticket number); the process id and user id are added.
+    #[arg(long, global = true, value_name = "NAME", default_value = "tofu-certs")]
+    pub(crate) actor: String,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    Listcerts(listcerts::Args),
+    Showcert(showcert::Args),
+    Deletecert(deletecert::Args),
+    Addcert(addcert::Args),
+    Accept(accept::Args),
+    Probe(probe::Args),
+    Export(export::Args),
+    Import(import::Args),
+    Log(log::Args),
+    Completions(completions::Args),
+    Man(man::Args),
+}
+
+/// The full clap definition, with the exit statuses under every command's help: what the
+/// parser, the shell completions and the man page are generated from.
+pub(crate) fn command() -> clap::Command {
+    Cli::command()
+        .after_help(EXIT_STATUS)
+        .mut_subcommands(|sub| sub.after_help(EXIT_STATUS))
+}
+
+/// Parses the process's arguments; exits with status 2 on a usage error (clap's own).
+pub(crate) fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}

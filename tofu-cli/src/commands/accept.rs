@@ -1,0 +1,56 @@
+//! `tofu-certs accept host <HOST> --fingerprint FP`: trusts a quarantined certificate.
+
+use std::io::Write;
+
+use tofu_core::Fingerprint;
+
+use super::{Context, HostArgs};
+use crate::error::{CliError, Exit};
+use crate::output::Out;
+
+/// Trust, by fingerprint, the certificate an endpoint presented in place of its pin.
+///
+/// Do this once you know the change is legitimate (a new CSR, a redeployed server, an HA
+/// re-registration). When an endpoint presents a certificate that matches none of its pins, the connection is
+/// refused and the certificate is kept in quarantine; `showcert` lists it with its
+/// fingerprint. `accept` makes exactly that certificate the endpoint's pin and retires the
+/// active pins (staged pins are kept). Because the certificate is named by fingerprint, a
+/// different certificate presented in the meantime can never be accepted by mistake.
+///
+/// Exits with status 3, changing nothing, when no quarantined certificate of the endpoint
+/// has that fingerprint.
+#[derive(Debug, clap::Args)]
+#[command(override_usage = "tofu-certs accept host <HOST> --fingerprint FP [OPTIONS]")]
+pub(crate) struct Args {
+    #[command(flatten)]
+    host: HostArgs,
+
+    /// The SHA-256 fingerprint of the quarantined certificate (SHA256:… as showcert and the
+    /// mismatch message print it, or hex as openssl prints it).
+    #[arg(long, value_name = "FP")]
+    fingerprint: Fingerprint,
+}
+
+pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
+    let endpoint = &args.host.endpoint;
+    let store = ctx.open_existing()?;
+    let promoted = store
+        .accept_quarantined(endpoint, &args.fingerprint)
+        .map_err(|e| CliError::store(e, ctx))?;
+    let mut out = Out::stdout();
+    let d = &promoted.pin.details;
+    writeln!(
+        out,
+        "accepted {} ({}): it is now the pin of {endpoint}",
+        d.fingerprint, d.subject
+    )?;
+    for old in &promoted.retired {
+        writeln!(
+            out,
+            "retired {} ({})",
+            old.details.fingerprint, old.details.subject
+        )?;
+    }
+    out.flush()?;
+    Ok(Exit::Success)
+}

@@ -1,0 +1,115 @@
+//! `tofu-certs addcert host <HOST> --cert FILE`: pins a certificate ahead of first use.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use tofu_core::{read_certificates, PinState, Timestamp};
+
+use super::{read_input, Context, HostArgs};
+use crate::error::{CliError, Exit};
+use crate::output::{warning, Out};
+
+/// The largest certificate file read: a leaf is a few KiB, a long chain some tens.
+const MAX_CERT_FILE: u64 = 1024 * 1024;
+
+/// Pin a certificate for an endpoint ahead of its first use, from a file you trust.
+///
+/// The file holds the endpoint's own (leaf) certificate, PEM or DER. A file with several
+/// certificates (a chain or bundle) is refused rather than guessed from: only the leaf is
+/// ever compared, so a CA certificate pinned by mistake would fail every connection. Extract
+/// the leaf with `openssl x509 -in FILE -out leaf.pem`.
+///
+/// The endpoint's other pins are kept: add a second pin for an HA pair behind one address.
+/// With --next the certificate is staged for a planned rotation: it is accepted the first
+/// time the endpoint presents it, and then replaces the active pins.
+#[derive(Debug, clap::Args)]
+#[command(override_usage = "tofu-certs addcert host <HOST> --cert FILE [OPTIONS]")]
+pub(crate) struct Args {
+    #[command(flatten)]
+    host: HostArgs,
+
+    /// The certificate file, PEM or DER (`-` for standard input).
+    #[arg(long, value_name = "FILE")]
+    cert: PathBuf,
+
+    /// Stage the certificate for a planned rotation instead of pinning it now.
+    #[arg(long)]
+    next: bool,
+
+    /// A note kept with the pin, such as "HA secondary".
+    #[arg(long, value_name = "TEXT", value_parser = label)]
+    label: Option<String>,
+}
+
+fn label(text: &str) -> Result<String, String> {
+    if text.chars().any(char::is_control) {
+        Err("a label cannot contain control characters (such as a newline)".into())
+    } else if text.chars().count() > 1000 {
+        Err("a label is at most 1000 characters long".into())
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
+    let endpoint = &args.host.endpoint;
+    let file = args.cert.display();
+    let bytes = read_input(&args.cert, MAX_CERT_FILE, "the certificate file")?;
+    let certs = read_certificates(&bytes).map_err(|e| {
+        CliError::failure(format!("{file} cannot be pinned: {e}")).hint(
+            "give the server's certificate: `openssl s_client -connect HOST:PORT </dev/null \
+             | openssl x509 -out cert.pem` saves the one a server presents",
+        )
+    })?;
+    let der = match certs.as_slice() {
+        [der] => der,
+        _ => {
+            return Err(CliError::failure(format!(
+                "{file} holds {} certificates; a pin is the endpoint's own (leaf) certificate \
+                 alone, so nothing was pinned",
+                certs.len()
+            ))
+            .hint(format!(
+                "`openssl x509 -in {} -out leaf.pem` writes the first certificate (in a chain, \
+                 the leaf) to leaf.pem; check it with `openssl x509 -in leaf.pem -noout \
+                 -subject`, then `{}`",
+                super::shell_quote(&args.cert.to_string_lossy()),
+                ctx.cmd(&format!("addcert host {endpoint} --cert leaf.pem"))
+            )))
+        }
+    };
+    let state = if args.next {
+        PinState::Next
+    } else {
+        PinState::Active
+    };
+    let store = ctx.open()?;
+    let pin = store
+        .add_pin(endpoint, der, state, args.label.as_deref())
+        .map_err(|e| CliError::store(e, ctx))?;
+
+    let mut out = Out::stdout();
+    let d = &pin.details;
+    match state {
+        PinState::Active => writeln!(
+            out,
+            "pinned {endpoint} to {} ({})",
+            d.fingerprint, d.subject
+        )?,
+        PinState::Next => writeln!(
+            out,
+            "staged {} ({}) for {endpoint}: the first connection that presents it makes it \
+             the pin",
+            d.fingerprint, d.subject
+        )?,
+    }
+    out.flush()?;
+    if d.not_after < Timestamp::now() {
+        warning(&format!(
+            "the certificate expired at {}; it is pinned all the same (trust-on-first-use \
+             trusts the identity, not the dates)",
+            d.not_after
+        ));
+    }
+    Ok(Exit::Success)
+}

@@ -1,0 +1,89 @@
+//! `tofu-certs deletecert host <HOST>`: removes an endpoint's pins.
+
+use std::io::Write;
+
+use tofu_core::{CertificateDetails, Fingerprint};
+
+use super::{Context, HostArgs};
+use crate::error::{CliError, Exit};
+use crate::output::Out;
+
+/// Delete the pins of an endpoint, as Cisco Prime's `deletecert host 10.1.1.1_8082` does.
+///
+/// Removes the endpoint's active and staged pins and its quarantined certificates, and prints
+/// each one removed. The next connection to the endpoint then pins whatever it presents
+/// (under the trust-on-first-use policy). Give the endpoint as listcerts prints it
+/// (10.1.1.1_8082) or in any other form (10.1.1.1:8082).
+///
+/// With --fingerprint, removes only that pin, for an endpoint with several (an HA pair behind
+/// one address, or an active pin and a staged one).
+///
+/// Exits with status 3, changing nothing, when there is nothing to remove.
+#[derive(Debug, clap::Args)]
+#[command(override_usage = "tofu-certs deletecert host <HOST> [OPTIONS]")]
+pub(crate) struct Args {
+    #[command(flatten)]
+    host: HostArgs,
+
+    /// Remove only the pin with this SHA-256 fingerprint (SHA256:… as showcert prints it, or
+    /// hex as openssl prints it).
+    #[arg(long, value_name = "FP")]
+    fingerprint: Option<Fingerprint>,
+}
+
+pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
+    let endpoint = &args.host.endpoint;
+    let store = ctx.open_existing()?;
+    let mut out = Out::stdout();
+    let line = |what: &str, d: &CertificateDetails| {
+        format!(
+            "removed {what} host={};  subject= {}  ({})",
+            endpoint.host_port(),
+            d.subject,
+            d.fingerprint
+        )
+    };
+
+    if let Some(fp) = &args.fingerprint {
+        return match store
+            .remove_pin(endpoint, fp)
+            .map_err(|e| CliError::store(e, ctx))?
+        {
+            Some(pin) => {
+                writeln!(out, "{}", line(&format!("{} pin", pin.state), &pin.details))?;
+                out.flush()?;
+                Ok(Exit::Success)
+            }
+            None => Err(CliError::new(
+                Exit::NotFound,
+                format!("{endpoint} has no pin with fingerprint {fp}; nothing was removed"),
+            )
+            .hint(format!(
+                "`{}` shows the endpoint's pins and their fingerprints",
+                ctx.cmd(&format!("showcert host {endpoint}"))
+            ))),
+        };
+    }
+
+    let removed = store
+        .remove_endpoint(endpoint)
+        .map_err(|e| CliError::store(e, ctx))?;
+    if removed.pins.is_empty() && removed.quarantined.is_empty() {
+        return Err(CliError::new(
+            Exit::NotFound,
+            format!("{endpoint} is not pinned; nothing was removed"),
+        )
+        .hint(format!(
+            "`{}` lists the pinned endpoints, in the form deletecert takes",
+            ctx.cmd("listcerts")
+        )));
+    }
+    for pin in &removed.pins {
+        writeln!(out, "{}", line(&format!("{} pin", pin.state), &pin.details))?;
+    }
+    for q in &removed.quarantined {
+        writeln!(out, "{}", line("quarantined", &q.details))?;
+    }
+    out.flush()?;
+    Ok(Exit::Success)
+}

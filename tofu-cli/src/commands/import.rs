@@ -1,0 +1,67 @@
+//! `tofu-certs import FILE`: pins from an export file, all or nothing.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use tofu_core::{parse_export, ImportError, MAX_EXPORT_LEN};
+
+use super::{read_input, Context};
+use crate::error::{CliError, Exit};
+use crate::output::Out;
+
+/// Import the pins of an export file, all or nothing.
+///
+/// The file is one `tofu-certs export` wrote, or one written by hand or by a provisioning
+/// tool following the schema in the README: to restore a backup, or to seed a fleet with
+/// the certificates of its peers. The import is all or nothing: the file is checked entirely first (a wrong entry is
+/// reported with its number, line and field), then written in one transaction. Pins already
+/// in the store with the same certificate are left as they are. An endpoint that the store
+/// pins to other certificates is a conflict that stops the import, unless --replace is
+/// given, in which case the file's pins replace the store's for each endpoint in the file.
+/// The store is created if it does not exist.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The export file (`-` for standard input).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+
+    /// For each endpoint in the file, remove the store's pins first.
+    #[arg(long)]
+    replace: bool,
+}
+
+pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
+    let shown = args.file.display();
+    let bytes = read_input(&args.file, MAX_EXPORT_LEN, "the export file")?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        import_error(
+            &shown.to_string(),
+            ImportError::NotText {
+                offset: e.utf8_error().valid_up_to(),
+            },
+        )
+    })?;
+    let pins = parse_export(&text).map_err(|e| import_error(&shown.to_string(), e))?;
+    let store = ctx.open()?;
+    let report = store
+        .import(&pins, args.replace)
+        .map_err(|e| CliError::store(e, ctx))?;
+    let mut out = Out::stdout();
+    writeln!(
+        out,
+        "imported {} pin{} from {shown} ({} already present, {} replaced)",
+        report.added,
+        if report.added == 1 { "" } else { "s" },
+        report.unchanged,
+        report.replaced
+    )?;
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
+fn import_error(file: &str, e: ImportError) -> CliError {
+    CliError::failure(format!("{file}: {e}; nothing was imported")).hint(
+        "an export file is what `tofu-certs export` writes; its schema is in the README \
+         (`version = 1`, then `[[pin]]` entries with endpoint and certificate)",
+    )
+}

@@ -1,0 +1,166 @@
+//! One file per command. Each holds the command's arguments (whose doc comments are its
+//! `--help`) and its `run`, which calls `tofu_core` and prints; no pin logic lives here.
+
+pub(crate) mod accept;
+pub(crate) mod addcert;
+pub(crate) mod completions;
+pub(crate) mod deletecert;
+pub(crate) mod export;
+pub(crate) mod import;
+pub(crate) mod listcerts;
+pub(crate) mod log;
+pub(crate) mod man;
+pub(crate) mod probe;
+pub(crate) mod showcert;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use tofu_core::{Actor, Endpoint, Store};
+
+use crate::cli::{Cli, Command};
+use crate::error::{CliError, Exit};
+
+/// Runs the command; the exit status on success is 0 except for `probe --from`, which sums
+/// up many outcomes in one status.
+pub(crate) fn run(cli: Cli) -> Result<Exit, CliError> {
+    let ctx = Context::new(cli.store, &cli.actor)?;
+    match cli.command {
+        Command::Listcerts(args) => listcerts::run(&ctx, args),
+        Command::Showcert(args) => showcert::run(&ctx, args),
+        Command::Deletecert(args) => deletecert::run(&ctx, args),
+        Command::Addcert(args) => addcert::run(&ctx, args),
+        Command::Accept(args) => accept::run(&ctx, args),
+        Command::Probe(args) => probe::run(&ctx, args),
+        Command::Export(args) => export::run(&ctx, args),
+        Command::Import(args) => import::run(&ctx, args),
+        Command::Log(args) => log::run(&ctx, args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
+    }
+}
+
+/// The environment variable naming the store, when --store is not given.
+const STORE_VARIABLE: &str = "TOFU_CERTS_STORE";
+
+/// What every command shares: which store, and who is acting.
+pub(crate) struct Context {
+    dir: Option<PathBuf>,
+    /// ` --store DIR` when the store is not the default one, for the commands in hints.
+    store_arg: String,
+    actor: String,
+}
+
+impl Context {
+    fn new(store: Option<PathBuf>, actor: &str) -> Result<Self, CliError> {
+        // An empty TOFU_CERTS_STORE (or --store "") means "not set", as an unset variable would.
+        let dir = store
+            .filter(|d| !d.as_os_str().is_empty())
+            .or_else(|| {
+                std::env::var_os(STORE_VARIABLE)
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+            })
+            .or_else(Store::default_dir);
+        let store_arg = match (&dir, Store::default_dir()) {
+            (Some(dir), Some(default)) if *dir == default => String::new(),
+            (Some(dir), _) => format!(" --store {}", shell_quote(&dir.to_string_lossy())),
+            (None, _) => String::new(),
+        };
+        Ok(Self {
+            dir,
+            store_arg,
+            actor: actor.to_owned(),
+        })
+    }
+
+    fn dir(&self) -> Result<&Path, CliError> {
+        self.dir.as_deref().ok_or_else(|| {
+            CliError::new(
+                Exit::Usage,
+                "no store directory: neither --store nor TOFU_CERTS_STORE is set, and this \
+                 user has no data directory (is HOME set?)",
+            )
+            .hint("give the store's directory: `tofu-certs --store DIR ...`")
+        })
+    }
+
+    /// Opens the store, creating it if it does not exist: for commands that write.
+    pub(crate) fn open(&self) -> Result<Store, CliError> {
+        let store = Store::open(self.dir()?).map_err(|e| CliError::store(e, self))?;
+        Ok(store.with_actor(Actor::named(&self.actor)))
+    }
+
+    /// Opens an existing store; a missing one is an error that says so.
+    pub(crate) fn open_existing(&self) -> Result<Store, CliError> {
+        let store = Store::open_existing(self.dir()?).map_err(|e| CliError::store(e, self))?;
+        Ok(store.with_actor(Actor::named(&self.actor)))
+    }
+
+    /// `tofu-certs ARGS`, with `--store DIR` when the store is not the default one.
+    pub(crate) fn cmd(&self, args: &str) -> String {
+        format!("tofu-certs {args}{}", self.store_arg)
+    }
+}
+
+/// The word `host` before an endpoint, as in Cisco Prime's `deletecert host 10.1.1.1_8082`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HostKeyword;
+
+pub(crate) fn host_keyword(text: &str) -> Result<HostKeyword, String> {
+    if text == "host" {
+        Ok(HostKeyword)
+    } else {
+        Err(format!(
+            "expected the word `host` before the endpoint, as in `host {}`",
+            text.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+/// `host <HOST>`: the endpoint argument of the commands that act on one endpoint.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct HostArgs {
+    /// The word `host` (Cisco Prime's syntax).
+    #[arg(value_name = "host", value_parser = host_keyword, hide = true)]
+    pub(crate) keyword: HostKeyword,
+
+    /// The endpoint, in any form: 10.1.1.1:8082, 10.1.1.1_8082 (as listcerts prints it),
+    /// [fd00::5]:8443, prime-sec.example.com:443.
+    #[arg(value_name = "HOST")]
+    pub(crate) endpoint: Endpoint,
+}
+
+/// Reads a file given on the command line (`-` for standard input), at most `max` bytes.
+pub(crate) fn read_input(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, CliError> {
+    let shown = path.display();
+    let mut bytes = Vec::new();
+    let result = if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(max + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+    };
+    result.map_err(|e| CliError::failure(format!("cannot read {what} {shown}: {e}")))?;
+    if bytes.len() as u64 > max {
+        return Err(CliError::failure(format!(
+            "{what} {shown} is larger than {} KiB; that is not {what}",
+            max / 1024
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Quotes `s` for a POSIX shell when it needs it, for commands shown in messages.
+pub(crate) fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,=".contains(&b))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}

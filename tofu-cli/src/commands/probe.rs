@@ -1,0 +1,593 @@
+//! `tofu-certs probe host <HOST>`: one TLS handshake through the real verifier.
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use rustls::ClientConnection;
+use tofu_core::{
+    CertificateDetails, Endpoint, EndpointRecord, Host, Policy, Store, TofuError, TofuVerifier,
+};
+
+use super::{host_keyword, read_input, Context, HostKeyword};
+use crate::error::{CliError, Exit};
+use crate::output::{status, Out};
+
+/// The largest --from file read.
+const MAX_LIST_FILE: u64 = 16 * 1024 * 1024;
+
+/// Check an endpoint's certificate against its pins, with one TLS handshake.
+///
+/// The handshake goes through the same verifier services use. No application data is sent:
+/// the connection is closed right after the handshake. Reports `match` (the certificate is pinned), `promoted` (it was the staged pin, and now is
+/// the pin), `not pinned` (exit status 5) or `mismatch` (exit status 4, with the full story:
+/// what is pinned, what was presented, and the command to accept it; the presented
+/// certificate is kept in quarantine). Only pinned certificates are accepted, unless --pin is
+/// given, which pins what an endpoint that is not pinned yet presents (trust on first use).
+///
+/// --from FILE probes many endpoints: one per line, `#` starts a comment, and listcerts's
+/// own output (`host=10.1.1.1_8082;  subject= ...`) is accepted as it is. It prints one line
+/// per endpoint and a summary, with a progress bar on a terminal, and exits with the most
+/// serious status: 4 if any mismatched, else 1 if any failed, else 5 if any is not pinned.
+#[derive(Debug, clap::Args)]
+#[command(override_usage = "tofu-certs probe host <HOST> [OPTIONS]\n       \
+                            tofu-certs probe --from FILE [OPTIONS]")]
+pub(crate) struct Args {
+    /// The word `host` (Cisco Prime's syntax).
+    #[arg(
+        value_name = "host",
+        value_parser = host_keyword,
+        hide = true,
+        requires = "endpoint",
+        conflicts_with = "from"
+    )]
+    keyword: Option<HostKeyword>,
+
+    /// The endpoint, in any form: 10.1.1.1:8082, 10.1.1.1_8082, [fd00::5]:8443,
+    /// prime-sec.example.com:443.
+    #[arg(value_name = "HOST", required_unless_present = "from")]
+    endpoint: Option<Endpoint>,
+
+    /// Probe the endpoints listed in FILE (`-` for standard input), one per line.
+    #[arg(long, value_name = "FILE")]
+    from: Option<PathBuf>,
+
+    /// Pin the certificate of an endpoint that is not pinned yet (trust on first use). A
+    /// pinned endpoint is checked as without --pin: a different certificate is a mismatch.
+    #[arg(long)]
+    pin: bool,
+
+    /// Give up on an endpoint after this long, connecting and handshaking together
+    /// (seconds, or a number with ms or s).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = timeout)]
+    timeout: Duration,
+
+    /// Send this server name (SNI) instead of the endpoint's host, for a server reached by
+    /// address that expects a name. The pins are still those of the endpoint.
+    #[arg(long, value_name = "NAME", value_parser = sni, conflicts_with = "from")]
+    sni: Option<String>,
+
+    /// How many endpoints of --from to probe at once.
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: u16,
+}
+
+fn timeout(text: &str) -> Result<Duration, String> {
+    let (number, unit) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (text, 1.0)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n > 0.0 && n * unit <= 86_400.0 => Ok(Duration::from_secs_f64(n * unit)),
+        _ => Err("expected a time such as 10, 2.5, 10s or 500ms (at most a day)".into()),
+    }
+}
+
+fn sni(text: &str) -> Result<String, String> {
+    ServerName::try_from(text.to_owned())
+        .map(|_| text.to_owned())
+        .map_err(|_| format!("{text:?} is not a valid TLS server name"))
+}
+
+/// What one handshake showed.
+enum Outcome {
+    /// The certificate is one of the endpoint's active pins.
+    Match(CertificateDetails),
+    /// It was the staged pin, and was promoted.
+    Promoted(CertificateDetails),
+    /// The endpoint was not pinned; it is now (--pin).
+    Pinned(CertificateDetails),
+    Mismatch(TofuError),
+    NotPinned(TofuError),
+    Failed(String),
+}
+
+impl Outcome {
+    fn name(&self) -> &'static str {
+        match self {
+            Outcome::Match(_) => "match",
+            Outcome::Promoted(_) => "promoted",
+            Outcome::Pinned(_) => "pinned",
+            Outcome::Mismatch(_) => "mismatch",
+            Outcome::NotPinned(_) => "not-pinned",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+
+    /// The line of `probe --from`: outcome, endpoint, and the certificate or the failure.
+    fn line(&self, endpoint: &Endpoint) -> String {
+        let detail = match self {
+            Outcome::Match(d) | Outcome::Promoted(d) | Outcome::Pinned(d) => {
+                format!("{}  {}", d.fingerprint, d.subject)
+            }
+            Outcome::Mismatch(e) => match e {
+                TofuError::Mismatch(m) => format!(
+                    "presented {}  {}  (pinned: {})",
+                    m.presented.fingerprint,
+                    m.presented.subject,
+                    m.pinned
+                        .iter()
+                        .map(|p| p.fingerprint().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                other => other.to_string(),
+            },
+            Outcome::NotPinned(e) => match e {
+                TofuError::NotPinned(n) => {
+                    format!(
+                        "presented {}  {}",
+                        n.presented.fingerprint, n.presented.subject
+                    )
+                }
+                other => other.to_string(),
+            },
+            Outcome::Failed(why) => why.clone(),
+        };
+        format!("{:<10}  {endpoint}  {detail}", self.name())
+    }
+}
+
+pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
+    let store = Arc::new(if args.pin {
+        ctx.open()?
+    } else {
+        ctx.open_existing()?
+    });
+    let probe = Probe {
+        store,
+        policy: if args.pin {
+            Policy::trust_on_first_use()
+        } else {
+            Policy::strict()
+        },
+        sni: args.sni.clone(),
+        timeout: args.timeout,
+    };
+    match (&args.from, &args.endpoint) {
+        (Some(file), _) => probe_many(ctx, &probe, &read_list(file)?, args.jobs.into()),
+        (None, Some(endpoint)) => probe_one(ctx, &probe, endpoint, args.timeout),
+        // clap requires one of them.
+        (None, None) => Err(CliError::new(
+            Exit::Usage,
+            "give an endpoint (`probe host HOST`) or a list (`probe --from FILE`)",
+        )),
+    }
+}
+
+fn probe_one(
+    ctx: &Context,
+    probe: &Probe,
+    endpoint: &Endpoint,
+    timeout: Duration,
+) -> Result<Exit, CliError> {
+    let mut out = Out::stdout();
+    let showcert = ctx.cmd(&format!("showcert host {endpoint}"));
+    match probe.run(endpoint) {
+        Outcome::Match(d) => writeln!(
+            out,
+            "match: {endpoint} presented its pinned certificate {} ({})",
+            d.fingerprint, d.subject
+        )?,
+        Outcome::Promoted(d) => writeln!(
+            out,
+            "promoted: {endpoint} presented its staged certificate {} ({}), which is now its pin",
+            d.fingerprint, d.subject
+        )?,
+        Outcome::Pinned(d) => writeln!(
+            out,
+            "pinned: {endpoint} is now pinned to {} ({})",
+            d.fingerprint, d.subject
+        )?,
+        Outcome::Mismatch(e) => {
+            return Err(CliError::new(Exit::Mismatch, e.to_string()).hint(format!(
+                "`{showcert}` shows the pinned and the quarantined certificates side by side"
+            )))
+        }
+        Outcome::NotPinned(e) => {
+            return Err(CliError::new(Exit::NotPinned, e.to_string()).hint(format!(
+                "`{}` pins what it presents now",
+                ctx.cmd(&format!("probe host {endpoint} --pin"))
+            )))
+        }
+        Outcome::Failed(why) => {
+            return Err(CliError::failure(why).hint(format!(
+                "check the address and port, and that a TLS server listens there; \
+                 `--timeout SECS` waits longer than {} s",
+                timeout.as_secs_f64()
+            )))
+        }
+    }
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
+/// The endpoints of a --from file, in order, each once.
+fn read_list(file: &std::path::Path) -> Result<Vec<Endpoint>, CliError> {
+    let bytes = read_input(file, MAX_LIST_FILE, "the endpoint list")?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        CliError::failure(format!("the endpoint list {} is not text", file.display()))
+    })?;
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        let item = if let Some(rest) = trimmed.strip_prefix("host=") {
+            // listcerts's own output: `host=10.1.1.1_8082;  subject= …`.
+            rest.split(';').next().unwrap_or(rest)
+        } else {
+            let uncommented = trimmed.split('#').next().unwrap_or("").trim();
+            uncommented
+                .strip_prefix("host ")
+                .unwrap_or(uncommented)
+                .trim()
+        };
+        if item.is_empty() {
+            continue;
+        }
+        let endpoint: Endpoint = item.parse().map_err(|e| {
+            CliError::failure(format!("{} line {}: {e}", file.display(), i + 1))
+                .hint("give one endpoint per line, such as 10.1.1.1:8082 or 10.1.1.1_8082")
+        })?;
+        if !endpoints.contains(&endpoint) {
+            endpoints.push(endpoint);
+        }
+    }
+    Ok(endpoints)
+}
+
+fn probe_many(
+    ctx: &Context,
+    probe: &Probe,
+    endpoints: &[Endpoint],
+    jobs: usize,
+) -> Result<Exit, CliError> {
+    let mut out = Out::stdout();
+    let mut progress = Progress::new(endpoints.len());
+    let mut results: Vec<Option<Outcome>> = endpoints.iter().map(|_| None).collect();
+    let mut printed = 0;
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel();
+    let outcome: Result<(), CliError> = std::thread::scope(|scope| {
+        for _ in 0..jobs.min(endpoints.len()) {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(endpoint) = endpoints.get(i) else {
+                    break;
+                };
+                if tx.send((i, probe.run(endpoint))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for (i, result) in rx {
+            progress.clear();
+            if let Outcome::Mismatch(e) = &result {
+                crate::output::status(&format!(
+                    "{} {}",
+                    crate::output::paint(
+                        crate::output::stderr_colour(),
+                        crate::output::Style::Red,
+                        "error:"
+                    ),
+                    e
+                ));
+            }
+            results[i] = Some(result);
+            while let Some(Some(done)) = results.get(printed) {
+                if let Err(e) = writeln!(out, "{}", done.line(&endpoints[printed])) {
+                    // A closed pipe stops the remaining probes.
+                    next.store(endpoints.len(), Ordering::Relaxed);
+                    return Err(e.into());
+                }
+                printed += 1;
+            }
+            out.flush()?;
+            progress.step(&endpoints[i]);
+        }
+        Ok(())
+    });
+    progress.clear();
+    outcome?;
+
+    let count = |name: &str| {
+        results
+            .iter()
+            .filter(|r| r.as_ref().is_some_and(|o| o.name() == name))
+            .count()
+    };
+    let parts: Vec<String> = [
+        "match",
+        "promoted",
+        "pinned",
+        "mismatch",
+        "not-pinned",
+        "failed",
+    ]
+    .iter()
+    .map(|name| (name, count(name)))
+    .filter(|(_, n)| *n > 0)
+    .map(|(name, n)| format!("{n} {}", name.replace('-', " ")))
+    .collect();
+    status(&format!(
+        "probed {} endpoint{}: {}",
+        endpoints.len(),
+        if endpoints.len() == 1 { "" } else { "s" },
+        if parts.is_empty() {
+            "nothing to probe".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    ));
+    let exit = if count("mismatch") > 0 {
+        Exit::Mismatch
+    } else if count("failed") > 0 {
+        Exit::Failure
+    } else if count("not-pinned") > 0 {
+        Exit::NotPinned
+    } else {
+        Exit::Success
+    };
+    if exit == Exit::Mismatch {
+        status(&format!(
+            "{} `{}` lists the endpoints with quarantined certificates",
+            crate::output::paint(
+                crate::output::stderr_colour(),
+                crate::output::Style::Bold,
+                "hint:"
+            ),
+            ctx.cmd("listcerts --quarantined --format table")
+        ));
+    }
+    Ok(exit)
+}
+
+/// A progress bar on standard error, drawn only when it is a terminal.
+struct Progress {
+    total: usize,
+    done: usize,
+    visible: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Self {
+            total,
+            done: 0,
+            visible: total > 1 && io::stderr().is_terminal(),
+        }
+    }
+
+    fn step(&mut self, last: &Endpoint) {
+        self.done += 1;
+        if !self.visible || self.done >= self.total {
+            return;
+        }
+        const WIDTH: usize = 30;
+        let filled = WIDTH * self.done / self.total;
+        let _ = write!(
+            io::stderr().lock(),
+            "\r[{}{}] {}/{} {}",
+            "#".repeat(filled),
+            "-".repeat(WIDTH - filled),
+            self.done,
+            self.total,
+            last
+        );
+    }
+
+    fn clear(&self) {
+        if self.visible {
+            let _ = write!(io::stderr().lock(), "\r\x1b[2K");
+        }
+    }
+}
+
+/// How to probe: the store, the policy and the connection settings.
+struct Probe {
+    store: Arc<Store>,
+    policy: Policy,
+    sni: Option<String>,
+    timeout: Duration,
+}
+
+impl Probe {
+    fn run(&self, endpoint: &Endpoint) -> Outcome {
+        let before = match self.store.endpoint(endpoint) {
+            Ok(record) => record,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        let mut builder =
+            TofuVerifier::builder(self.store.clone(), endpoint.clone()).policy(self.policy.clone());
+        if let Some(name) = &self.sni {
+            builder = builder.server_name(name.clone());
+        }
+        let verifier = match builder.build() {
+            Ok(v) => v,
+            Err(e) => return Outcome::Failed(format!("cannot probe {endpoint}: {e}")),
+        };
+        match self.handshake(&verifier, endpoint) {
+            Ok(details) => classify(&before, details),
+            Err(HandshakeError::Tofu(e)) => match e {
+                TofuError::Mismatch(_) => Outcome::Mismatch(e),
+                TofuError::NotPinned(_) => Outcome::NotPinned(e),
+                other => Outcome::Failed(other.to_string()),
+            },
+            Err(HandshakeError::Other(why)) => Outcome::Failed(why),
+        }
+        // The verifier is dropped here, which records that the pin was seen.
+    }
+
+    fn handshake(
+        &self,
+        verifier: &Arc<TofuVerifier>,
+        endpoint: &Endpoint,
+    ) -> Result<CertificateDetails, HandshakeError> {
+        let deadline = Instant::now() + self.timeout;
+        let secs = self.timeout.as_secs_f64();
+        let sock = connect(endpoint, deadline)
+            .map_err(|e| HandshakeError::Other(format!("cannot connect to {endpoint}: {e}")))?;
+        let mut sock = DeadlineStream { sock, deadline };
+        let mut conn =
+            ClientConnection::new(verifier.client_config(), verifier.server_name().clone())
+                .map_err(|e| {
+                    HandshakeError::Other(format!("cannot start TLS with {endpoint}: {e}"))
+                })?;
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut sock) {
+                if let Some(tofu) = TofuError::from_io(&e) {
+                    return Err(HandshakeError::Tofu(tofu.clone()));
+                }
+                return Err(HandshakeError::Other(match e.kind() {
+                    io::ErrorKind::TimedOut => {
+                        format!("{endpoint} did not complete the TLS handshake within {secs} s")
+                    }
+                    io::ErrorKind::UnexpectedEof => format!(
+                        "{endpoint} closed the connection during the TLS handshake (is it a TLS \
+                         server? does it want a client certificate or another server name?)"
+                    ),
+                    _ => format!("the TLS handshake with {endpoint} failed: {e}"),
+                }));
+            }
+        }
+        let details = conn
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .map(|der| CertificateDetails::from_der(der))
+            .transpose()
+            .map_err(|e| HandshakeError::Other(format!("{endpoint}: {e}")))?
+            .ok_or_else(|| HandshakeError::Other(format!("{endpoint} presented no certificate")))?;
+        // Close politely, without application data; the outcome is known whatever happens.
+        conn.send_close_notify();
+        let _ = conn.complete_io(&mut sock);
+        let _ = sock.sock.shutdown(std::net::Shutdown::Both);
+        Ok(details)
+    }
+}
+
+enum HandshakeError {
+    Tofu(TofuError),
+    Other(String),
+}
+
+/// Names what the handshake did, from what the store held before it.
+fn classify(before: &EndpointRecord, details: CertificateDetails) -> Outcome {
+    let fp = details.fingerprint;
+    if before.active().any(|p| p.fingerprint() == fp) {
+        Outcome::Match(details)
+    } else if before.staged().any(|p| p.fingerprint() == fp) {
+        Outcome::Promoted(details)
+    } else if !before.is_pinned() {
+        Outcome::Pinned(details)
+    } else {
+        // Another process changed the pins between our look and the handshake, and the
+        // verifier accepted against what is stored now.
+        Outcome::Match(details)
+    }
+}
+
+fn connect(endpoint: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
+    let addrs: Vec<SocketAddr> = match endpoint.host() {
+        Host::Ip(ip) => vec![SocketAddr::new(*ip, endpoint.port())],
+        Host::Dns(name) => (name.as_str(), endpoint.port())
+            .to_socket_addrs()?
+            .collect(),
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
+    for addr in addrs {
+        let Some(left) = remaining(deadline) else {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection timed out",
+            ));
+        };
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(sock) => {
+                let _ = sock.set_nodelay(true);
+                return Ok(sock);
+            }
+            Err(e) => last = io::Error::new(e.kind(), format!("{addr}: {e}")),
+        }
+    }
+    Err(last)
+}
+
+fn remaining(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+}
+
+/// A socket whose reads and writes all end by one deadline, so that --timeout bounds the
+/// whole handshake, not each read.
+struct DeadlineStream {
+    sock: TcpStream,
+    deadline: Instant,
+}
+
+impl DeadlineStream {
+    fn arm(&self, read: bool) -> io::Result<()> {
+        let left = remaining(self.deadline)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "timed out"))?;
+        if read {
+            self.sock.set_read_timeout(Some(left))
+        } else {
+            self.sock.set_write_timeout(Some(left))
+        }
+    }
+}
+
+fn timed_out(e: io::Error) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock => io::Error::new(io::ErrorKind::TimedOut, "timed out"),
+        _ => e,
+    }
+}
+
+impl Read for DeadlineStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm(true)?;
+        self.sock.read(buf).map_err(timed_out)
+    }
+}
+
+impl Write for DeadlineStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm(false)?;
+        self.sock.write(buf).map_err(timed_out)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
+    }
+}

@@ -1,0 +1,154 @@
+//! `tofu-certs showcert host <HOST>`: everything stored for one endpoint.
+
+use std::io::Write;
+
+use tofu_core::{to_pem, CertificateDetails, PinState, Timestamp};
+
+use super::{Context, HostArgs};
+use crate::error::{CliError, Exit};
+use crate::output::{printable, Out, Style};
+
+/// Show everything stored for an endpoint: pins, staged pins, quarantined certificates.
+///
+/// Quarantined certificates are those the endpoint presented that matched none of its pins;
+/// they stay until accepted or deleted. For each certificate: fingerprints (SHA-256 of the certificate, as OpenSSH and OpenSSL
+/// print it, and of its public key), subject, issuer, names, validity, and for pins when
+/// they were pinned, first and last presented, how often, how and by whom (source), and the
+/// label. `--pem` prints the certificates themselves instead, to pipe into openssl.
+#[derive(Debug, clap::Args)]
+#[command(override_usage = "tofu-certs showcert host <HOST> [OPTIONS]")]
+pub(crate) struct Args {
+    #[command(flatten)]
+    host: HostArgs,
+
+    /// Print the certificates as PEM (pins first, then quarantined), each after a `#` line
+    /// naming it, e.g. for `| openssl x509 -noout -text`.
+    #[arg(long)]
+    pem: bool,
+}
+
+pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
+    let endpoint = &args.host.endpoint;
+    let store = ctx.open_existing()?;
+    let record = store
+        .endpoint(endpoint)
+        .map_err(|e| CliError::store(e, ctx))?;
+    if record.pins.is_empty() && record.quarantined.is_empty() {
+        return Err(CliError::new(
+            Exit::NotFound,
+            format!(
+                "nothing is stored for {endpoint}: it has no pin and no quarantined certificate"
+            ),
+        )
+        .hint(format!(
+            "`{}` lists the pinned endpoints; `{}` pins what it presents now",
+            ctx.cmd("listcerts"),
+            ctx.cmd(&format!("probe host {endpoint} --pin"))
+        )));
+    }
+
+    let mut out = Out::stdout();
+    if args.pem {
+        for pin in &record.pins {
+            writeln!(
+                out,
+                "# {} {} pin {}\n{}",
+                endpoint,
+                pin.state,
+                pin.details.fingerprint,
+                to_pem(&pin.der)
+            )?;
+        }
+        for q in &record.quarantined {
+            writeln!(
+                out,
+                "# {} quarantined {}\n{}",
+                endpoint,
+                q.details.fingerprint,
+                to_pem(&q.der)
+            )?;
+        }
+        out.flush()?;
+        return Ok(Exit::Success);
+    }
+
+    let now = Timestamp::now();
+    writeln!(
+        out,
+        "{} (host={})",
+        out.paint(Style::Bold, &endpoint.to_string()),
+        endpoint.host_port()
+    )?;
+    for pin in &record.pins {
+        let heading = match pin.state {
+            PinState::Active => out.paint(Style::Green, "active pin"),
+            PinState::Next => out.paint(Style::Yellow, "staged pin (next)"),
+        };
+        writeln!(out, "\n{heading}")?;
+        write_details(&mut out, &pin.details, now)?;
+        field(&mut out, "pinned at", &pin.pinned_at.to_string())?;
+        field(&mut out, "first seen", &seen(pin.first_seen))?;
+        field(&mut out, "last seen", &seen(pin.last_seen))?;
+        field(&mut out, "times seen", &pin.times_seen.to_string())?;
+        field(&mut out, "source", pin.source.as_str())?;
+        if let Some(label) = &pin.label {
+            field(&mut out, "label", &printable(label))?;
+        }
+    }
+    for q in &record.quarantined {
+        let heading = out.paint(
+            Style::Red,
+            "quarantined certificate (presented, matched no pin, not trusted)",
+        );
+        writeln!(out, "\n{heading}")?;
+        write_details(&mut out, &q.details, now)?;
+        field(&mut out, "first seen", &q.first_seen.to_string())?;
+        field(&mut out, "last seen", &q.last_seen.to_string())?;
+        field(&mut out, "times seen", &q.times_seen.to_string())?;
+        field(
+            &mut out,
+            "to trust it",
+            &ctx.cmd(&format!(
+                "accept host {endpoint} --fingerprint {}",
+                q.details.fingerprint
+            )),
+        )?;
+    }
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
+fn seen(t: Option<Timestamp>) -> String {
+    t.map_or_else(|| "never".to_owned(), |t| t.to_string())
+}
+
+fn field(out: &mut Out, name: &str, value: &str) -> std::io::Result<()> {
+    writeln!(out, "  {name:<17} {value}")
+}
+
+fn write_details(out: &mut Out, d: &CertificateDetails, now: Timestamp) -> std::io::Result<()> {
+    field(out, "fingerprint", &d.fingerprint.to_string())?;
+    field(out, "sha256 (openssl)", &d.fingerprint.to_hex_colons())?;
+    field(out, "public key sha256", &d.spki_fingerprint.to_string())?;
+    field(out, "subject", &d.subject)?;
+    field(out, "issuer", &d.issuer)?;
+    let names = if d.sans.is_empty() {
+        "none".to_owned()
+    } else {
+        printable(&d.sans.join(", "))
+    };
+    field(out, "names", &names)?;
+    field(out, "not before", &d.not_before.to_string())?;
+    let days = now.days_until(d.not_after);
+    let left = if days < 0 {
+        out.paint(Style::Red, &format!("expired {} days ago", -days))
+    } else {
+        let text = format!("{days} days left");
+        if days < 30 {
+            out.paint(Style::Yellow, &text)
+        } else {
+            text
+        }
+    };
+    field(out, "not after", &format!("{} ({left})", d.not_after))
+}

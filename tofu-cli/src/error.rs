@@ -1,0 +1,140 @@
+//! The command's errors: a message, `hint:` lines naming the command that helps, and the exit
+//! status, the same for every command (see `cli::EXIT_STATUS`).
+
+use std::io;
+use std::process::ExitCode;
+
+use tofu_core::Error;
+
+use crate::commands::Context;
+use crate::output::{paint, status, stderr_colour, Style};
+
+/// The exit statuses; a documented contract (`tofu-certs --help`, README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    Success = 0,
+    Failure = 1,
+    Usage = 2,
+    NotFound = 3,
+    Mismatch = 4,
+    NotPinned = 5,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// An error to report on standard error, with its exit status.
+#[derive(Debug)]
+pub(crate) struct CliError {
+    exit: Exit,
+    message: String,
+    hints: Vec<String>,
+    /// Standard output was closed by its reader: end quietly, successfully.
+    broken_pipe: bool,
+}
+
+impl CliError {
+    pub(crate) fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            exit,
+            message: message.into(),
+            hints: Vec::new(),
+            broken_pipe: false,
+        }
+    }
+
+    /// An operational error (exit status 1).
+    pub(crate) fn failure(message: impl Into<String>) -> Self {
+        Self::new(Exit::Failure, message)
+    }
+
+    /// Adds a `hint:` line.
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+
+    /// A store error, with the hint and exit status that go with it. `ctx` spells the
+    /// commands in hints with the store in use.
+    pub(crate) fn store(error: Error, ctx: &Context) -> Self {
+        let message = error.to_string();
+        match &error {
+            Error::StoreNotFound { .. } => Self::failure(message).hint(format!(
+                "pin an endpoint first with `{}` or `{}`, or give the store's directory with \
+                 --store DIR",
+                ctx.cmd("addcert host HOST:PORT --cert FILE"),
+                ctx.cmd("probe host HOST:PORT --pin"),
+            )),
+            Error::Corrupt { .. } => Self::failure(message).hint(format!(
+                "restore a backup into a fresh store: `tofu-certs import BACKUP.toml --store \
+                 NEW_DIR`; `{}` shows what the damaged store still yields",
+                ctx.cmd("export")
+            )),
+            Error::NotAStore { .. } | Error::Unusable { .. } | Error::NewerSchema { .. } => {
+                Self::failure(message).hint(
+                    "the store is chosen by --store DIR, else TOFU_CERTS_STORE, else the \
+                     per-user default; see `tofu-certs --help`",
+                )
+            }
+            Error::Busy { .. } => Self::failure(message)
+                .hint("run the command again; readers never wait, only writers queue"),
+            Error::Certificate { .. } => Self::failure(message).hint(
+                "give the server's leaf certificate as PEM or DER; `openssl x509 -in FILE \
+                 -noout -text` shows what a file holds",
+            ),
+            Error::AlreadyPinned { endpoint, .. } | Error::PinChanged { endpoint, .. } => {
+                Self::failure(message).hint(format!(
+                    "`{}` shows the endpoint's pins",
+                    ctx.cmd(&format!("showcert host {endpoint}"))
+                ))
+            }
+            Error::NotQuarantined { endpoint, .. } => {
+                Self::new(Exit::NotFound, message).hint(format!(
+                    "`{}` lists the quarantined certificates and their fingerprints; a \
+                     certificate is quarantined when `{}` is refused",
+                    ctx.cmd(&format!("showcert host {endpoint}")),
+                    ctx.cmd(&format!("probe host {endpoint}")),
+                ))
+            }
+            Error::ImportConflict { endpoint, .. } => Self::failure(message).hint(format!(
+                "`{}` removes the pins in the store; `tofu-certs import FILE --replace` replaces \
+                 them with the file's",
+                ctx.cmd(&format!("deletecert host {}", endpoint.host_port()))
+            )),
+            _ => Self::failure(message)
+                .hint("see `tofu-certs --help` for how the store is chosen and used"),
+        }
+    }
+
+    /// Prints the error (`error: …` and `hint: …` lines) to standard error and returns the
+    /// exit status. A closed standard output ends quietly with status 0: the reader had
+    /// what it wanted.
+    pub(crate) fn report(self) -> ExitCode {
+        if self.broken_pipe {
+            return ExitCode::SUCCESS;
+        }
+        let colour = stderr_colour();
+        status(&format!(
+            "{} {}",
+            paint(colour, Style::Red, "error:"),
+            self.message.trim_end()
+        ));
+        for hint in &self.hints {
+            status(&format!("{} {hint}", paint(colour, Style::Bold, "hint:")));
+        }
+        self.exit.into()
+    }
+}
+
+/// Errors writing standard output (the only `io::Error`s converted implicitly; reading files
+/// reports the file's name explicitly).
+impl From<io::Error> for CliError {
+    fn from(e: io::Error) -> Self {
+        let mut err = Self::failure(format!("cannot write to standard output: {e}"));
+        err.broken_pipe = e.kind() == io::ErrorKind::BrokenPipe;
+        err
+    }
+}

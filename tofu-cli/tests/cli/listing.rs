@@ -1,0 +1,453 @@
+//! listcerts and showcert: what an operator reads.
+
+use std::ops::ControlFlow;
+
+use rcgen::{DistinguishedName, DnType, DnValue};
+
+use crate::util::*;
+
+#[test]
+fn listcerts_prints_primes_format_byte_for_byte() {
+    let env = Env::new();
+    let cert = prime_cert("prime-pri");
+    let (file, _) = env.write_cert("c", &cert);
+    env.run(&["addcert", "host", "10.1.1.1:8082", "--cert", &file])
+        .success();
+
+    let run = env.run(&["listcerts"]);
+    run.success();
+    assert_eq!(
+        run.stdout,
+        "host=10.1.1.1_8082;  subject= /C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-pri\n"
+    );
+    assert_eq!(openssl_subject(&file), PRIME_SUBJECT);
+}
+
+#[test]
+fn subjects_are_printed_exactly_as_openssl_compat_prints_them() {
+    let env = Env::new();
+    let email = DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]);
+    let mut names: Vec<DistinguishedName> = Vec::new();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, "DE");
+    dn.push(DnType::LocalityName, "Zürich München");
+    dn.push(DnType::OrganizationName, "R&D/Ops+Lab");
+    dn.push(DnType::CommonName, "prime-sec");
+    names.push(dn);
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "only-cn");
+    names.push(dn);
+    let mut dn = DistinguishedName::new();
+    dn.push(
+        DnType::OrganizationName,
+        DnValue::PrintableString("Cisco Systems".try_into().unwrap()),
+    );
+    dn.push(
+        email,
+        DnValue::Ia5String("ops@example.com".try_into().unwrap()),
+    );
+    dn.push(DnType::CommonName, "with spaces = and, commas");
+    names.push(dn);
+    let mut dn = DistinguishedName::new();
+    dn.push(
+        DnType::CommonName,
+        DnValue::BmpString("bmp".try_into().unwrap()),
+    );
+    names.push(dn);
+
+    let mut expected = String::new();
+    for (i, dn) in names.into_iter().enumerate() {
+        let cert = cert_with(dn, "tricky.example");
+        let (file, _) = env.write_cert(&format!("tricky{i}"), &cert);
+        let endpoint = format!("10.0.0.{}:443", i + 1);
+        env.run(&["addcert", "host", &endpoint, "--cert", &file])
+            .success();
+        expected.push_str(&format!(
+            "host=10.0.0.{}_443;  subject= {}\n",
+            i + 1,
+            openssl_subject(&file)
+        ));
+    }
+    let run = env.run(&["listcerts"]);
+    run.success();
+    assert_eq!(run.stdout, expected);
+}
+
+#[test]
+fn listcerts_sorts_by_endpoint_names_then_addresses_numerically() {
+    let env = Env::new();
+    let cert = prime_cert("prime-pri");
+    for endpoint in [
+        "10.1.1.10:8082",
+        "[FD00::5]:8443",
+        "10.1.1.9:8082",
+        "Prime-Sec.Example.com:443",
+        "10.1.1.9:443",
+    ] {
+        env.pin(endpoint, &cert);
+    }
+    env.run(&["listcerts"]).success().stdout(&format!(
+        "host=prime-sec.example.com_443;  subject= {PRIME_SUBJECT}
+host=10.1.1.9_443;  subject= {PRIME_SUBJECT}
+host=10.1.1.9_8082;  subject= {PRIME_SUBJECT}
+host=10.1.1.10_8082;  subject= {PRIME_SUBJECT}
+host=fd00::5_8443;  subject= {PRIME_SUBJECT}
+"
+    ));
+}
+
+#[test]
+fn deletecert_takes_what_listcerts_printed() {
+    let env = Env::new();
+    for (endpoint, cn) in [
+        ("10.1.1.1:8082", "prime-pri"),
+        ("[fd00::5]:8443", "prime-v6"),
+        ("prime-sec.example.com:443", "prime-sec"),
+    ] {
+        env.pin(endpoint, &prime_cert(cn));
+    }
+    let listing = env.run(&["listcerts"]);
+    listing.success();
+    assert_eq!(listing.stdout.lines().count(), 3);
+    for line in listing.stdout.lines() {
+        let host = line
+            .strip_prefix("host=")
+            .and_then(|rest| rest.split(';').next())
+            .expect("host=…;");
+        let subject = line.split_once(";  subject= ").unwrap().1;
+        env.run(&["deletecert", "host", host])
+            .success()
+            .stdout(&format!(
+                "removed active pin host={host};  subject= {subject}  (SHA256:[..])\n"
+            ));
+    }
+    env.run(&["listcerts"]).success().stdout("");
+    // Deleting again finds nothing: status 3, and the hint names the command that lists.
+    env.run(&["deletecert", "host", "10.1.1.1_8082"])
+        .code(3)
+        .stdout("")
+        .stderr(&format!(
+            "error: 10.1.1.1:8082 is not pinned; nothing was removed
+hint: `tofu-certs listcerts{}` lists the pinned endpoints, in the form deletecert takes
+",
+            env.store_arg()
+        ));
+}
+
+#[test]
+fn deletecert_with_a_fingerprint_removes_one_pin_of_several() {
+    let env = Env::new();
+    let (a, b) = (prime_cert("prime-pri"), prime_cert("prime-sec"));
+    env.pin("10.1.1.1:8082", &a);
+    env.pin("10.1.1.1:8082", &b);
+    env.run(&["deletecert", "host", "10.1.1.1_8082", "--fingerprint", &b.fingerprint()])
+        .success()
+        .stdout(&format!(
+            "removed active pin host=10.1.1.1_8082;  subject= /C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-sec  ({})\n",
+            b.fingerprint()
+        ));
+    env.run(&["listcerts"])
+        .success()
+        .stdout(&format!("host=10.1.1.1_8082;  subject= {PRIME_SUBJECT}\n"));
+    env.run(&[
+        "deletecert",
+        "host",
+        "10.1.1.1:8082",
+        "--fingerprint",
+        &b.fingerprint(),
+    ])
+    .code(3)
+    .stderr(&format!(
+        "error: 10.1.1.1:8082 has no pin with fingerprint {}; nothing was removed\n[..]\n",
+        b.fingerprint()
+    ));
+}
+
+#[test]
+fn table_shows_state_expiry_use_source_label_and_quarantine() {
+    let env = Env::new();
+    let (a, next, intruder) = (
+        prime_cert("prime-pri"),
+        prime_cert("prime-pri-2027"),
+        prime_cert("prime-pri"),
+    );
+    let (a_file, _) = env.write_cert("a", &a);
+    let (next_file, _) = env.write_cert("next", &next);
+    env.run(&[
+        "addcert",
+        "host",
+        "10.1.1.1:8082",
+        "--cert",
+        &a_file,
+        "--label",
+        "HA primary",
+    ])
+    .success();
+    env.run(&["addcert", "host", "10.1.1.1:8082", "--cert", &next_file, "--next"])
+        .success()
+        .stdout(&format!(
+            "staged {} (/C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-pri-2027) for 10.1.1.1:8082: the first connection that presents it makes it the pin\n",
+            next.fingerprint()
+        ));
+    // What the verifier does when a handshake presents a certificate matching no pin.
+    let store = tofu_core::Store::open(env.store()).unwrap();
+    store
+        .quarantine(&"10.1.1.1:8082".parse().unwrap(), &intruder.der)
+        .unwrap();
+
+    let run = env.run(&["listcerts", "--format", "table"]);
+    run.success().stdout(&format!(
+        "ENDPOINT       STATE        FINGERPRINT[..]NOT AFTER   DAYS[..]FIRST SEEN  LAST SEEN   SEEN  SOURCE    LABEL
+10.1.1.1:8082  active       {}  2045-01-02  [..]  -           -           0     operator  HA primary
+10.1.1.1:8082  staged       {}  2045-01-02  [..]  -           -           0     operator  -
+10.1.1.1:8082  quarantined  {}  2045-01-02  [..]  20[..]  20[..]  1     -         -
+",
+        a.fingerprint(),
+        next.fingerprint(),
+        intruder.fingerprint()
+    ));
+    assert!(!run.stdout.contains('\x1b'), "no colour off a terminal");
+
+    // Prime's format lists pins, staged ones too, but not quarantined certificates.
+    env.run(&["listcerts"]).success().stdout(&format!(
+        "host=10.1.1.1_8082;  subject= {PRIME_SUBJECT}
+host=10.1.1.1_8082;  subject= /C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-pri-2027
+"
+    ));
+}
+
+#[test]
+fn json_has_the_documented_schema() {
+    let env = Env::new();
+    let (a, intruder) = (prime_cert("prime-pri"), prime_cert("mitm"));
+    let (file, _) = env.write_cert("a", &a);
+    env.run(&[
+        "addcert",
+        "host",
+        "[fd00::5]:8443",
+        "--cert",
+        &file,
+        "--label",
+        "HA",
+    ])
+    .success();
+    let store = tofu_core::Store::open(env.store()).unwrap();
+    store
+        .quarantine(&"[fd00::5]:8443".parse().unwrap(), &intruder.der)
+        .unwrap();
+
+    let run = env.run(&["listcerts", "--format", "json"]);
+    run.success();
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k.join(",")
+    };
+    assert_eq!(keys(&doc), "pins,quarantined,version");
+    assert_eq!(doc["version"], 1);
+    let pin = &doc["pins"][0];
+    assert_eq!(
+        keys(pin),
+        "days_left,endpoint,fingerprint,first_seen,host_port,issuer,label,last_seen,not_after,\
+         not_before,pinned_at,sans,source,spki_fingerprint,state,subject,times_seen"
+    );
+    assert_eq!(pin["endpoint"], "[fd00::5]:8443");
+    assert_eq!(pin["host_port"], "fd00::5_8443");
+    assert_eq!(pin["state"], "active");
+    assert_eq!(pin["fingerprint"], a.fingerprint());
+    assert_eq!(pin["subject"], PRIME_SUBJECT);
+    assert_eq!(pin["sans"], serde_json::json!(["DNS:prime-pri"]));
+    assert_eq!(pin["not_after"], "2045-01-02T00:00:00Z");
+    assert_eq!(pin["first_seen"], serde_json::Value::Null);
+    assert_eq!(pin["times_seen"], 0);
+    assert_eq!(pin["source"], "operator");
+    assert_eq!(pin["label"], "HA");
+    let q = &doc["quarantined"][0];
+    assert_eq!(
+        keys(q),
+        "days_left,endpoint,fingerprint,first_seen,host_port,issuer,last_seen,not_after,\
+         not_before,sans,spki_fingerprint,subject,times_seen"
+    );
+    assert_eq!(q["fingerprint"], intruder.fingerprint());
+    assert_eq!(q["times_seen"], 1);
+
+    // An empty store is an empty document, not nothing.
+    env.run(&["deletecert", "host", "fd00::5_8443"]).success();
+    let empty = env.run(&["listcerts", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&empty.stdout).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!({"version": 1, "pins": [], "quarantined": []})
+    );
+}
+
+#[test]
+fn filters_select_expiring_and_quarantined_pins() {
+    let env = Env::new();
+    let soon = {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "expiring");
+        let mut params = rcgen::CertificateParams::new(vec!["expiring".into()]).unwrap();
+        params.distinguished_name = dn;
+        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().pem()
+    };
+    let soon_file = env.write("soon.pem", soon);
+    let addcert = env.run(&["addcert", "host", "10.0.0.1:443", "--cert", &soon_file]);
+    addcert.code(0).stderr(
+        "warning: the certificate expired at 2020-01-01T00:00:00Z; it is pinned all the same (trust-on-first-use trusts the identity, not the dates)\n",
+    );
+    env.pin("10.0.0.2:443", &prime_cert("later"));
+    env.pin("10.0.0.3:443", &prime_cert("mismatched"));
+    let store = tofu_core::Store::open(env.store()).unwrap();
+    store
+        .quarantine(&"10.0.0.3:443".parse().unwrap(), &prime_cert("x").der)
+        .unwrap();
+
+    env.run(&["listcerts", "--expiring-within", "30"])
+        .success()
+        .stdout("host=10.0.0.1_443;  subject= /CN=expiring\n");
+    env.run(&["listcerts", "--quarantined"])
+        .success()
+        .stdout("host=10.0.0.3_443;  subject= /C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=mismatched\n");
+    env.run(&["listcerts", "--quarantined", "--expiring-within", "30"])
+        .success()
+        .stdout("");
+    let json = env.run(&["listcerts", "--format", "json", "--expiring-within", "30"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["pins"].as_array().unwrap().len(), 1);
+    assert!(doc["pins"][0]["days_left"].as_i64().unwrap() < 0);
+    assert_eq!(doc["quarantined"], serde_json::json!([]));
+}
+
+#[test]
+fn showcert_shows_pins_staged_pins_and_quarantine() {
+    let env = Env::new();
+    let (a, next, intruder) = (
+        prime_cert("prime-pri"),
+        prime_cert("prime-pri-next"),
+        prime_cert("prime-pri"),
+    );
+    let (a_file, _) = env.write_cert("a", &a);
+    let (next_file, _) = env.write_cert("next", &next);
+    env.run(&[
+        "addcert",
+        "host",
+        "10.1.1.1_8082",
+        "--cert",
+        &a_file,
+        "--label",
+        "HA secondary",
+    ])
+    .success();
+    env.run(&[
+        "addcert",
+        "host",
+        "10.1.1.1_8082",
+        "--cert",
+        &next_file,
+        "--next",
+    ])
+    .success();
+    let store = tofu_core::Store::open(env.store()).unwrap();
+    store
+        .quarantine(&"10.1.1.1:8082".parse().unwrap(), &intruder.der)
+        .unwrap();
+
+    let run = env.run(&["showcert", "host", "10.1.1.1_8082"]);
+    run.success().stdout(&format!(
+        "10.1.1.1:8082 (host=10.1.1.1_8082)
+
+active pin
+  fingerprint       {a_fp}
+  sha256 (openssl)  [..]
+  public key sha256 SHA256:[..]
+  subject           {PRIME_SUBJECT}
+  issuer            {PRIME_SUBJECT}
+  names             DNS:prime-pri
+  not before        2025-01-02T00:00:00Z
+  not after         2045-01-02T00:00:00Z ([..] days left)
+  pinned at         20[..]Z
+  first seen        never
+  last seen         never
+  times seen        0
+  source            operator
+  label             HA secondary
+
+staged pin (next)
+  fingerprint       {next_fp}
+  sha256 (openssl)  [..]
+  public key sha256 SHA256:[..]
+  subject           /C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-pri-next
+  issuer            /C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-pri-next
+  names             DNS:prime-pri-next
+  not before        2025-01-02T00:00:00Z
+  not after         2045-01-02T00:00:00Z ([..] days left)
+  pinned at         20[..]Z
+  first seen        never
+  last seen         never
+  times seen        0
+  source            operator
+
+quarantined certificate (presented, matched no pin, not trusted)
+  fingerprint       {q_fp}
+  sha256 (openssl)  [..]
+  public key sha256 SHA256:[..]
+  subject           {PRIME_SUBJECT}
+  issuer            {PRIME_SUBJECT}
+  names             DNS:prime-pri
+  not before        2025-01-02T00:00:00Z
+  not after         2045-01-02T00:00:00Z ([..] days left)
+  first seen        20[..]Z
+  last seen         20[..]Z
+  times seen        1
+  to trust it       tofu-certs accept host 10.1.1.1:8082 --fingerprint {q_fp}{store}
+",
+        a_fp = a.fingerprint(),
+        next_fp = next.fingerprint(),
+        q_fp = intruder.fingerprint(),
+        store = env.store_arg(),
+    ));
+    // The hex fingerprint is the one openssl prints.
+    let hex = std::process::Command::new("openssl")
+        .args(["x509", "-in", &a_file, "-noout", "-fingerprint", "-sha256"])
+        .output()
+        .unwrap();
+    let hex = String::from_utf8(hex.stdout).unwrap();
+    let hex = hex.trim().split_once('=').unwrap().1;
+    assert!(
+        run.stdout.contains(&format!("  sha256 (openssl)  {hex}\n")),
+        "{hex}"
+    );
+
+    // --pem prints the certificates themselves, pins first, in a form openssl reads.
+    let pem = env.run(&["showcert", "host", "10.1.1.1:8082", "--pem"]);
+    pem.success();
+    let certs = tofu_core::read_certificates(pem.stdout.as_bytes()).unwrap();
+    assert_eq!(
+        certs,
+        vec![a.der.clone(), next.der.clone(), intruder.der.clone()]
+    );
+    assert!(pem.stdout.starts_with(&format!(
+        "# 10.1.1.1:8082 active pin {}\n-----BEGIN CERTIFICATE-----\n",
+        a.fingerprint()
+    )));
+
+    env.run(&["showcert", "host", "10.9.9.9:1"]).code(3).stderr(&format!(
+        "error: nothing is stored for 10.9.9.9:1: it has no pin and no quarantined certificate
+hint: `tofu-certs listcerts{s}` lists the pinned endpoints; `tofu-certs probe host 10.9.9.9:1 --pin{s}` pins what it presents now
+",
+        s = env.store_arg()
+    ));
+    let mut count = 0;
+    store
+        .for_each_pin(|_| {
+            count += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(count, 2, "showcert changed nothing");
+}

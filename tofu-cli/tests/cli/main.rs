@@ -1,0 +1,11 @@
+//! The `tofu-certs` binary, run for real against real stores in a hermetic environment
+//! (cleared environment, temporary HOME, `--store` in a temporary directory), and against real
+//! `openssl s_server` processes on loopback ports.
+
+mod changes;
+mod concurrency;
+mod export;
+mod interface;
+mod listing;
+mod probe;
+mod util;

@@ -1,0 +1,280 @@
+//! probe against real `openssl s_server` processes on loopback ports.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+#[test]
+fn pin_rotate_mismatch_accept_match_against_a_real_server() {
+    let env = Env::new();
+    let port = free_port();
+    let first = prime_cert("prime-pri");
+    let (cert, key) = env.write_cert("first", &first);
+    let server = TlsServer::start(&cert, &key, port);
+    let endpoint = server.endpoint();
+    let host_port = format!("127.0.0.1_{port}");
+    let s = env.store_arg();
+
+    // Strict by default: an endpoint that is not pinned is refused (status 5). The store does
+    // not exist yet: probe without --pin only reads, so it says so.
+    env.run(&["probe", "host", &endpoint])
+        .code(1)
+        .stderr("error: no pin store at [..]\nhint: [..]\n");
+    env.pin("10.1.1.1:8082", &prime_cert("unrelated"));
+    env.run(&["probe", "host", &endpoint]).code(5).stdout("").stderr(&format!(
+        "error: {endpoint} is not pinned, and this connection accepts only pinned certificates (strict policy).
+
+  presented  subject      {PRIME_SUBJECT}
+             fingerprint  {fp}
+             not after    2045-01-02T00:00:00Z
+
+To pin what it presents now, after checking the fingerprint with the server's administrator:
+    tofu-certs probe host {endpoint} --pin{s}
+or pin a certificate file you trust:
+    tofu-certs addcert host {endpoint} --cert FILE{s}
+hint: `tofu-certs probe host {endpoint} --pin{s}` pins what it presents now
+",
+        fp = first.fingerprint()
+    ));
+
+    // --pin: trust on first use.
+    env.run(&["probe", "host", &host_port, "--pin"])
+        .success()
+        .stdout(&format!(
+            "pinned: {endpoint} is now pinned to {} ({PRIME_SUBJECT})\n",
+            first.fingerprint()
+        ));
+    env.run(&["probe", "host", &endpoint])
+        .success()
+        .stdout(&format!(
+            "match: {endpoint} presented its pinned certificate {} ({PRIME_SUBJECT})\n",
+            first.fingerprint()
+        ));
+
+    // The server's certificate is regenerated (same subject, new key): a mismatch, status 4,
+    // with the whole message of the verifier, and the certificate kept in quarantine.
+    server.stop();
+    let second = prime_cert("prime-pri");
+    let (cert2, key2) = env.write_cert("second", &second);
+    let _server = TlsServer::start(&cert2, &key2, port);
+    for policy in [&[][..], &["--pin"][..]] {
+        let mut args = vec!["probe", "host", &endpoint];
+        args.extend_from_slice(policy);
+        env.run(&args).code(4).stdout("").stderr(&format!(
+            "error: the certificate presented by {endpoint} does not match the certificate pinned for it.
+Trust-on-first-use is configured for this connection. Current certificate of the remote host is different from what was used earlier - CN=prime-pri
+
+  pinned     subject      {PRIME_SUBJECT}
+             fingerprint  {old}
+             not after    2045-01-02T00:00:00Z
+             pinned at    20[..]Z (first-use)
+  presented  subject      {PRIME_SUBJECT}
+             fingerprint  {new}
+             not after    2045-01-02T00:00:00Z
+
+Either someone is intercepting this connection (a man-in-the-middle attack), or the server's certificate was changed legitimately (a new CSR, a redeployed server, an HA re-registration). Confirm with the server's administrator which it is before trusting the new certificate.
+
+If the change is legitimate, accept exactly the presented certificate:
+    tofu-certs accept host {endpoint} --fingerprint {new}{s}
+or delete the pin, and the next connection pins what the server presents:
+    tofu-certs deletecert host {host_port}{s}
+hint: `tofu-certs showcert host {endpoint}{s}` shows the pinned and the quarantined certificates side by side
+",
+            old = first.fingerprint(),
+            new = second.fingerprint(),
+        ));
+    }
+    env.run(&["listcerts", "--quarantined"])
+        .success()
+        .stdout(&format!("host={host_port};  subject= {PRIME_SUBJECT}\n"));
+
+    // Accept exactly the presented certificate, by fingerprint: then it matches.
+    env.run(&["accept", "host", &endpoint, "--fingerprint", &second.fingerprint()])
+        .success()
+        .stdout(&format!(
+            "accepted {} ({PRIME_SUBJECT}): it is now the pin of {endpoint}\nretired {} ({PRIME_SUBJECT})\n",
+            second.fingerprint(),
+            first.fingerprint()
+        ));
+    env.run(&["probe", "host", &endpoint])
+        .success()
+        .stdout(&format!(
+            "match: {endpoint} presented its pinned certificate {} ({PRIME_SUBJECT})\n",
+            second.fingerprint()
+        ));
+    env.run(&["log", "host", &host_port]).success().stdout(
+        "[..]  pinned  [..]
+[..]  mismatch-rejected  [..]
+[..]  mismatch-rejected  [..]
+[..]  retired  [..]
+[..]  accepted  [..] (was [..])  [..]
+",
+    );
+    // The handshakes that matched were counted.
+    let json = env.run(&["listcerts", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let pin = doc["pins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["host_port"] == host_port.as_str())
+        .unwrap();
+    assert_eq!(pin["times_seen"], 1, "{pin}");
+}
+
+#[test]
+fn a_staged_certificate_is_promoted_when_the_server_presents_it() {
+    let env = Env::new();
+    let port = free_port();
+    let (old, new) = (prime_cert("prime-pri"), prime_cert("prime-pri"));
+    let endpoint = format!("127.0.0.1:{port}");
+    env.pin(&endpoint, &old);
+    let (cert, key) = env.write_cert("new", &new);
+    env.run(&["addcert", "host", &endpoint, "--cert", &cert, "--next"])
+        .success();
+    let _server = TlsServer::start(&cert, &key, port);
+    env.run(&["probe", "host", &endpoint]).success().stdout(&format!(
+        "promoted: {endpoint} presented its staged certificate {} ({PRIME_SUBJECT}), which is now its pin\n",
+        new.fingerprint()
+    ));
+    env.run(&["probe", "host", &endpoint])
+        .success()
+        .stdout("match: [..]\n");
+}
+
+#[test]
+fn sni_is_sent_but_the_pins_stay_those_of_the_endpoint() {
+    let env = Env::new();
+    let port = free_port();
+    let cert = prime_cert("prime-pri");
+    let (file, key) = env.write_cert("c", &cert);
+    let _server = TlsServer::start(&file, &key, port);
+    let endpoint = format!("127.0.0.1:{port}");
+    env.run(&[
+        "probe",
+        "host",
+        &endpoint,
+        "--pin",
+        "--sni",
+        "prime-pri.example.com",
+    ])
+    .success()
+    .stdout(&format!("pinned: {endpoint} is now pinned to [..]\n"));
+    env.run(&["listcerts"]).success().stdout(&format!(
+        "host=127.0.0.1_{port};  subject= {PRIME_SUBJECT}\n"
+    ));
+    env.run(&["probe", "host", &endpoint, "--sni", "not a name"])
+        .code(2)
+        .stderr("error: invalid value 'not a name' for '--sni <NAME>': \"not a name\" is not a valid TLS server name\n\nFor more information, try '--help'.\n");
+}
+
+#[test]
+fn a_silent_server_times_out_and_a_closed_port_fails() {
+    let env = Env::new();
+    env.pin("10.1.1.1:8082", &prime_cert("unrelated"));
+    // Accepts TCP connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let started = Instant::now();
+    env.run(&["probe", "host", &silent, "--timeout", "300ms"])
+        .code(1)
+        .stderr(&format!(
+            "error: {silent} did not complete the TLS handshake within 0.3 s
+hint: check the address and port, and that a TLS server listens there; `--timeout SECS` waits longer than 0.3 s
+"
+        ));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(listener);
+
+    let closed = format!("127.0.0.1:{}", free_port());
+    env.run(&["probe", "host", &closed])
+        .code(1)
+        .stderr(&format!(
+            "error: cannot connect to {closed}: {closed}: Connection refused (os error 111)\nhint: [..]\n"
+        ));
+}
+
+#[test]
+fn probe_from_a_list_reports_each_endpoint_and_the_worst_status() {
+    let env = Env::new();
+    let (a, b) = (prime_cert("prime-a"), prime_cert("prime-b"));
+    let (a_file, a_key) = env.write_cert("a", &a);
+    let (b_file, b_key) = env.write_cert("b", &b);
+    let server_a = TlsServer::start(&a_file, &a_key, free_port());
+    let server_b = TlsServer::start(&b_file, &b_key, free_port());
+    let closed = format!("127.0.0.1:{}", free_port());
+
+    // Pin both servers with one --from --pin, fed the list on standard input.
+    let list = format!(
+        "# the HA pair\n{}\nhost {}   # secondary\n\n{}\n",
+        server_a.endpoint(),
+        server_b.endpoint(),
+        server_a.endpoint()
+    );
+    let cmd = env.command(&["probe", "--from", "-", "--pin", "--jobs", "2"]);
+    let run = run_with_stdin(cmd, list.as_bytes());
+    run.code(0)
+        .stdout(&format!(
+            "pinned      {}  {}  [..]CN=prime-a\npinned      {}  {}  [..]CN=prime-b\n",
+            server_a.endpoint(),
+            a.fingerprint(),
+            server_b.endpoint(),
+            b.fingerprint()
+        ))
+        .stderr("probed 2 endpoints: 2 pinned\n");
+
+    // listcerts's own output is a list probe reads.
+    let listing = env.run(&["listcerts"]);
+    let file = env.write("pinned.txt", &listing.stdout);
+    env.run(&["probe", "--from", &file])
+        .code(0)
+        .stdout("match       [..]\nmatch       [..]\n")
+        .stderr("probed 2 endpoints: 2 match\n");
+
+    // A closed port fails (1), an unpinned endpoint is reported (5), a mismatch wins (4).
+    let unpinned = env.write(
+        "unpinned.txt",
+        format!("{}\n{}\n", server_a.endpoint(), "127.0.0.1:1"),
+    );
+    env.run(&["deletecert", "host", &server_a.endpoint()])
+        .success();
+    env.run(&["probe", "--from", &unpinned, "--timeout", "2"])
+        .code(1)
+        .stdout(&format!(
+            "not-pinned  {}  presented {}  [..]\nfailed      127.0.0.1:1  cannot connect to [..]\n",
+            server_a.endpoint(),
+            a.fingerprint()
+        ))
+        .stderr("probed 2 endpoints: 1 not pinned, 1 failed\n");
+    let only_unpinned = env.write("only.txt", format!("{}\n", server_a.endpoint()));
+    env.run(&["probe", "--from", &only_unpinned])
+        .code(5)
+        .stderr("probed 1 endpoint: 1 not pinned\n");
+
+    let b_endpoint = server_b.endpoint();
+    server_b.stop();
+    let other = prime_cert("prime-b");
+    let (o_file, o_key) = env.write_cert("other", &other);
+    let port_b: u16 = b_endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let _server_b = TlsServer::start(&o_file, &o_key, port_b);
+    let mixed = env.write("mixed.txt", format!("{b_endpoint}\n{closed}\n"));
+    let run = env.run(&["probe", "--from", &mixed, "--timeout", "2"]);
+    run.code(4).stdout(&format!(
+        "mismatch    {b_endpoint}  presented {}  [..]CN=prime-b  (pinned: {})\nfailed      {closed}  cannot connect to [..]\n",
+        other.fingerprint(),
+        b.fingerprint()
+    ));
+    assert!(run.stderr.starts_with(&format!(
+        "error: the certificate presented by {b_endpoint} does not match the certificate pinned for it.\n"
+    )));
+    assert!(run.stderr.ends_with(&format!(
+        "probed 2 endpoints: 1 mismatch, 1 failed\nhint: `tofu-certs listcerts --quarantined --format table{}` lists the endpoints with quarantined certificates\n",
+        env.store_arg()
+    )));
+
+    let bad = env.write("bad.txt", "127.0.0.1:443\nhttps://example.com\n");
+    env.run(&["probe", "--from", &bad]).code(1).stderr(&format!(
+        "error: {bad} line 2: \"https://example.com\" is not an endpoint: it is a URL; give host:port without the `https://` scheme, for example example.com:443\nhint: [..]\n"
+    ));
+}

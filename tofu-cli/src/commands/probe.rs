@@ -536,7 +536,11 @@ fn connect(endpoint: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
                 let _ = sock.set_nodelay(true);
                 return Ok(sock);
             }
-            Err(e) => last = io::Error::new(e.kind(), format!("{addr}: {e}")),
+            // A name may resolve to several addresses: say which one failed.
+            Err(e) if matches!(endpoint.host(), Host::Dns(_)) => {
+                last = io::Error::new(e.kind(), format!("{addr}: {e}"))
+            }
+            Err(e) => last = e,
         }
     }
     Err(last)

@@ -191,7 +191,7 @@ hint: check the address and port, and that a TLS server listens there; `--timeou
     env.run(&["probe", "host", &closed])
         .code(1)
         .stderr(&format!(
-            "error: cannot connect to {closed}: {closed}: Connection refused (os error 111)\nhint: [..]\n"
+            "error: cannot connect to {closed}: Connection refused (os error 111)\nhint: [..]\n"
         ));
 }
 

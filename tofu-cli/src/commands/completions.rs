@@ -1,5 +1,7 @@
 //! `tofu-certs completions SHELL`: shell completions, generated from the clap definitions.
 
+use std::io::Write;
+
 use clap_complete::Shell;
 
 use crate::error::{CliError, Exit};
@@ -18,9 +20,13 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> Result<Exit, CliError> {
-    let mut out = Out::stdout();
+    // clap_complete panics when its writer fails; generate into memory, so that a closed
+    // standard output is reported (quietly) like everywhere else.
+    let mut script = Vec::new();
     let mut command = crate::cli::command();
-    clap_complete::generate(args.shell, &mut command, "tofu-certs", &mut out);
-    std::io::Write::flush(&mut out)?;
+    clap_complete::generate(args.shell, &mut command, "tofu-certs", &mut script);
+    let mut out = Out::stdout();
+    out.write_all(&script)?;
+    out.flush()?;
     Ok(Exit::Success)
 }

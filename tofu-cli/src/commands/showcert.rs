@@ -140,10 +140,14 @@ fn write_details(out: &mut Out, d: &CertificateDetails, now: Timestamp) -> std::
     field(out, "names", &names)?;
     field(out, "not before", &d.not_before.to_string())?;
     let days = now.days_until(d.not_after);
+    let plural = |n: i64| if n == 1 { "" } else { "s" };
     let left = if days < 0 {
-        out.paint(Style::Red, &format!("expired {} days ago", -days))
+        out.paint(
+            Style::Red,
+            &format!("expired {} day{} ago", -days, plural(-days)),
+        )
     } else {
-        let text = format!("{days} days left");
+        let text = format!("{days} day{} left", plural(days));
         if days < 30 {
             out.paint(Style::Yellow, &text)
         } else {

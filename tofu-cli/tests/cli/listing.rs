@@ -307,6 +307,15 @@ fn filters_select_expiring_and_quarantined_pins() {
         .quarantine(&"10.0.0.3:443".parse().unwrap(), &prime_cert("x").der)
         .unwrap();
 
+    let show = env.run(&["showcert", "host", "10.0.0.1:443"]);
+    show.success();
+    assert!(
+        show.stdout
+            .contains("\n  not after         2020-01-01T00:00:00Z (expired "),
+        "{}",
+        show.stdout
+    );
+    assert!(show.stdout.contains(" days ago)\n"), "{}", show.stdout);
     env.run(&["listcerts", "--expiring-within", "30"])
         .success()
         .stdout("host=10.0.0.1_443;  subject= /CN=expiring\n");

@@ -282,7 +282,7 @@ pub fn parse_export(text: &str) -> Result<Vec<NewPin>, ImportError> {
         });
     }
     // First the whole document, to check the version before anything version-specific.
-    let doc: toml::Table = toml::from_str(text).map_err(syntax_error)?;
+    let doc: toml::Table = toml::from_str(text).map_err(|e| syntax_error(text, e))?;
     match doc.get("version") {
         None => return Err(ImportError::MissingVersion),
         Some(toml::Value::Integer(EXPORT_VERSION)) => {}
@@ -305,13 +305,14 @@ pub fn parse_export(text: &str) -> Result<Vec<NewPin>, ImportError> {
         #[serde(default)]
         pin: Vec<toml::Spanned<toml::Table>>,
     }
-    let entries: Entries = toml::from_str(text).map_err(syntax_error)?;
+    let entries: Entries = toml::from_str(text).map_err(|e| syntax_error(text, e))?;
 
     let mut pins = Vec::with_capacity(entries.pin.len());
     let mut seen: HashMap<(Endpoint, Fingerprint), (usize, usize)> = HashMap::new();
+    let mut lines = LineCounter::new(text);
     for (i, spanned) in entries.pin.into_iter().enumerate() {
         let entry = i + 1;
-        let line = line_of(text, spanned.span().start);
+        let line = lines.line_of(spanned.span().start);
         let (pin, fingerprint) = parse_entry(spanned.into_inner(), entry, line)?;
         if let Some(&(first_entry, first_line)) = seen.get(&(pin.endpoint.clone(), fingerprint)) {
             return Err(ImportError::Duplicate {
@@ -329,20 +330,84 @@ pub fn parse_export(text: &str) -> Result<Vec<NewPin>, ImportError> {
     Ok(pins)
 }
 
-fn syntax_error(e: toml::de::Error) -> ImportError {
+fn syntax_error(text: &str, e: toml::de::Error) -> ImportError {
+    let rendered = e.to_string();
+    let rendered = rendered.trim_end();
+    // toml quotes the offending line whole and raw: right for a typo in a hand-written file,
+    // but megabytes for a long line, and terminal escape sequences for a hostile file.
+    if rendered.len() <= 1000 && !rendered.chars().any(|c| c != '\n' && unprintable(c)) {
+        return ImportError::Syntax {
+            message: rendered.to_owned(),
+        };
+    }
+    let position = e.span().map_or_else(String::new, |span| {
+        let at = span.start.min(text.len());
+        let line_start = text.as_bytes()[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = text
+            .get(line_start..at)
+            .map_or(at - line_start, |s| s.chars().count());
+        format!(
+            " at line {}, column {}",
+            LineCounter::new(text).line_of(at),
+            column + 1
+        )
+    });
+    let full = e.message().trim_end();
+    let mut message = String::new();
+    for c in full.chars().take(200) {
+        if unprintable(c) {
+            message.extend(c.escape_unicode());
+        } else {
+            message.push(c);
+        }
+    }
+    if full.chars().nth(200).is_some() {
+        message.push('…');
+    }
     ImportError::Syntax {
-        message: e.to_string().trim_end().to_owned(),
+        message: format!("TOML parse error{position}: {message}"),
     }
 }
 
-/// The line (from 1) of byte offset `at`; the span of a `[[pin]]` table starts at its header.
-fn line_of(text: &str, at: usize) -> usize {
-    let at = at.min(text.len());
-    text.as_bytes()[..at]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+/// Characters that must not reach a terminal raw: controls and bidirectional overrides.
+fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The lines (from 1) of byte offsets. Entries come in file order, so each newline is counted
+/// once; counting from the start for every entry made a large import quadratic.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            text: text.as_bytes(),
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of byte offset `at`; the span of a `[[pin]]` table starts at its header.
+    fn line_of(&mut self, at: usize) -> usize {
+        let at = at.min(self.text.len());
+        if at < self.offset {
+            (self.offset, self.line) = (0, 1);
+        }
+        self.line += self.text[self.offset..at]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.offset = at;
+        self.line
+    }
 }
 
 fn parse_entry(

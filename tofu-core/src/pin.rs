@@ -128,7 +128,8 @@ macro_rules! string_enum {
                     $($text => Ok($variant),)+
                     other => Err(format!(
                         concat!("{:?} is not a ", $what, "; expected one of: {}"),
-                        other,
+                        // Bounded: the text may come from a hostile file.
+                        other.chars().take(80).collect::<String>(),
                         [$($text),+].join(", ")
                     )),
                 }

@@ -61,7 +61,10 @@ impl FromStr for Timestamp {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if let Some(raw) = s.strip_prefix('@') {
-            return raw.parse().map(Self).map_err(|_| TimestampError(s.into()));
+            return raw
+                .parse()
+                .map(Self)
+                .map_err(|_| TimestampError(s.chars().take(80).collect()));
         }
         OffsetDateTime::parse(s, &Rfc3339)
             .map(|t| Self(t.unix_timestamp()))

@@ -48,9 +48,11 @@ pub enum Error {
 
     /// The store was written by a newer version of tofu-certs.
     #[error(
-        "the pin store {} has schema version {found}, newer than the {supported} this version \
-         of tofu-certs understands; it was not read, to avoid misreading it. Upgrade tofu-certs",
-        path.display()
+        "the pin store {} has schema version {found}{}, newer than the {supported} this \
+         version of tofu-certs understands; it was not read, to avoid misreading it. Use that \
+         version of tofu-certs or a newer one",
+        path.display(),
+        written_by.as_ref().map(|w| format!(" (written by {w})")).unwrap_or_default()
     )]
     NewerSchema {
         /// The database file.
@@ -59,6 +61,8 @@ pub enum Error {
         found: i64,
         /// The newest version this build reads.
         supported: i64,
+        /// The software that last wrote the store, when it says.
+        written_by: Option<String>,
     },
 
     /// The store directory or file cannot be used because of its type or permissions.

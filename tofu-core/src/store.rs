@@ -33,8 +33,20 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The name of the database file inside a store directory.
 pub const DATABASE_FILE: &str = "pins.sqlite3";
 
+/// `MIGRATIONS[i]` takes a store from schema version `i + 1` to `i + 2`. A new store is
+/// created at version 1 (`SCHEMA`) and migrated like any other, so every migration runs
+/// whenever a store is created.
+const MIGRATIONS: &[&str] = &[
+    // 2: who created and who last upgraded the store, so that a version refusing a store
+    // written by a newer one can say which.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+];
+
 /// The schema this build writes. Older stores are migrated on open; newer ones are refused.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
+
+/// Written to the `meta` table.
+const WRITER: &str = concat!("tofu-core ", env!("CARGO_PKG_VERSION"));
 
 /// `PRAGMA application_id` of a tofu-certs store ("ToFU"), so that another SQLite database is
 /// never mistaken for one.
@@ -121,6 +133,10 @@ impl std::fmt::Debug for Store {
 struct Reader {
     conn: Option<Connection>,
     data_version: Option<i64>,
+    /// The store's WAL-index (`-shm`) file, once this connection is known to be in WAL mode.
+    wal_index: Option<fs::File>,
+    /// The WAL-index header as read just before `data_version` was last queried.
+    wal_header: Option<[u8; WAL_INDEX_HEADER_LEN]>,
 }
 
 /// The outcome of [`Store::pin_first_use`].
@@ -264,9 +280,9 @@ impl Store {
         }
         check_header(&db_path)?;
 
-        let writer = open_connection(&db_path)?;
+        let mut writer = open_connection(&db_path)?;
         let read_only = writer.is_readonly(rusqlite::MAIN_DB).unwrap_or(true);
-        check_schema(&writer, &db_path, read_only)?;
+        check_schema(&mut writer, &db_path, read_only)?;
         if !read_only {
             let mode: String = writer
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -287,6 +303,8 @@ impl Store {
                 Mutex::new(Reader {
                     conn: None,
                     data_version: None,
+                    wal_index: None,
+                    wal_header: None,
                 })
             })
             .collect();
@@ -302,19 +320,37 @@ impl Store {
     }
 
     /// A number that changes whenever the store may have changed, in this process or any
-    /// other. Cheap (one `PRAGMA data_version` on a per-thread connection, no disk write), so
-    /// callers may call it on every lookup and reload what they cached when it moves.
+    /// other. Cheap (one read of the WAL-index header, no lock and no disk write; one
+    /// `PRAGMA data_version` on a per-thread connection when that header moved), so callers
+    /// may call it on every lookup and reload what they cached when it moves.
     ///
     /// # Errors
     /// When the database cannot be read.
     pub fn generation(&self) -> Result<u64> {
-        let mut reader = self.reader();
+        let mut guard = self.reader();
+        let reader = &mut *guard;
         let path = &self.db_path;
-        let conn = reader_conn(&mut reader, path)?;
+        reader_conn(reader, path)?;
+        // Every commit, by any process, rewrites the WAL-index header (its change counter goes
+        // up), and SQLite's own `data_version` moves only when that header differs from the
+        // one the connection read last. So while the header is byte for byte the one read
+        // before this connection's last `data_version`, the answer cannot have changed, and
+        // SQLite's read transaction (file locks, system calls, a global mutex) is skipped.
+        // The header is read before the query, so what is recorded is never newer than what
+        // the query saw.
+        let header = reader.wal_index.as_ref().and_then(read_wal_header);
+        if header.is_some() && header == reader.wal_header {
+            return Ok(self.generation.load(Ordering::Acquire));
+        }
+        let conn = reader.conn.as_mut().expect("opened just above");
         let version: i64 = conn
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(|e| Error::db(path, e))?;
+        reader.wal_header = header;
+        if reader.wal_index.is_none() && !self.read_only {
+            reader.wal_index = open_wal_index(conn, path);
+        }
         if reader.data_version != Some(version) {
             reader.data_version = Some(version);
             return Ok(self.generation.fetch_add(1, Ordering::AcqRel) + 1);
@@ -1183,15 +1219,20 @@ fn create_database(dir: &Path, db_path: &Path) -> Result<()> {
         .open(&tmp)
         .map_err(io_err(&tmp))?;
     let result = (|| {
-        let conn = Connection::open_with_flags(
+        let mut conn = Connection::open_with_flags(
             &tmp,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;")?;
         conn.execute_batch(&format!(
             "BEGIN; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; \
-             PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+             PRAGMA user_version = 1; COMMIT;"
         ))?;
+        migrate(&mut conn)?;
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('created_by', ?1)",
+            [WRITER],
+        )?;
         conn.close().map_err(|(_, e)| e)
     })();
     if let Err(e) = result {
@@ -1240,11 +1281,48 @@ fn reader_conn<'a>(reader: &'a mut Reader, db_path: &Path) -> Result<&'a mut Con
     if reader.conn.is_none() {
         reader.conn = Some(open_connection(db_path)?);
         reader.data_version = None;
+        reader.wal_index = None;
+        reader.wal_header = None;
     }
     Ok(reader.conn.as_mut().expect("opened just above"))
 }
 
-fn check_schema(conn: &Connection, db_path: &Path, read_only: bool) -> Result<()> {
+/// The two copies of SQLite's 48-byte WAL-index header at the start of the `-shm` file
+/// (<https://sqlite.org/walformat.html>); what follows them changes on reads too.
+const WAL_INDEX_HEADER_LEN: usize = 96;
+
+/// Opens the `-shm` file for [`Store::generation`], when `conn` (which has read the database)
+/// is in WAL mode; `None` otherwise, and then `generation` always asks SQLite. Stays valid as
+/// long as `conn` is open: SQLite neither leaves WAL mode nor removes or reinitialises the
+/// file while another connection has it mapped.
+fn open_wal_index(conn: &Connection, db_path: &Path) -> Option<fs::File> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .ok()?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return None;
+    }
+    let path = PathBuf::from(format!("{}-shm", db_path.display()));
+    let file = fs::File::open(&path).ok()?;
+    // Only the file SQLite maps: never through a link, never another file.
+    let opened = file.metadata().ok()?;
+    let named = fs::symlink_metadata(&path).ok()?;
+    (opened.is_file()
+        && named.is_file()
+        && opened.dev() == named.dev()
+        && opened.ino() == named.ino())
+    .then_some(file)
+}
+
+/// The WAL-index header, or `None` when it cannot be read whole.
+fn read_wal_header(file: &fs::File) -> Option<[u8; WAL_INDEX_HEADER_LEN]> {
+    use std::os::unix::fs::FileExt;
+    let mut header = [0u8; WAL_INDEX_HEADER_LEN];
+    file.read_exact_at(&mut header, 0).ok()?;
+    Some(header)
+}
+
+fn check_schema(conn: &mut Connection, db_path: &Path, read_only: bool) -> Result<()> {
     let header = (|| -> rusqlite::Result<(i32, i64, i64)> {
         let app: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -1259,26 +1337,62 @@ fn check_schema(conn: &Connection, db_path: &Path, read_only: bool) -> Result<()
         });
     }
     if version > SCHEMA_VERSION {
+        // Best effort: a newer schema may have moved this, and the refusal stands regardless.
+        let written_by = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key IN ('upgraded_by', 'created_by') \
+                 ORDER BY key = 'upgraded_by' DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
         return Err(Error::NewerSchema {
             path: db_path.to_path_buf(),
             found: version,
             supported: SCHEMA_VERSION,
+            written_by,
         });
     }
-    if version < SCHEMA_VERSION {
-        if read_only {
-            return Err(Error::ReadOnly {
-                path: db_path.to_path_buf(),
-            });
-        }
-        // Schema 1 is the first; later versions add their steps here, each run in one
-        // transaction that re-checks user_version, so concurrent openers migrate once.
+    if version < 1 {
         return Err(Error::Corrupt {
             path: db_path.to_path_buf(),
             detail: format!("schema version {version} is not one tofu-certs ever wrote"),
         });
     }
+    if version < SCHEMA_VERSION {
+        if read_only {
+            return Err(Error::Unusable {
+                path: db_path.to_path_buf(),
+                reason: format!(
+                    "the store has schema version {version} and needs an upgrade to \
+                     {SCHEMA_VERSION}, which needs write access; run any tofu-certs command \
+                     once as the store's owner"
+                ),
+            });
+        }
+        migrate(conn).map_err(|e| Error::db(db_path, e))?;
+    }
     Ok(())
+}
+
+/// Brings the schema to `SCHEMA_VERSION` in one transaction that reads the version under the
+/// write lock, so that processes opening an old store at the same moment migrate it once.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let from = usize::try_from(version - 1).unwrap_or(0);
+    for step in &MIGRATIONS[from..] {
+        tx.execute_batch(step)?;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('upgraded_by', ?1)",
+        [WRITER],
+    )?;
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    tx.commit()
 }
 
 fn read_endpoint(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<EndpointRecord> {

@@ -1323,12 +1323,47 @@ fn a_store_from_a_newer_version_is_refused() {
                 e,
                 Error::NewerSchema {
                     found: 99,
-                    supported: 1,
+                    supported: 2,
+                    written_by: Some(w),
                     ..
-                }
-            )
+                } if w.starts_with("tofu-core ")
+            ) && e.to_string().contains("(written by tofu-core ")
         },
     );
+}
+
+#[test]
+fn a_store_with_the_first_schema_is_upgraded_on_open_and_keeps_its_pins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = Store::open(&store_dir).unwrap();
+    let pin = store
+        .add_pin(&ep("a:1"), &cert("a"), PinState::Active, Some("kept"))
+        .unwrap();
+    drop(store);
+    // What a store written by the first release looks like: schema 1, no meta table.
+    let db = store_dir.join(tofu_core::DATABASE_FILE);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("DROP TABLE meta; PRAGMA user_version = 1")
+        .unwrap();
+    drop(conn);
+
+    let store = Store::open(&store_dir).unwrap();
+    assert_eq!(store.endpoint(&ep("a:1")).unwrap().pins, [pin]);
+    drop(store);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let upgraded_by: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'upgraded_by'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, 2);
+    assert!(upgraded_by.starts_with("tofu-core "), "{upgraded_by}");
 }
 
 #[test]

@@ -28,8 +28,12 @@ pub enum AuditEvent {
     Accepted,
     /// A pin was imported.
     Imported,
-    /// A handshake presented a certificate that matched no pin and was rejected.
+    /// A handshake presented a certificate that matched no pin and was rejected (logged the
+    /// first time each certificate is presented; repeats are counted in the quarantine).
     MismatchRejected,
+    /// Under the strict policy, an endpoint with no pin presented a certificate, which was
+    /// rejected and quarantined so an operator can accept it by fingerprint.
+    UnpinnedRejected,
     /// A quarantined certificate was discarded (its endpoint was deleted, or newer ones
     /// pushed it out).
     Discarded,
@@ -47,6 +51,7 @@ string_enum!(
     AuditEvent::Accepted => "accepted",
     AuditEvent::Imported => "imported",
     AuditEvent::MismatchRejected => "mismatch-rejected",
+    AuditEvent::UnpinnedRejected => "unpinned-rejected",
     AuditEvent::Discarded => "discarded",
 );
 

@@ -131,7 +131,7 @@ pub enum Error {
     /// The certificate is already pinned for the endpoint.
     #[error(
         "{endpoint} already has a pin with fingerprint {fingerprint} ({state}); nothing was \
-         changed. See it with `tofu-certs showcert host {endpoint}`"
+         changed"
     )]
     AlreadyPinned {
         /// The endpoint.
@@ -145,7 +145,7 @@ pub enum Error {
     /// A compare-and-swap found the endpoint's pins changed.
     #[error(
         "{endpoint} is no longer pinned to {expected} (another process changed it); nothing \
-         was changed. Look again with `tofu-certs showcert host {endpoint}`"
+         was changed. Look at its pins again before retrying"
     )]
     PinChanged {
         /// The endpoint.
@@ -157,7 +157,7 @@ pub enum Error {
     /// No quarantined certificate of the endpoint has that fingerprint.
     #[error(
         "{endpoint} has no quarantined certificate with fingerprint {fingerprint}{}; nothing \
-         was changed. `tofu-certs showcert host {endpoint}` lists what was presented",
+         was changed",
         if quarantined.is_empty() { String::new() } else {
             format!(" (quarantined: {})", quarantined.iter().map(|f| f.to_string())
                 .collect::<Vec<_>>().join(", "))
@@ -175,8 +175,8 @@ pub enum Error {
     /// An import would give an endpoint pins beside ones it already has.
     #[error(
         "{endpoint} is already pinned to {existing} in this store and the import file pins \
-         {imported}; nothing was imported. Delete the pin first (`tofu-certs deletecert host \
-         {endpoint}`) or import with --replace"
+         {imported}; nothing was imported. Delete the store's pin first, or import replacing \
+         the pins of the endpoints in the file"
     )]
     ImportConflict {
         /// The endpoint.

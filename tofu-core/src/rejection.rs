@@ -34,6 +34,12 @@ pub enum TofuError {
         /// What is wrong with it.
         reason: CertificateError,
     },
+    /// Other threads or processes kept changing the endpoint's pins while this handshake
+    /// tried to record its certificate; the handshake fails closed.
+    Contended {
+        /// The endpoint.
+        endpoint: Endpoint,
+    },
     /// The pin store could not be read or written; the handshake fails closed.
     Store {
         /// The endpoint.
@@ -55,7 +61,10 @@ pub struct Mismatch {
     /// Whether the presented certificate was kept in quarantine (so it can be accepted by
     /// fingerprint).
     pub quarantined: bool,
-    /// ` --store DIR` when the store is not the default one, for the commands shown.
+    /// Whether the policy pins on first use (so that deleting the pin lets the next
+    /// connection pin what the server presents).
+    pub pins_on_first_use: bool,
+    /// ` --store DIR`, for the commands shown.
     pub store_arg: String,
 }
 
@@ -66,7 +75,10 @@ pub struct NotPinned {
     pub endpoint: Endpoint,
     /// The certificate presented.
     pub presented: CertificateDetails,
-    /// ` --store DIR` when the store is not the default one, for the commands shown.
+    /// Whether the presented certificate was kept in quarantine (so it can be accepted by
+    /// fingerprint).
+    pub quarantined: bool,
+    /// ` --store DIR`, for the commands shown.
     pub store_arg: String,
 }
 
@@ -98,6 +110,7 @@ impl TofuError {
             TofuError::NotPinned(n) => &n.endpoint,
             TofuError::WrongServerName { endpoint, .. }
             | TofuError::UnusableCertificate { endpoint, .. }
+            | TofuError::Contended { endpoint }
             | TofuError::Store { endpoint, .. } => endpoint,
         }
     }
@@ -129,6 +142,11 @@ impl fmt::Display for TofuError {
                 "{endpoint} presented a certificate that cannot be used: {reason}; nothing was \
                  pinned"
             ),
+            TofuError::Contended { endpoint } => write!(
+                f,
+                "the pins of {endpoint} kept changing while this handshake tried to record its \
+                 certificate, so the connection was refused; retry it"
+            ),
             TofuError::Store { endpoint, error } => write!(
                 f,
                 "the pin store could not be consulted for {endpoint}, so the connection was \
@@ -155,11 +173,24 @@ impl std::error::Error for TofuError {
     }
 }
 
+/// The last `CN=` attribute of a subject in OpenSSL's one-line form, where a `/` inside a
+/// value is escaped as `\/`.
 fn common_name(subject: &str) -> &str {
-    subject
-        .rsplit('/')
-        .find(|part| part.starts_with("CN="))
-        .unwrap_or(subject)
+    let mut cn = None;
+    let mut start = 0;
+    let bytes = subject.as_bytes();
+    for i in 0..=bytes.len() {
+        let at_boundary =
+            i == bytes.len() || (bytes[i] == b'/' && (i == 0 || bytes[i - 1] != b'\\'));
+        if at_boundary {
+            let part = &subject[start..i];
+            if part.starts_with("CN=") {
+                cn = Some(part);
+            }
+            start = i + 1;
+        }
+    }
+    cn.unwrap_or(subject)
 }
 
 fn write_cert(f: &mut fmt::Formatter<'_>, heading: &str, d: &CertificateDetails) -> fmt::Result {
@@ -177,8 +208,13 @@ impl fmt::Display for Mismatch {
         )?;
         writeln!(
             f,
-            "Trust-on-first-use is configured for this connection. Current certificate of the \
-             remote host is different from what was used earlier - {}",
+            "{} is configured for this connection. Current certificate of the remote host is \
+             different from what was used earlier - {}",
+            if self.pins_on_first_use {
+                "Trust-on-first-use"
+            } else {
+                "Certificate pinning"
+            },
             common_name(&self.presented.subject)
         )?;
         writeln!(f)?;
@@ -205,28 +241,34 @@ impl fmt::Display for Mismatch {
         )?;
         writeln!(f)?;
         let store = &self.store_arg;
-        if self.quarantined {
-            writeln!(
-                f,
-                "If the change is legitimate, accept exactly the presented certificate:"
-            )?;
-            writeln!(
-                f,
-                "    tofu-certs accept host {ep} --fingerprint {}{store}",
-                self.presented.fingerprint
-            )?;
-            writeln!(
-                f,
-                "or delete the pin, and the next connection pins what the server presents:"
-            )?;
-        } else {
-            writeln!(f, "If the change is legitimate, delete the pin, and the next connection pins what the server presents:")?;
+        let host_port = ep.host_port();
+        match (self.quarantined, self.pins_on_first_use) {
+            (true, _) => {
+                writeln!(
+                    f,
+                    "If the change is legitimate, accept exactly the presented certificate:"
+                )?;
+                writeln!(
+                    f,
+                    "    tofu-certs accept host {ep} --fingerprint {}{store}",
+                    self.presented.fingerprint
+                )?;
+            }
+            (false, _) => writeln!(f, "If the change is legitimate:")?,
         }
-        write!(
-            f,
-            "    tofu-certs deletecert host {}{store}",
-            ep.host_port()
-        )
+        if self.pins_on_first_use {
+            let or = if self.quarantined { "or " } else { "" };
+            writeln!(
+                f,
+                "{or}delete the pin, and the next connection pins what the server presents:"
+            )?;
+            write!(f, "    tofu-certs deletecert host {host_port}{store}")
+        } else {
+            let or = if self.quarantined { "or " } else { "" };
+            writeln!(f, "{or}replace the pin by a certificate file you trust:")?;
+            writeln!(f, "    tofu-certs deletecert host {host_port}{store}")?;
+            write!(f, "    tofu-certs addcert host {ep} --cert FILE{store}")
+        }
     }
 }
 
@@ -242,13 +284,21 @@ impl fmt::Display for NotPinned {
         writeln!(f)?;
         write_cert(f, "presented", &self.presented)?;
         writeln!(f)?;
-        writeln!(
-            f,
-            "To pin what it presents now, after checking the fingerprint with the server's \
-             administrator:"
-        )?;
-        writeln!(f, "    tofu-certs probe host {ep} --pin{store}")?;
-        writeln!(f, "or pin a certificate file you trust:")?;
+        if self.quarantined {
+            writeln!(
+                f,
+                "To pin exactly this certificate, after checking its fingerprint with the \
+                 server's administrator:"
+            )?;
+            writeln!(
+                f,
+                "    tofu-certs accept host {ep} --fingerprint {}{store}",
+                self.presented.fingerprint
+            )?;
+            writeln!(f, "or pin a certificate file you trust:")?;
+        } else {
+            writeln!(f, "To pin a certificate file you trust:")?;
+        }
         write!(f, "    tofu-certs addcert host {ep} --cert FILE{store}")
     }
 }

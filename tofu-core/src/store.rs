@@ -503,6 +503,68 @@ impl Store {
         })
     }
 
+    /// Compare-and-swap over the whole active set: replaces the active pins of `endpoint` by
+    /// `der`, only if they are still exactly `expected` (in any order). Staged pins are kept.
+    ///
+    /// # Errors
+    /// [`Error::PinChanged`] when the active pins are no longer `expected`; nothing is
+    /// written then.
+    pub fn replace_active(
+        &self,
+        endpoint: &Endpoint,
+        expected: &[Fingerprint],
+        der: &CertificateDer<'_>,
+        source: PinSource,
+    ) -> Result<Pin> {
+        let details = self.details(endpoint, der)?;
+        self.write(|tx| {
+            let record = read_endpoint(tx, endpoint)?;
+            let mut current: Vec<Fingerprint> = record.active().map(Pin::fingerprint).collect();
+            let mut wanted = expected.to_vec();
+            current.sort_unstable();
+            wanted.sort_unstable();
+            if wanted.is_empty() || current != wanted {
+                return Err(Error::PinChanged {
+                    endpoint: endpoint.clone(),
+                    expected: expected.first().copied().unwrap_or(details.fingerprint),
+                }
+                .into());
+            }
+            for old in record.active() {
+                delete_pin(tx, endpoint, &old.details.fingerprint)?;
+            }
+            if let Some(staged) = record
+                .staged()
+                .find(|p| p.fingerprint() == details.fingerprint)
+            {
+                delete_pin(tx, endpoint, &staged.details.fingerprint)?;
+            }
+            let pin = Pin {
+                endpoint: endpoint.clone(),
+                state: PinState::Active,
+                der: der.clone().into_owned(),
+                details,
+                pinned_at: Timestamp::now(),
+                first_seen: None,
+                last_seen: None,
+                times_seen: 0,
+                source,
+                label: record.active().find_map(|p| p.label.clone()),
+            };
+            insert_pin(tx, &pin)?;
+            for old in &wanted {
+                self.audit(
+                    tx,
+                    endpoint,
+                    AuditEvent::Replaced,
+                    Some(&pin.details),
+                    Some(old),
+                )?;
+            }
+            Ok(pin)
+        })
+    }
+
     /// Removes every pin of `endpoint`, active and staged, and its quarantined certificates.
     /// An empty result means there was nothing to remove.
     ///
@@ -573,14 +635,20 @@ impl Store {
                     params![endpoint.to_string(), fp, der.as_ref(), now],
                 )?;
                 self.discard_old_quarantined(tx, endpoint)?;
+                // Audited once per certificate: repeats only count, so a peer that retries
+                // every few seconds cannot grow the append-only log without bound.
+                let pinned: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM pin WHERE endpoint = ?1)",
+                    [endpoint.to_string()],
+                    |r| r.get(0),
+                )?;
+                let event = match pinned {
+                    true => AuditEvent::MismatchRejected,
+                    false => AuditEvent::UnpinnedRejected,
+                };
+                self.audit(tx, endpoint, event, Some(&details), None)?;
             }
-            self.audit(
-                tx,
-                endpoint,
-                AuditEvent::MismatchRejected,
-                Some(&details),
-                None,
-            )
+            Ok(())
         })
     }
 
@@ -656,7 +724,7 @@ impl Store {
                 pinned_at: Timestamp::now(),
                 first_seen: Some(q.first_seen),
                 last_seen: Some(q.last_seen),
-                times_seen: 0,
+                times_seen: q.times_seen,
                 source: PinSource::Accepted,
                 label: retired.iter().find_map(|p| p.label.clone()),
             };
@@ -773,79 +841,88 @@ impl Store {
     /// # Errors
     /// [`Error::ImportConflict`] and those of reading certificates or writing the database.
     pub fn import(&self, pins: &[NewPin], replace: bool) -> Result<ImportReport> {
-        let mut prepared = Vec::with_capacity(pins.len());
+        // The file's pins, grouped by endpoint in the order the endpoints first appear: an
+        // endpoint's pins in one file belong together (an HA pair, an active pin and its
+        // staged successor) and are compared with the store's as a set.
+        let mut groups: Vec<(&Endpoint, Vec<(&NewPin, CertificateDetails)>)> = Vec::new();
+        let mut index = std::collections::HashMap::new();
         for p in pins {
-            prepared.push((p, self.details(&p.endpoint, &p.der)?));
+            let details = self.details(&p.endpoint, &p.der)?;
+            let slot = *index.entry(&p.endpoint).or_insert_with(|| {
+                groups.push((&p.endpoint, Vec::new()));
+                groups.len() - 1
+            });
+            // The same certificate twice for one endpoint: once is enough, but not in two states.
+            if let Some((q, _)) = groups[slot]
+                .1
+                .iter()
+                .find(|(_, d)| d.fingerprint == details.fingerprint)
+            {
+                if q.state == p.state {
+                    continue;
+                }
+                return Err(Error::ImportConflict {
+                    endpoint: p.endpoint.clone(),
+                    existing: details.fingerprint,
+                    imported: details.fingerprint,
+                });
+            }
+            groups[slot].1.push((p, details));
         }
         self.write(|tx| {
             let mut report = ImportReport::default();
-            let mut cleared = std::collections::HashSet::new();
-            let mut fresh = std::collections::HashSet::new();
-            for (p, details) in &prepared {
-                if replace && cleared.insert(p.endpoint.clone()) {
-                    let record = read_endpoint(tx, &p.endpoint)?;
-                    let unchanged_only = record.pins.len() == 1
-                        && record.pins[0].fingerprint() == details.fingerprint
-                        && record.pins[0].state == p.state;
-                    if !unchanged_only {
-                        for old in &record.pins {
-                            self.audit(
-                                tx,
-                                &p.endpoint,
-                                AuditEvent::Removed,
-                                Some(&old.details),
-                                None,
-                            )?;
-                            report.replaced += 1;
+            for (endpoint, entries) in &groups {
+                let record = read_endpoint(tx, endpoint)?;
+                let in_file = |pin: &Pin| {
+                    entries
+                        .iter()
+                        .any(|(p, d)| d.fingerprint == pin.fingerprint() && p.state == pin.state)
+                };
+                let foreign: Vec<&Pin> = record.pins.iter().filter(|pin| !in_file(pin)).collect();
+                if let Some(other) = foreign.first() {
+                    if !replace {
+                        let imported = entries
+                            .iter()
+                            .find(|(_, d)| d.fingerprint != other.fingerprint())
+                            .map_or(other.fingerprint(), |(_, d)| d.fingerprint);
+                        return Err(Error::ImportConflict {
+                            endpoint: (*endpoint).clone(),
+                            existing: other.fingerprint(),
+                            imported,
                         }
-                        tx.execute(
-                            "DELETE FROM pin WHERE endpoint = ?1",
-                            [p.endpoint.to_string()],
-                        )?;
+                        .into());
+                    }
+                    for old in &foreign {
+                        delete_pin(tx, endpoint, &old.details.fingerprint)?;
+                        self.audit(tx, endpoint, AuditEvent::Removed, Some(&old.details), None)?;
+                        report.replaced += 1;
                     }
                 }
-                let record = read_endpoint(tx, &p.endpoint)?;
-                if let Some(same) = record
-                    .pins
-                    .iter()
-                    .find(|x| x.fingerprint() == details.fingerprint)
-                {
-                    if same.state == p.state {
+                for (p, details) in entries {
+                    if record
+                        .pins
+                        .iter()
+                        .any(|x| x.fingerprint() == details.fingerprint && x.state == p.state)
+                    {
                         report.unchanged += 1;
                         continue;
                     }
-                }
-                // Pins of one endpoint in the same file belong together (an HA pair, or an
-                // active pin and its staged successor); pins already in the store conflict.
-                if let Some(other) = record
-                    .pins
-                    .iter()
-                    .find(|x| !fresh.contains(&(p.endpoint.clone(), x.fingerprint())))
-                {
-                    return Err(Error::ImportConflict {
+                    let pin = Pin {
                         endpoint: p.endpoint.clone(),
-                        existing: other.fingerprint(),
-                        imported: details.fingerprint,
-                    }
-                    .into());
+                        state: p.state,
+                        der: p.der.clone(),
+                        details: details.clone(),
+                        pinned_at: p.pinned_at.unwrap_or_else(Timestamp::now),
+                        first_seen: p.first_seen,
+                        last_seen: p.last_seen,
+                        times_seen: p.times_seen,
+                        source: p.source,
+                        label: p.label.clone(),
+                    };
+                    insert_pin(tx, &pin)?;
+                    self.audit(tx, endpoint, AuditEvent::Imported, Some(details), None)?;
+                    report.added += 1;
                 }
-                let now = Timestamp::now();
-                let pin = Pin {
-                    endpoint: p.endpoint.clone(),
-                    state: p.state,
-                    der: p.der.clone(),
-                    details: details.clone(),
-                    pinned_at: p.pinned_at.unwrap_or(now),
-                    first_seen: p.first_seen,
-                    last_seen: p.last_seen,
-                    times_seen: p.times_seen,
-                    source: p.source,
-                    label: p.label.clone(),
-                };
-                insert_pin(tx, &pin)?;
-                fresh.insert((p.endpoint.clone(), details.fingerprint));
-                self.audit(tx, &p.endpoint, AuditEvent::Imported, Some(details), None)?;
-                report.added += 1;
             }
             Ok(report)
         })

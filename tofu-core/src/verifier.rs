@@ -220,29 +220,21 @@ impl TofuVerifier {
         }
     }
 
-    fn note_seen(&self, view: &View, fingerprint: &Fingerprint, now: Timestamp) {
-        if !view.warned_expired.load(Ordering::Relaxed) {
-            if let Some(pin) = view.pins.iter().find(|p| p.fingerprint() == *fingerprint) {
-                if pin.details.not_after < now && !view.warned_expired.swap(true, Ordering::Relaxed)
-                {
-                    log::warn!(
-                        "the certificate pinned for {} ({}) expired at {}; it is still accepted \
-                         because trust-on-first-use trusts the identity, not the dates",
-                        self.endpoint,
-                        pin.details.fingerprint,
-                        pin.details.not_after
-                    );
-                }
-            }
+    /// Counts a handshake that presented the pin `index` of `view` (after the server proved
+    /// the key). The count reaches the store at most once a minute per pin, from a background
+    /// thread, so a matching handshake never waits for a disk write.
+    fn note_seen(&self, view: &View, index: usize, expired: bool, now: Timestamp) {
+        let pin = &view.pins[index];
+        if expired && !view.warned_expired.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "the certificate pinned for {} ({}) expired at {}; it is still accepted because \
+                 trust-on-first-use trusts the identity, not the dates",
+                self.endpoint,
+                pin.details.fingerprint,
+                pin.details.not_after
+            );
         }
-        let Some(counter) = view
-            .pins
-            .iter()
-            .position(|p| p.fingerprint() == *fingerprint)
-            .map(|i| &view.counters[i])
-        else {
-            return;
-        };
+        let counter = &view.counters[index];
         counter.pending.fetch_add(1, Ordering::Relaxed);
         counter.last_at.fetch_max(now.unix(), Ordering::Relaxed);
         let last = counter.last_flush.load(Ordering::Relaxed);
@@ -252,22 +244,11 @@ impl TofuVerifier {
                 .compare_exchange(last, now.unix(), Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
-            self.flush_seen(fingerprint, counter);
-        }
-    }
-
-    fn flush_seen(&self, fingerprint: &Fingerprint, counter: &SeenCounter) {
-        let count = counter.pending.swap(0, Ordering::AcqRel);
-        if count == 0 {
-            return;
-        }
-        let at = Timestamp::from_unix(counter.last_at.load(Ordering::Relaxed));
-        if let Err(e) = self
-            .store
-            .record_seen(&self.endpoint, fingerprint, count, at)
-        {
-            counter.pending.fetch_add(count, Ordering::Relaxed);
-            log::warn!("could not record when {} was last seen: {e}", self.endpoint);
+            let store = self.store.clone();
+            let endpoint = self.endpoint.clone();
+            let fingerprint = pin.fingerprint();
+            let counter = counter.clone();
+            std::thread::spawn(move || flush_seen(&store, &endpoint, &fingerprint, &counter));
         }
     }
 
@@ -302,21 +283,42 @@ impl TofuVerifier {
             pinned,
             presented: details,
             quarantined,
+            pins_on_first_use: self.policy.pins_on_first_use(),
             store_arg: self.store_arg.clone(),
         }))
     }
 
     fn not_pinned(&self, presented: &CertificateDer<'_>) -> TofuError {
-        match CertificateDetails::from_der(presented) {
-            Ok(details) => TofuError::NotPinned(Box::new(NotPinned {
-                endpoint: self.endpoint.clone(),
-                presented: details,
-                store_arg: self.store_arg.clone(),
-            })),
-            Err(reason) => TofuError::UnusableCertificate {
-                endpoint: self.endpoint.clone(),
-                reason,
-            },
+        let details = match CertificateDetails::from_der(presented) {
+            Ok(d) => d,
+            Err(reason) => {
+                return TofuError::UnusableCertificate {
+                    endpoint: self.endpoint.clone(),
+                    reason,
+                }
+            }
+        };
+        // Kept so that an operator who checked the fingerprint pins exactly this certificate
+        // (`accept`), not whatever a later handshake presents.
+        let quarantined = self.quarantine(presented);
+        TofuError::NotPinned(Box::new(NotPinned {
+            endpoint: self.endpoint.clone(),
+            presented: details,
+            quarantined,
+            store_arg: self.store_arg.clone(),
+        }))
+    }
+
+    fn quarantine(&self, presented: &CertificateDer<'_>) -> bool {
+        match self.store.quarantine(&self.endpoint, presented) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!(
+                    "could not quarantine the certificate of {}: {e}",
+                    self.endpoint
+                );
+                false
+            }
         }
     }
 
@@ -325,12 +327,17 @@ impl TofuVerifier {
         let now = Timestamp::now();
         let (mut decision, mut pins) = self.with_view(|v| {
             let d = decide(&v.pins, cert, &self.policy, now);
-            let pins = if d.accepts() && !d.writes() {
-                Vec::new()
-            } else {
-                v.pins.clone()
-            };
-            (d, pins)
+            if let Decision::Accept {
+                fingerprint,
+                expired,
+            } = &d
+            {
+                if let Some(i) = v.pins.iter().position(|p| p.fingerprint() == *fingerprint) {
+                    self.note_seen(v, i, *expired, now);
+                }
+                return (d, Vec::new());
+            }
+            (d, v.pins.clone())
         })?;
         // Each round either finishes or learns that another thread or process changed the
         // endpoint in between, and decides again on what is stored now.
@@ -347,6 +354,7 @@ impl TofuVerifier {
                             pin.details.fingerprint,
                             pin.details.subject
                         );
+                        self.refresh_view();
                         return Ok(());
                     }
                     Ok(FirstUse::AlreadyPinned(_)) => None,
@@ -361,6 +369,7 @@ impl TofuVerifier {
                                 fingerprint,
                                 p.retired.len()
                             );
+                            self.refresh_view();
                             return Ok(());
                         }
                         Ok(None) => None,
@@ -368,7 +377,10 @@ impl TofuVerifier {
                     }
                 }
                 Decision::ReplaceExpired { expired } => match self.replace_expired(expired, cert) {
-                    Ok(true) => return Ok(()),
+                    Ok(true) => {
+                        self.refresh_view();
+                        return Ok(());
+                    }
                     Ok(false) => None,
                     Err(e) => Some(e),
                 },
@@ -383,7 +395,9 @@ impl TofuVerifier {
             decision = decide(&record.pins, cert, &self.policy, now);
             pins = record.pins;
         }
-        Err(self.mismatch(pins, cert))
+        Err(TofuError::Contended {
+            endpoint: self.endpoint.clone(),
+        })
     }
 
     fn replace_expired(
@@ -391,17 +405,11 @@ impl TofuVerifier {
         expired: &[Fingerprint],
         cert: &CertificateDer<'_>,
     ) -> crate::Result<bool> {
-        let Some((first, rest)) = expired.split_first() else {
-            return Ok(false);
-        };
         match self
             .store
-            .replace_pin(&self.endpoint, first, cert, PinSource::FirstUse)
+            .replace_active(&self.endpoint, expired, cert, PinSource::FirstUse)
         {
             Ok(pin) => {
-                for fp in rest {
-                    self.store.remove_pin(&self.endpoint, fp)?;
-                }
                 log::warn!(
                     "{}: every pinned certificate had expired; replaced by {} as the policy allows",
                     self.endpoint,
@@ -414,15 +422,28 @@ impl TofuVerifier {
         }
     }
 
-    /// The digest of the active pins, to which resumable sessions are bound.
-    fn active_digest(&self) -> Option<Fingerprint> {
-        self.with_view(|v| v.active_digest).ok()
+    /// Reloads the view after this verifier changed the endpoint's pins, so that the session
+    /// this handshake is about to store is bound to the pins as they now are.
+    fn refresh_view(&self) {
+        if let Err(e) = self.with_view(|_| ()) {
+            log::warn!("could not reread the pins of {}: {e}", self.endpoint);
+        }
+    }
+
+    /// The digest of the active pins, to which resumable sessions are bound: read from the
+    /// store when `fresh` (before a session could be resumed), else from the view the current
+    /// handshake just validated.
+    fn active_digest(&self, fresh: bool) -> Option<Fingerprint> {
+        if fresh {
+            return self.with_view(|v| v.active_digest).ok();
+        }
+        self.view.load().as_ref().map(|v| v.active_digest)
     }
 
     fn flush_all_seen(&self) {
         let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         for (fingerprint, counter) in seen.iter() {
-            self.flush_seen(fingerprint, counter);
+            flush_seen(&self.store, &self.endpoint, fingerprint, counter);
         }
     }
 }
@@ -430,6 +451,25 @@ impl TofuVerifier {
 impl Drop for TofuVerifier {
     fn drop(&mut self) {
         self.flush_all_seen();
+    }
+}
+
+/// Writes the handshakes counted for one pin, keeping the count for later if the store
+/// cannot take it now.
+fn flush_seen(
+    store: &Store,
+    endpoint: &Endpoint,
+    fingerprint: &Fingerprint,
+    counter: &SeenCounter,
+) {
+    let count = counter.pending.swap(0, Ordering::AcqRel);
+    if count == 0 {
+        return;
+    }
+    let at = Timestamp::from_unix(counter.last_at.load(Ordering::Relaxed));
+    if let Err(e) = store.record_seen(endpoint, fingerprint, count, at) {
+        counter.pending.fetch_add(count, Ordering::Relaxed);
+        log::warn!("could not record when {endpoint} was last seen: {e}");
     }
 }
 
@@ -479,19 +519,16 @@ impl ServerCertVerifier for TofuVerifier {
             rustls::client::verify_server_name(&parsed, server_name)?;
         }
         let now = Timestamp::from_unix(i64::try_from(now.as_secs()).unwrap_or(i64::MAX));
-        let outcome = self.with_view(|view| {
-            let decision = decide(&view.pins, end_entity, &self.policy, now);
-            match &decision {
-                Decision::Accept { fingerprint, .. } => {
-                    self.note_seen(view, fingerprint, now);
-                    Ok(())
-                }
-                Decision::RejectMismatch => Err(Some(view.pins.clone())),
-                Decision::RejectNotPinned => Err(None),
-                // Writes wait for the signature check (`commit`).
-                _ => Ok(()),
-            }
-        });
+        // Only decide here; what writes (a pin, a promotion, the count of handshakes) waits
+        // for the signature check (`commit`).
+        let outcome =
+            self.with_view(
+                |view| match decide(&view.pins, end_entity, &self.policy, now) {
+                    Decision::RejectMismatch => Err(Some(view.pins.clone())),
+                    Decision::RejectNotPinned => Err(None),
+                    _ => Ok(()),
+                },
+            );
         match outcome.map_err(TofuError::into_rustls)? {
             Ok(()) => Ok(ServerCertVerified::assertion()),
             Err(Some(pins)) => Err(self.mismatch(pins, end_entity).into_rustls()),
@@ -584,13 +621,12 @@ impl TofuVerifierBuilder {
                     .build()?,
             ),
         };
-        let store_arg = match Store::default_dir() {
-            Some(default) if default == self.store.dir() => String::new(),
-            _ => format!(
-                " --store {}",
-                shell_quote(&self.store.dir().to_string_lossy())
-            ),
-        };
+        // Always named: the operator reading a service's log is often another user, whose
+        // default store is not the service's.
+        let store_arg = format!(
+            " --store {}",
+            shell_quote(&self.store.dir().to_string_lossy())
+        );
         Ok(Arc::new(TofuVerifier {
             store: self.store,
             endpoint: self.endpoint,
@@ -645,7 +681,7 @@ pub struct TofuClientConfigs {
     store: Arc<Store>,
     provider: Arc<CryptoProvider>,
     policy: Policy,
-    configs: Mutex<HashMap<Endpoint, Arc<ClientConfig>>>,
+    configs: std::sync::RwLock<HashMap<Endpoint, Arc<ClientConfig>>>,
 }
 
 impl TofuClientConfigs {
@@ -661,7 +697,7 @@ impl TofuClientConfigs {
             store,
             provider,
             policy,
-            configs: Mutex::new(HashMap::new()),
+            configs: std::sync::RwLock::new(HashMap::new()),
         }
     }
 
@@ -670,8 +706,12 @@ impl TofuClientConfigs {
     /// # Errors
     /// Those of [`TofuVerifierBuilder::build`].
     pub fn client_config(&self, endpoint: &Endpoint) -> Result<Arc<ClientConfig>, BuildError> {
-        let mut configs = self.configs.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(config) = configs.get(endpoint) {
+        if let Some(config) = self
+            .configs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(endpoint)
+        {
             return Ok(config.clone());
         }
         let verifier = TofuVerifier::builder_with_provider(
@@ -681,9 +721,13 @@ impl TofuClientConfigs {
         )
         .policy(self.policy.clone())
         .build()?;
-        let config = verifier.client_config();
-        configs.insert(endpoint.clone(), config.clone());
-        Ok(config)
+        let mut configs = self.configs.write().unwrap_or_else(PoisonError::into_inner);
+        // Another thread may have built one meanwhile; keep the first, so every caller for
+        // an endpoint shares one verifier and one session cache.
+        Ok(configs
+            .entry(endpoint.clone())
+            .or_insert_with(|| verifier.client_config())
+            .clone())
     }
 }
 
@@ -704,8 +748,8 @@ impl std::fmt::Debug for PinBoundSessions {
 impl PinBoundSessions {
     /// The cache for the current pins, or none when the pins cannot be read (then nothing is
     /// resumed or remembered).
-    fn current(&self) -> Option<Arc<ClientSessionMemoryCache>> {
-        let digest = self.verifier.active_digest();
+    fn current(&self, fresh: bool) -> Option<Arc<ClientSessionMemoryCache>> {
+        let digest = self.verifier.active_digest(fresh);
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(digest) = digest else {
             *inner = None;
@@ -724,13 +768,13 @@ impl PinBoundSessions {
 
 impl ClientSessionStore for PinBoundSessions {
     fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
-        if let Some(c) = self.current() {
+        if let Some(c) = self.current(false) {
             c.set_kx_hint(server_name, group);
         }
     }
 
     fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
-        self.current()?.kx_hint(server_name)
+        self.current(false)?.kx_hint(server_name)
     }
 
     fn set_tls12_session(
@@ -738,7 +782,7 @@ impl ClientSessionStore for PinBoundSessions {
         server_name: ServerName<'static>,
         value: rustls::client::Tls12ClientSessionValue,
     ) {
-        if let Some(c) = self.current() {
+        if let Some(c) = self.current(false) {
             c.set_tls12_session(server_name, value);
         }
     }
@@ -747,11 +791,11 @@ impl ClientSessionStore for PinBoundSessions {
         &self,
         server_name: &ServerName<'_>,
     ) -> Option<rustls::client::Tls12ClientSessionValue> {
-        self.current()?.tls12_session(server_name)
+        self.current(true)?.tls12_session(server_name)
     }
 
     fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
-        if let Some(c) = self.current() {
+        if let Some(c) = self.current(false) {
             c.remove_tls12_session(server_name);
         }
     }
@@ -761,7 +805,7 @@ impl ClientSessionStore for PinBoundSessions {
         server_name: ServerName<'static>,
         value: rustls::client::Tls13ClientSessionValue,
     ) {
-        if let Some(c) = self.current() {
+        if let Some(c) = self.current(false) {
             c.insert_tls13_ticket(server_name, value);
         }
     }
@@ -770,7 +814,7 @@ impl ClientSessionStore for PinBoundSessions {
         &self,
         server_name: &ServerName<'static>,
     ) -> Option<rustls::client::Tls13ClientSessionValue> {
-        self.current()?.take_tls13_ticket(server_name)
+        self.current(true)?.take_tls13_ticket(server_name)
     }
 }
 

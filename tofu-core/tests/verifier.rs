@@ -407,7 +407,7 @@ fn eight_threads_racing_two_servers_for_one_new_endpoint_pin_exactly_one() {
 
 #[test]
 fn the_strict_policy_rejects_an_unpinned_endpoint_with_the_command_that_pins_it() {
-    let (_dir, store) = store();
+    let (dir, store) = store();
     let id = identity("prime-sec", KeyKind::Ecdsa);
     let server = Server::start(vec![id.cert.clone()], &id.key, Version::Tls13);
     let endpoint = endpoint_of(&server);
@@ -420,20 +420,32 @@ fn the_strict_policy_rejects_an_unpinned_endpoint_with_the_command_that_pins_it(
     let e = tofu_error(&err);
     assert!(matches!(e, TofuError::NotPinned(_)));
     let text = e.to_string();
+    let fp = Fingerprint::of(&id.cert);
+    let store_arg = format!("--store {}", dir.path().join("store").display());
+    // The command pins exactly the certificate whose fingerprint the operator checks, not
+    // whatever a later handshake presents.
     assert!(
-        text.contains(&format!("tofu-certs probe host {endpoint} --pin")),
+        text.contains(&format!(
+            "tofu-certs accept host {endpoint} --fingerprint {fp} {store_arg}"
+        )),
         "{text}"
     );
     assert!(
-        text.contains(&format!("tofu-certs addcert host {endpoint} --cert FILE")),
+        text.contains(&format!(
+            "tofu-certs addcert host {endpoint} --cert FILE {store_arg}"
+        )),
         "{text}"
     );
-    assert!(store.endpoint(&endpoint).unwrap().pins.is_empty());
+    let record = store.endpoint(&endpoint).unwrap();
+    assert!(record.pins.is_empty());
+    assert_eq!(record.quarantined[0].der, id.cert);
+    assert_eq!(
+        audit_events(&store, &endpoint),
+        [AuditEvent::UnpinnedRejected]
+    );
 
-    store
-        .add_pin(&endpoint, &id.cert, PinState::Active, None)
-        .unwrap();
-    connect(&config, server.addr, &name(&endpoint)).expect("pinned ahead of use, then accepted");
+    store.accept_quarantined(&endpoint, &fp).unwrap();
+    connect(&config, server.addr, &name(&endpoint)).expect("accepted by fingerprint, then matched");
 }
 
 #[test]

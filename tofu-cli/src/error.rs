@@ -99,11 +99,6 @@ impl CliError {
                     ctx.cmd(&format!("probe host {endpoint}")),
                 ))
             }
-            Error::ImportConflict { endpoint, .. } => Self::failure(message).hint(format!(
-                "`{}` removes the pins in the store; `tofu-certs import FILE --replace` replaces \
-                 them with the file's",
-                ctx.cmd(&format!("deletecert host {}", endpoint.host_port()))
-            )),
             _ => Self::failure(message)
                 .hint("see `tofu-certs --help` for how the store is chosen and used"),
         }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use tofu_core::{parse_export, ImportError, MAX_EXPORT_LEN};
+use tofu_core::{parse_export, Error, ImportError, MAX_EXPORT_LEN};
 
 use super::{read_input, Context};
 use crate::error::{CliError, Exit};
@@ -43,9 +43,21 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     })?;
     let pins = parse_export(&text).map_err(|e| import_error(&shown.to_string(), e))?;
     let store = ctx.open()?;
-    let report = store
-        .import(&pins, args.replace)
-        .map_err(|e| CliError::store(e, ctx))?;
+    let report = store.import(&pins, args.replace).map_err(|e| match e {
+        // The hint names the file given, so it can be run as it is.
+        Error::ImportConflict { ref endpoint, .. } => {
+            let hint = format!(
+                "`{}` removes the pins in the store; `{}` replaces them with the file's",
+                ctx.cmd(&format!("deletecert host {}", endpoint.host_port())),
+                ctx.cmd(&format!(
+                    "import {} --replace",
+                    super::shell_quote(&args.file.to_string_lossy())
+                ))
+            );
+            CliError::failure(e.to_string()).hint(hint)
+        }
+        e => CliError::store(e, ctx),
+    })?;
     let mut out = Out::stdout();
     writeln!(
         out,

@@ -12,8 +12,11 @@ use crate::output::{printable, Out};
 /// Show the audit log: every change to the store, when, and who made it.
 ///
 /// Events: pinned, added, staged, promoted, retired, replaced, removed, accepted, imported,
-/// mismatch-rejected, discarded; oldest first, with the certificate's fingerprint and
-/// subject, and who made the change (name, pid, uid; see --actor). The log is append-only; `deletecert` does not erase an endpoint's history.
+/// mismatch-rejected, unpinned-rejected, discarded; oldest first, with the certificate's
+/// fingerprint and subject, and who made the change (name, pid, uid; see --actor). A refused
+/// certificate is logged the first time it is presented; repeats are counted in its
+/// quarantine (showcert). The log is append-only; `deletecert` does not erase an endpoint's
+/// history.
 #[derive(Debug, clap::Args)]
 #[command(override_usage = "tofu-certs log [host <HOST>] [OPTIONS]")]
 pub(crate) struct Args {

@@ -213,10 +213,23 @@ fn probe_one(
             )))
         }
         Outcome::NotPinned(e) => {
-            return Err(CliError::new(Exit::NotPinned, e.to_string()).hint(format!(
-                "`{}` pins what it presents now",
-                ctx.cmd(&format!("probe host {endpoint} --pin"))
-            )))
+            // The certificate checked is the one pinned: `accept` names it by fingerprint,
+            // where `probe --pin` would pin whatever the next handshake presents.
+            let hint = match &e {
+                TofuError::NotPinned(n) if n.quarantined => format!(
+                    "`{}` pins exactly the presented certificate, once the server's \
+                     administrator confirmed its fingerprint",
+                    ctx.cmd(&format!(
+                        "accept host {endpoint} --fingerprint {}",
+                        n.presented.fingerprint
+                    ))
+                ),
+                _ => format!(
+                    "`{}` pins a certificate file you trust",
+                    ctx.cmd(&format!("addcert host {endpoint} --cert FILE"))
+                ),
+            };
+            return Err(CliError::new(Exit::NotPinned, e.to_string()).hint(hint));
         }
         Outcome::Failed(why) => {
             return Err(CliError::failure(why).hint(format!(

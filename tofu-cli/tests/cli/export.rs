@@ -183,12 +183,12 @@ fn an_import_that_conflicts_needs_replace() {
         ),
     );
     env.run(&["import", &file]).code(1).stderr(&format!(
-        "error: 10.1.1.1:8082 is already pinned to {} in this store and the import file pins {}; nothing was imported. Delete the pin first (`tofu-certs deletecert host 10.1.1.1:8082`) or import with --replace
-hint: `tofu-certs deletecert host 10.1.1.1_8082{}` removes the pins in the store; `tofu-certs import FILE --replace` replaces them with the file's
+        "error: 10.1.1.1:8082 is already pinned to {} in this store and the import file pins {}; nothing was imported. Delete the store's pin first, or import replacing the pins of the endpoints in the file
+hint: `tofu-certs deletecert host 10.1.1.1_8082{s}` removes the pins in the store; `tofu-certs import {file} --replace{s}` replaces them with the file's
 ",
         old.fingerprint(),
         new.fingerprint(),
-        env.store_arg()
+        s = env.store_arg()
     ));
     env.run(&["import", &file, "--replace"])
         .success()

@@ -29,11 +29,11 @@ fn pin_rotate_mismatch_accept_match_against_a_real_server() {
              fingerprint  {fp}
              not after    2045-01-02T00:00:00Z
 
-To pin what it presents now, after checking the fingerprint with the server's administrator:
-    tofu-certs probe host {endpoint} --pin{s}
+To pin exactly this certificate, after checking its fingerprint with the server's administrator:
+    tofu-certs accept host {endpoint} --fingerprint {fp}{s}
 or pin a certificate file you trust:
     tofu-certs addcert host {endpoint} --cert FILE{s}
-hint: `tofu-certs probe host {endpoint} --pin{s}` pins what it presents now
+hint: `tofu-certs accept host {endpoint} --fingerprint {fp}{s}` pins exactly the presented certificate, once the server's administrator confirmed its fingerprint
 ",
         fp = first.fingerprint()
     ));
@@ -58,12 +58,32 @@ hint: `tofu-certs probe host {endpoint} --pin{s}` pins what it presents now
     let second = prime_cert("prime-pri");
     let (cert2, key2) = env.write_cert("second", &second);
     let _server = TlsServer::start(&cert2, &key2, port);
-    for policy in [&[][..], &["--pin"][..]] {
+    // Without --pin the policy is strict, and deleting the pin alone would leave the endpoint
+    // refused: the message says to replace it.
+    let strict = format!(
+        "Certificate pinning is configured for this connection. Current certificate of the remote host is different from what was used earlier - CN=prime-pri"
+    );
+    let strict_fix = format!(
+        "or replace the pin by a certificate file you trust:
+    tofu-certs deletecert host {host_port}{s}
+    tofu-certs addcert host {endpoint} --cert FILE{s}"
+    );
+    let tofu = format!(
+        "Trust-on-first-use is configured for this connection. Current certificate of the remote host is different from what was used earlier - CN=prime-pri"
+    );
+    let tofu_fix = format!(
+        "or delete the pin, and the next connection pins what the server presents:
+    tofu-certs deletecert host {host_port}{s}"
+    );
+    for (policy, configured, fix) in [
+        (&[][..], &strict, &strict_fix),
+        (&["--pin"][..], &tofu, &tofu_fix),
+    ] {
         let mut args = vec!["probe", "host", &endpoint];
         args.extend_from_slice(policy);
         env.run(&args).code(4).stdout("").stderr(&format!(
             "error: the certificate presented by {endpoint} does not match the certificate pinned for it.
-Trust-on-first-use is configured for this connection. Current certificate of the remote host is different from what was used earlier - CN=prime-pri
+{configured}
 
   pinned     subject      {PRIME_SUBJECT}
              fingerprint  {old}
@@ -77,8 +97,7 @@ Either someone is intercepting this connection (a man-in-the-middle attack), or 
 
 If the change is legitimate, accept exactly the presented certificate:
     tofu-certs accept host {endpoint} --fingerprint {new}{s}
-or delete the pin, and the next connection pins what the server presents:
-    tofu-certs deletecert host {host_port}{s}
+{fix}
 hint: `tofu-certs showcert host {endpoint}{s}` shows the pinned and the quarantined certificates side by side
 ",
             old = first.fingerprint(),
@@ -104,14 +123,15 @@ hint: `tofu-certs showcert host {endpoint}{s}` shows the pinned and the quaranti
             second.fingerprint()
         ));
     env.run(&["log", "host", &host_port]).success().stdout(
-        "[..]  pinned  [..]
-[..]  mismatch-rejected  [..]
+        "[..]  unpinned-rejected  [..]
+[..]  pinned  [..]
 [..]  mismatch-rejected  [..]
 [..]  retired  [..]
 [..]  accepted  [..] (was [..])  [..]
 ",
     );
-    // The handshakes that matched were counted.
+    // Every handshake that presented the certificate was counted: the two refused while it
+    // was quarantined (accept keeps the count), and the one that matched.
     let json = env.run(&["listcerts", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let pin = doc["pins"]
@@ -120,7 +140,7 @@ hint: `tofu-certs showcert host {endpoint}{s}` shows the pinned and the quaranti
         .iter()
         .find(|p| p["host_port"] == host_port.as_str())
         .unwrap();
-    assert_eq!(pin["times_seen"], 1, "{pin}");
+    assert_eq!(pin["times_seen"], 3, "{pin}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Why the verifier refused a certificate, in words an operator can act on.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::{CertificateDetails, CertificateError, Endpoint, Pin};
@@ -173,6 +174,36 @@ impl std::error::Error for TofuError {
     }
 }
 
+/// ` --store DIR`, with DIR quoted for a POSIX shell when it needs it: what a `tofu-certs`
+/// command shown in a message adds so that, pasted into a shell, it acts on the store in `dir`.
+///
+/// ```
+/// use std::path::Path;
+/// assert_eq!(tofu_core::store_arg(Path::new("/var/lib/tofu")), " --store /var/lib/tofu");
+/// assert_eq!(tofu_core::store_arg(Path::new("/tmp/my store")), " --store '/tmp/my store'");
+/// ```
+pub fn store_arg(dir: &Path) -> String {
+    format!(" --store {}", shell_quote(&dir.to_string_lossy()))
+}
+
+/// Quotes `s` for a POSIX shell when it needs it (a path or file name in a command shown in a
+/// message), and leaves it as it is otherwise, so the common case stays readable.
+///
+/// ```
+/// assert_eq!(tofu_core::shell_quote("pins.toml"), "pins.toml");
+/// assert_eq!(tofu_core::shell_quote("it's.toml"), r"'it'\''s.toml'");
+/// ```
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,=".contains(&b))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 /// The last `CN=` attribute of a subject in OpenSSL's one-line form, where a `/` inside a
 /// value is escaped as `\/`.
 fn common_name(subject: &str) -> &str {
@@ -300,5 +331,21 @@ impl fmt::Display for NotPinned {
             writeln!(f, "To pin a certificate file you trust:")?;
         }
         write!(f, "    tofu-certs addcert host {ep} --cert FILE{store}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{shell_quote, store_arg};
+    use std::path::Path;
+
+    #[test]
+    fn store_paths_are_quoted_only_when_a_shell_needs_it() {
+        assert_eq!(shell_quote("/var/lib/tofu-certs"), "/var/lib/tofu-certs");
+        assert_eq!(shell_quote("/tmp/my store"), "'/tmp/my store'");
+        assert_eq!(shell_quote("/tmp/it's"), r"'/tmp/it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$(rm -rf ~)"), "'$(rm -rf ~)'");
+        assert_eq!(store_arg(Path::new("/tmp/a b")), " --store '/tmp/a b'");
     }
 }

@@ -623,10 +623,7 @@ impl TofuVerifierBuilder {
         };
         // Always named: the operator reading a service's log is often another user, whose
         // default store is not the service's.
-        let store_arg = format!(
-            " --store {}",
-            shell_quote(&self.store.dir().to_string_lossy())
-        );
+        let store_arg = crate::store_arg(self.store.dir());
         Ok(Arc::new(TofuVerifier {
             store: self.store,
             endpoint: self.endpoint,
@@ -649,18 +646,6 @@ pub fn default_provider() -> Arc<CryptoProvider> {
     #[cfg(all(not(feature = "ring"), feature = "aws-lc-rs"))]
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     Arc::new(provider)
-}
-
-/// Quotes `s` for a POSIX shell when it needs it.
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,=".contains(&b))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 /// One rustls client configuration per endpoint, built on demand and cached: the way to use
@@ -815,17 +800,5 @@ impl ClientSessionStore for PinBoundSessions {
         server_name: &ServerName<'static>,
     ) -> Option<rustls::client::Tls13ClientSessionValue> {
         self.current(true)?.take_tls13_ticket(server_name)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shell_quote;
-
-    #[test]
-    fn store_paths_are_quoted_only_when_a_shell_needs_it() {
-        assert_eq!(shell_quote("/var/lib/tofu-certs"), "/var/lib/tofu-certs");
-        assert_eq!(shell_quote("/tmp/my store"), "'/tmp/my store'");
-        assert_eq!(shell_quote("/tmp/it's"), r"'/tmp/it'\''s'");
     }
 }

@@ -73,7 +73,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
                 "`openssl x509 -in {} -out leaf.pem` writes the first certificate (in a chain, \
                  the leaf) to leaf.pem; check it with `openssl x509 -in leaf.pem -noout \
                  -subject`, then `{}`",
-                super::shell_quote(&args.cert.to_string_lossy()),
+                tofu_core::shell_quote(&args.cert.to_string_lossy()),
                 ctx.cmd(&format!("addcert host {endpoint} --cert leaf.pem"))
             )))
         }

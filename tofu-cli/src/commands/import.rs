@@ -51,7 +51,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
                 ctx.cmd(&format!("deletecert host {}", endpoint.host_port())),
                 ctx.cmd(&format!(
                     "import {} --replace",
-                    super::shell_quote(&args.file.to_string_lossy())
+                    tofu_core::shell_quote(&args.file.to_string_lossy())
                 ))
             );
             CliError::failure(e.to_string()).hint(hint)

@@ -64,7 +64,7 @@ impl Context {
             .or_else(Store::default_dir);
         let store_arg = match (&dir, Store::default_dir()) {
             (Some(dir), Some(default)) if *dir == default => String::new(),
-            (Some(dir), _) => format!(" --store {}", shell_quote(&dir.to_string_lossy())),
+            (Some(dir), _) => tofu_core::store_arg(dir),
             (None, _) => String::new(),
         };
         Ok(Self {
@@ -151,16 +151,4 @@ pub(crate) fn read_input(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, C
         )));
     }
     Ok(bytes)
-}
-
-/// Quotes `s` for a POSIX shell when it needs it, for commands shown in messages.
-pub(crate) fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,=".contains(&b))
-    {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use tofu_core::Error;
 
 use crate::commands::Context;
-use crate::output::{paint, status, stderr_colour, Style};
+use crate::output;
 
 /// The exit statuses; a documented contract (`tofu-certs --help`, README).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,9 +59,9 @@ impl CliError {
 
     /// A store error, with the hint and exit status that go with it. `ctx` spells the
     /// commands in hints with the store in use.
-    pub(crate) fn store(error: Error, ctx: &Context) -> Self {
+    pub(crate) fn store(error: &Error, ctx: &Context) -> Self {
         let message = error.to_string();
-        match &error {
+        match error {
             Error::StoreNotFound { .. } => Self::failure(message).hint(format!(
                 "pin an endpoint first with `{}` or `{}`, or give the store's directory with \
                  --store DIR",
@@ -111,16 +111,17 @@ impl CliError {
         if self.broken_pipe {
             return ExitCode::SUCCESS;
         }
-        let colour = stderr_colour();
-        status(&format!(
-            "{} {}",
-            paint(colour, Style::Red, "error:"),
-            self.message.trim_end()
-        ));
-        for hint in &self.hints {
-            status(&format!("{} {hint}", paint(colour, Style::Bold, "hint:")));
-        }
+        output::error(&self.message);
+        self.print_hints();
         self.exit.into()
+    }
+
+    /// Prints the `hint: …` lines alone, for a command that reports the error itself among
+    /// other results (`probe --from`).
+    pub(crate) fn print_hints(&self) {
+        for hint in &self.hints {
+            output::hint(hint);
+        }
     }
 }
 

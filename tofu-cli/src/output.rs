@@ -3,6 +3,10 @@
 
 use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
 
+use tofu_core::PinState;
+
+use crate::error::CliError;
+
 /// Standard output, buffered. Write errors propagate, so a closed pipe (`| head -1`) ends the
 /// command (quietly, see `CliError::report`) instead of a panic.
 pub(crate) struct Out {
@@ -92,12 +96,56 @@ pub(crate) fn status(line: &str) {
     let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
+/// `error: …` on standard error.
+pub(crate) fn error(message: &str) {
+    labelled(Style::Red, "error:", message);
+}
+
+/// `hint: …` on standard error.
+pub(crate) fn hint(message: &str) {
+    labelled(Style::Bold, "hint:", message);
+}
+
 /// `warning: …` on standard error.
 pub(crate) fn warning(message: &str) {
+    labelled(Style::Yellow, "warning:", message);
+}
+
+fn labelled(style: Style, label: &str, message: &str) {
     status(&format!(
-        "{} {message}",
-        paint(stderr_colour(), Style::Yellow, "warning:")
+        "{} {}",
+        paint(stderr_colour(), style, label),
+        message.trim_end()
     ));
+}
+
+/// Writes `value` as JSON to standard output: one indented document when `pretty`, else one
+/// line. A closed standard output is reported as such (it ends the command quietly).
+pub(crate) fn write_json(
+    out: &mut Out,
+    value: &impl serde::Serialize,
+    pretty: bool,
+) -> Result<(), CliError> {
+    let written = if pretty {
+        serde_json::to_writer_pretty(&mut *out, value)
+    } else {
+        serde_json::to_writer(&mut *out, value)
+    };
+    written.map_err(|e| match e.classify() {
+        serde_json::error::Category::Io => CliError::from(io::Error::from(e)),
+        _ => CliError::failure(format!("cannot write JSON: {e}")),
+    })?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// How a pin's state is named in everything people read (listcerts's table, showcert,
+/// deletecert); JSON and the export file keep the schema's `next`.
+pub(crate) fn state_name(state: PinState) -> &'static str {
+    match state {
+        PinState::Active => "active",
+        PinState::Next => "staged",
+    }
 }
 
 /// Text from the store or a file shown on a terminal: control characters (which could move

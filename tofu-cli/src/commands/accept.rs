@@ -36,7 +36,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     let store = ctx.open_existing()?;
     let promoted = store
         .accept_quarantined(endpoint, &args.fingerprint)
-        .map_err(|e| CliError::store(e, ctx))?;
+        .map_err(|e| CliError::store(&e, ctx))?;
     let mut out = Out::stdout();
     let d = &promoted.pin.details;
     writeln!(

@@ -86,7 +86,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     let store = ctx.open()?;
     let pin = store
         .add_pin(endpoint, der, state, args.label.as_deref())
-        .map_err(|e| CliError::store(e, ctx))?;
+        .map_err(|e| CliError::store(&e, ctx))?;
 
     let mut out = Out::stdout();
     let d = &pin.details;

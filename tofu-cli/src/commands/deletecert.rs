@@ -6,7 +6,7 @@ use tofu_core::{CertificateDetails, Fingerprint};
 
 use super::{Context, HostArgs};
 use crate::error::{CliError, Exit};
-use crate::output::Out;
+use crate::output::{state_name, Out};
 
 /// Delete the pins of an endpoint, as Cisco Prime's `deletecert host 10.1.1.1_8082` does.
 ///
@@ -47,10 +47,10 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     if let Some(fp) = &args.fingerprint {
         return match store
             .remove_pin(endpoint, fp)
-            .map_err(|e| CliError::store(e, ctx))?
+            .map_err(|e| CliError::store(&e, ctx))?
         {
             Some(pin) => {
-                writeln!(out, "{}", line(&format!("{} pin", pin.state), &pin.details))?;
+                writeln!(out, "{}", line(&format!("{} pin", state_name(pin.state)), &pin.details))?;
                 out.flush()?;
                 Ok(Exit::Success)
             }
@@ -67,7 +67,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
 
     let removed = store
         .remove_endpoint(endpoint)
-        .map_err(|e| CliError::store(e, ctx))?;
+        .map_err(|e| CliError::store(&e, ctx))?;
     if removed.pins.is_empty() && removed.quarantined.is_empty() {
         return Err(CliError::new(
             Exit::NotFound,
@@ -79,7 +79,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         )));
     }
     for pin in &removed.pins {
-        writeln!(out, "{}", line(&format!("{} pin", pin.state), &pin.details))?;
+        writeln!(out, "{}", line(&format!("{} pin", state_name(pin.state)), &pin.details))?;
     }
     for q in &removed.quarantined {
         writeln!(out, "{}", line("quarantined", &q.details))?;

@@ -61,7 +61,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
 
 fn export_error(e: ExportError, ctx: &Context) -> CliError {
     match e {
-        ExportError::Store(e) => CliError::store(e, ctx),
+        ExportError::Store(e) => CliError::store(&e, ctx),
         ExportError::Io(e) => CliError::from(e),
         other => CliError::failure(other.to_string()),
     }

@@ -56,7 +56,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
             );
             CliError::failure(e.to_string()).hint(hint)
         }
-        e => CliError::store(e, ctx),
+        e => CliError::store(&e, ctx),
     })?;
     let mut out = Out::stdout();
     writeln!(

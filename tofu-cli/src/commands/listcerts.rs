@@ -9,7 +9,7 @@ use tofu_core::{Endpoint, Pin, PinState, Quarantined, Timestamp};
 
 use super::Context;
 use crate::error::{CliError, Exit};
-use crate::output::{date, paint, printable, Out, Style};
+use crate::output::{date, paint, printable, state_name, write_json, Out, Style};
 
 /// List the pinned certificates, one line per pin, sorted by endpoint
 ///
@@ -61,7 +61,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
             quarantined.entry(q.endpoint.clone()).or_default().push(q);
             ControlFlow::Continue(())
         })
-        .map_err(|e| CliError::store(e, ctx))?;
+        .map_err(|e| CliError::store(&e, ctx))?;
 
     let deadline = args
         .expiring_within
@@ -77,7 +77,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
             }
             ControlFlow::Continue(())
         })
-        .map_err(|e| CliError::store(e, ctx))?;
+        .map_err(|e| CliError::store(&e, ctx))?;
     // The store orders endpoints as text; people expect 10.1.1.9 before 10.1.1.10. The sort is
     // stable, so each endpoint keeps its active pins before its staged ones.
     pins.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
@@ -109,13 +109,6 @@ fn prime(out: &mut Out, pins: &[Pin]) -> std::io::Result<()> {
         )?;
     }
     Ok(())
-}
-
-fn state_name(state: PinState) -> &'static str {
-    match state {
-        PinState::Active => "active",
-        PinState::Next => "staged",
-    }
 }
 
 fn days_left(now: Timestamp, not_after: Timestamp) -> i64 {
@@ -335,10 +328,5 @@ fn json(
     now: Timestamp,
 ) -> Result<(), CliError> {
     let listing = json_listing(pins, quarantined.values().flatten(), now);
-    serde_json::to_writer_pretty(&mut *out, &listing).map_err(|e| match e.classify() {
-        serde_json::error::Category::Io => CliError::from(std::io::Error::from(e)),
-        _ => CliError::failure(format!("cannot write JSON: {e}")),
-    })?;
-    writeln!(out)?;
-    Ok(())
+    write_json(out, &listing, true)
 }

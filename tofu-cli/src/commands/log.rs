@@ -7,7 +7,7 @@ use tofu_core::{AuditEntry, Endpoint};
 
 use super::{host_keyword, Context, HostKeyword};
 use crate::error::{CliError, Exit};
-use crate::output::{printable, Out};
+use crate::output::{printable, write_json, Out};
 
 /// Show the audit log: every change to the store, when, and who made it.
 ///
@@ -55,7 +55,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
                 }
             }
         })
-        .map_err(|e| CliError::store(e, ctx))?;
+        .map_err(|e| CliError::store(&e, ctx))?;
     if let Some(e) = failure {
         return Err(e);
     }
@@ -72,13 +72,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
 
 fn write_entry(out: &mut Out, e: &AuditEntry, format: Format) -> Result<(), CliError> {
     match format {
-        Format::Json => {
-            serde_json::to_writer(&mut *out, e).map_err(|e| match e.classify() {
-                serde_json::error::Category::Io => CliError::from(std::io::Error::from(e)),
-                _ => CliError::failure(format!("cannot write JSON: {e}")),
-            })?;
-            writeln!(out)?;
-        }
+        Format::Json => write_json(out, e, false)?,
         Format::Text => {
             let mut line = format!("{}  {}  {}", e.at, e.endpoint, e.event);
             if let Some(fp) = &e.fingerprint {

@@ -87,13 +87,13 @@ impl Context {
 
     /// Opens the store, creating it if it does not exist: for commands that write.
     pub(crate) fn open(&self) -> Result<Store, CliError> {
-        let store = Store::open(self.dir()?).map_err(|e| CliError::store(e, self))?;
+        let store = Store::open(self.dir()?).map_err(|e| CliError::store(&e, self))?;
         Ok(store.with_actor(Actor::named(&self.actor)))
     }
 
     /// Opens an existing store; a missing one is an error that says so.
     pub(crate) fn open_existing(&self) -> Result<Store, CliError> {
-        let store = Store::open_existing(self.dir()?).map_err(|e| CliError::store(e, self))?;
+        let store = Store::open_existing(self.dir()?).map_err(|e| CliError::store(&e, self))?;
         Ok(store.with_actor(Actor::named(&self.actor)))
     }
 

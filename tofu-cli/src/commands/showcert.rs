@@ -6,7 +6,7 @@ use tofu_core::{to_pem, CertificateDetails, PinState, Timestamp};
 
 use super::{Context, HostArgs};
 use crate::error::{CliError, Exit};
-use crate::output::{printable, Out, Style};
+use crate::output::{printable, state_name, Out, Style};
 
 /// Show everything stored for an endpoint: pins, staged pins, quarantined certificates.
 ///
@@ -21,8 +21,9 @@ pub(crate) struct Args {
     #[command(flatten)]
     host: HostArgs,
 
-    /// Print the certificates as PEM (pins first, then quarantined), each after a `#` line
-    /// naming it, e.g. for `| openssl x509 -noout -text`.
+    /// Print the certificates as PEM (pins first, then quarantined), each after a line
+    /// `# ENDPOINT STATE FINGERPRINT` (state: active, staged or quarantined), e.g. for
+    /// `| openssl x509 -noout -text`.
     #[arg(long)]
     pem: bool,
 }
@@ -32,7 +33,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     let store = ctx.open_existing()?;
     let record = store
         .endpoint(endpoint)
-        .map_err(|e| CliError::store(e, ctx))?;
+        .map_err(|e| CliError::store(&e, ctx))?;
     if record.pins.is_empty() && record.quarantined.is_empty() {
         return Err(CliError::new(
             Exit::NotFound,
@@ -52,9 +53,9 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         for pin in &record.pins {
             writeln!(
                 out,
-                "# {} {} pin {}\n{}",
+                "# {} {} {}\n{}",
                 endpoint,
-                pin.state,
+                state_name(pin.state),
                 pin.details.fingerprint,
                 to_pem(&pin.der)
             )?;
@@ -80,10 +81,11 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         endpoint.host_port()
     )?;
     for pin in &record.pins {
-        let heading = match pin.state {
-            PinState::Active => out.paint(Style::Green, "active pin"),
-            PinState::Next => out.paint(Style::Yellow, "staged pin (next)"),
+        let style = match pin.state {
+            PinState::Active => Style::Green,
+            PinState::Next => Style::Yellow,
         };
+        let heading = out.paint(style, &format!("{} pin", state_name(pin.state)));
         writeln!(out, "\n{heading}")?;
         write_details(&mut out, &pin.details, now)?;
         field(&mut out, "pinned at", &pin.pinned_at.to_string())?;

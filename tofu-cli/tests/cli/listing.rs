@@ -386,7 +386,7 @@ active pin
   source            operator
   label             HA secondary
 
-staged pin (next)
+staged pin
   fingerprint       {next_fp}
   sha256 (openssl)  [..]
   public key sha256 SHA256:[..]
@@ -441,9 +441,19 @@ quarantined certificate (presented, matched no pin, not trusted)
         vec![a.der.clone(), next.der.clone(), intruder.der.clone()]
     );
     assert!(pem.stdout.starts_with(&format!(
-        "# 10.1.1.1:8082 active pin {}\n-----BEGIN CERTIFICATE-----\n",
+        "# 10.1.1.1:8082 active {}\n-----BEGIN CERTIFICATE-----\n",
         a.fingerprint()
     )));
+    // Each certificate after `# ENDPOINT STATE FINGERPRINT`, the states named as elsewhere.
+    let headers: Vec<&str> = pem.stdout.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(
+        headers,
+        [
+            format!("# 10.1.1.1:8082 active {}", a.fingerprint()),
+            format!("# 10.1.1.1:8082 staged {}", next.fingerprint()),
+            format!("# 10.1.1.1:8082 quarantined {}", intruder.fingerprint()),
+        ]
+    );
 
     env.run(&["showcert", "host", "10.9.9.9:1"]).code(3).stderr(&format!(
         "error: nothing is stored for 10.9.9.9:1: it has no pin and no quarantined certificate
@@ -459,4 +469,17 @@ hint: `tofu-certs listcerts{s}` lists the pinned endpoints; `tofu-certs probe ho
         })
         .unwrap();
     assert_eq!(count, 2, "showcert changed nothing");
+
+    // deletecert names the states as showcert does.
+    env.run(&["deletecert", "host", "10.1.1.1_8082"])
+        .success()
+        .stdout(&format!(
+            "removed active pin host=10.1.1.1_8082;  subject= {PRIME_SUBJECT}  ({a_fp})
+removed staged pin host=10.1.1.1_8082;  subject= [..]CN=prime-pri-next  ({next_fp})
+removed quarantined host=10.1.1.1_8082;  subject= {PRIME_SUBJECT}  ({q_fp})
+",
+            a_fp = a.fingerprint(),
+            next_fp = next.fingerprint(),
+            q_fp = intruder.fingerprint(),
+        ));
 }

@@ -118,7 +118,7 @@ pub fn read_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, C
     let mut certs = Vec::new();
     let mut saw_key = false;
     for section in <(SectionKind, Vec<u8>) as PemObject>::pem_slice_iter(bytes) {
-        let (kind, der) = section.map_err(|e| CertificateError::BadPem(e.to_string()))?;
+        let (kind, der) = section.map_err(|e| CertificateError::BadPem(pem_error(&e)))?;
         match kind {
             SectionKind::Certificate => {
                 CertificateDetails::from_der(&der)?;
@@ -134,6 +134,29 @@ pub fn read_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, C
         (false, _) => Ok(certs),
         (true, true) => Err(CertificateError::PrivateKey),
         (true, false) => Err(CertificateError::NotCertificate),
+    }
+}
+
+/// A PEM parser error in words, bounded: its own message lists the bytes of the offending
+/// line as numbers, however long the line (found by `fuzz/run.sh`).
+fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error as PemError;
+    let shown = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        let mut short: String = text.chars().take(64).collect();
+        if text.chars().nth(64).is_some() {
+            short.push('…');
+        }
+        format!("{short:?}")
+    };
+    match e {
+        PemError::MissingSectionEnd { end_marker } => {
+            format!("the section has no {} line", shown(end_marker))
+        }
+        PemError::IllegalSectionStart { line } => {
+            format!("the line {} does not start a section", shown(line))
+        }
+        other => other.to_string().chars().take(200).collect(),
     }
 }
 

@@ -88,7 +88,9 @@ impl Endpoint {
                 "port 0 is not a port a server listens on",
             ));
         }
-        let host = parse_host(host, &shown, false)?;
+        // An IPv6 address needs no brackets here: the port is not in the text.
+        let bare_ipv6 = host.parse::<Ipv6Addr>().is_ok();
+        let host = parse_host(host, &shown, bare_ipv6)?;
         Ok(Self { host, port })
     }
 

@@ -143,6 +143,13 @@ fn damaged_pem_is_refused_and_says_it_is_damaged_pem() {
         cert_error(junk.as_bytes()),
         CertificateError::Malformed(_)
     ));
+    // A malformed BEGIN line, a megabyte long: the message quotes a little of it, as text.
+    // (Regression, found by `fuzz/run.sh`: it listed every byte of the line as a number.)
+    let long = format!("-----BEGIN {}\n", "\u{ff}".repeat(500_000));
+    match cert_error(long.as_bytes()) {
+        CertificateError::BadPem(m) => assert!(m.contains("does not start a section"), "{m}"),
+        other => panic!("{other:?}"),
+    }
     // A certificate whose DER is cut short, correctly wrapped in PEM.
     let short = to_pem(&der[..der.len() - 10]);
     assert!(matches!(
@@ -748,6 +755,24 @@ fn every_accepted_endpoint_round_trips() {
         assert_eq!(e.to_string().parse::<Endpoint>().unwrap(), e, "{input}");
         assert_eq!(e.host_port().parse::<Endpoint>().unwrap(), e, "{input}");
     }
+}
+
+/// Regression (found by `fuzz/run.sh`, input `fuzz/regressions/endpoint/ipv6-endpoint-new`):
+/// `Endpoint::new("::", 8)` was refused as "an IPv6 address with a port needs brackets",
+/// so no IPv6 endpoint could be built from a host and a port.
+#[test]
+fn endpoint_new_takes_an_ipv6_address_without_brackets() {
+    for (host, shown) in [
+        ("::", "[::]:8"),
+        ("FD00:0::5", "[fd00::5]:8"),
+        ("::ffff:1.2.3.4", "[::ffff:1.2.3.4]:8"),
+    ] {
+        let e = Endpoint::new(host, 8).unwrap_or_else(|e| panic!("{host}: {e}"));
+        assert_eq!(e.to_string(), shown);
+        assert_eq!(shown.parse::<Endpoint>().unwrap(), e);
+    }
+    assert!(Endpoint::new("fe80::1%eth0", 8).is_err());
+    assert!(Endpoint::new("[::1]", 8).is_err());
 }
 
 #[test]

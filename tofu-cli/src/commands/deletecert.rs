@@ -50,7 +50,11 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
             .map_err(|e| CliError::store(&e, ctx))?
         {
             Some(pin) => {
-                writeln!(out, "{}", line(&format!("{} pin", state_name(pin.state)), &pin.details))?;
+                writeln!(
+                    out,
+                    "{}",
+                    line(&format!("{} pin", state_name(pin.state)), &pin.details)
+                )?;
                 out.flush()?;
                 Ok(Exit::Success)
             }
@@ -79,7 +83,11 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         )));
     }
     for pin in &removed.pins {
-        writeln!(out, "{}", line(&format!("{} pin", state_name(pin.state)), &pin.details))?;
+        writeln!(
+            out,
+            "{}",
+            line(&format!("{} pin", state_name(pin.state)), &pin.details)
+        )?;
     }
     for q in &removed.quarantined {
         writeln!(out, "{}", line("quarantined", &q.details))?;

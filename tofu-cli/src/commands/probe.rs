@@ -1,5 +1,6 @@
 //! `tofu-certs probe host <HOST>`: one TLS handshake through the real verifier.
 
+use std::collections::HashSet;
 use std::io::{self, IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use tofu_core::{
 
 use super::{host_keyword, read_input, Context, HostKeyword};
 use crate::error::{CliError, Exit};
-use crate::output::{status, Out};
+use crate::output::{self, Out};
 
 /// The largest --from file read.
 const MAX_LIST_FILE: u64 = 16 * 1024 * 1024;
@@ -23,16 +24,20 @@ const MAX_LIST_FILE: u64 = 16 * 1024 * 1024;
 /// Check an endpoint's certificate against its pins, with one TLS handshake.
 ///
 /// The handshake goes through the same verifier services use. No application data is sent:
-/// the connection is closed right after the handshake. Reports `match` (the certificate is pinned), `promoted` (it was the staged pin, and now is
-/// the pin), `not pinned` (exit status 5) or `mismatch` (exit status 4, with the full story:
-/// what is pinned, what was presented, and the command to accept it; the presented
-/// certificate is kept in quarantine). Only pinned certificates are accepted, unless --pin is
-/// given, which pins what an endpoint that is not pinned yet presents (trust on first use).
+/// the connection is closed right after the handshake. Reports `match` (the certificate is
+/// pinned), `promoted` (it was the staged pin, and now is the pin), `pinned` (--pin: the
+/// endpoint had no pin, and now has this one), `mismatch` (exit status 4, with the full
+/// story: what is pinned, what was presented, and the command to accept it) or `not-pinned`
+/// (exit status 5, with the command to accept it). Either way the presented certificate is
+/// kept in quarantine, so that `accept --fingerprint` pins exactly the certificate checked.
+/// Only pinned certificates are accepted, unless --pin is given, which pins what an endpoint
+/// that is not pinned yet presents (trust on first use).
 ///
 /// --from FILE probes many endpoints: one per line, `#` starts a comment, and listcerts's
 /// own output (`host=10.1.1.1_8082;  subject= ...`) is accepted as it is. It prints one line
-/// per endpoint and a summary, with a progress bar on a terminal, and exits with the most
-/// serious status: 4 if any mismatched, else 1 if any failed, else 5 if any is not pinned.
+/// per endpoint (match, promoted, pinned, mismatch, not-pinned or failed) and a summary, with
+/// a progress bar on a terminal, and exits with the most serious status: 4 if any
+/// mismatched, else 1 if any failed, else 5 if any is not pinned.
 #[derive(Debug, clap::Args)]
 #[command(override_usage = "tofu-certs probe host <HOST> [OPTIONS]\n       \
                             tofu-certs probe --from FILE [OPTIONS]")]
@@ -62,7 +67,7 @@ pub(crate) struct Args {
     pin: bool,
 
     /// Give up on an endpoint after this long, connecting and handshaking together
-    /// (seconds, or a number with ms or s).
+    /// (seconds, or a number with ms or s; from 1ms to a day).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = timeout)]
     timeout: Duration,
 
@@ -85,9 +90,11 @@ fn timeout(text: &str) -> Result<Duration, String> {
     } else {
         (text, 1.0)
     };
+    // At least a millisecond: a zero timeout would fail every probe before it started, and
+    // socket timeouts of zero mean "none" to the operating system.
     match number.trim().parse::<f64>() {
-        Ok(n) if n > 0.0 && n * unit <= 86_400.0 => Ok(Duration::from_secs_f64(n * unit)),
-        _ => Err("expected a time such as 10, 2.5, 10s or 500ms (at most a day)".into()),
+        Ok(n) if n * unit >= 0.001 && n * unit <= 86_400.0 => Ok(Duration::from_secs_f64(n * unit)),
+        _ => Err("expected a time from 1ms to a day, such as 10, 2.5, 10s or 500ms".into()),
     }
 }
 
@@ -107,10 +114,20 @@ enum Outcome {
     Pinned(CertificateDetails),
     Mismatch(TofuError),
     NotPinned(TofuError),
-    Failed(String),
+    Failed(Failure),
 }
 
 impl Outcome {
+    /// The outcomes, in the order the summary of `probe --from` lists them.
+    const NAMES: [&'static str; 6] = [
+        "match",
+        "promoted",
+        "pinned",
+        "mismatch",
+        "not-pinned",
+        "failed",
+    ];
+
     fn name(&self) -> &'static str {
         match self {
             Outcome::Match(_) => "match",
@@ -150,20 +167,97 @@ impl Outcome {
                 }
                 other => other.to_string(),
             },
-            Outcome::Failed(why) => why.clone(),
+            Outcome::Failed(f) => f.message(),
         };
         format!("{:<10}  {endpoint}  {detail}", self.name())
     }
 }
 
+/// Why a probe ended without a verdict on the certificate, kept apart by kind so that the
+/// hint fits: a store that failed is not a network problem.
+enum Failure {
+    /// The pin store could not be read or written.
+    Store(Arc<tofu_core::Error>),
+    /// The host name did not resolve.
+    Resolve { host: String, message: String },
+    /// Connecting or the handshake failed on the network (`kind` chooses the hint).
+    Network {
+        kind: io::ErrorKind,
+        message: String,
+    },
+    /// The server closed the connection during the handshake.
+    Closed { message: String },
+    /// Another process changed the endpoint's pins during the probe.
+    Changed { message: String },
+    /// Anything else: a TLS error, an unusable certificate.
+    Other { message: String },
+}
+
+impl Failure {
+    fn store(error: tofu_core::Error) -> Self {
+        Failure::Store(Arc::new(error))
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Failure::Store(e) => e.to_string(),
+            Failure::Resolve { message, .. }
+            | Failure::Network { message, .. }
+            | Failure::Closed { message }
+            | Failure::Changed { message }
+            | Failure::Other { message } => message.clone(),
+        }
+    }
+
+    /// The error of `probe host`: the message, and the hint that fits its kind.
+    fn into_error(self, ctx: &Context, endpoint: &Endpoint, timeout: Duration) -> CliError {
+        let message = self.message();
+        let hint = match self {
+            Failure::Store(e) => return CliError::store(&e, ctx),
+            Failure::Resolve { host, .. } => format!(
+                "check the host name {host}: it did not resolve to an address (DNS, /etc/hosts)"
+            ),
+            Failure::Network { kind, .. } => match kind {
+                io::ErrorKind::ConnectionRefused => format!(
+                    "nothing listens on {endpoint}: check the address and port, and that the \
+                     server runs"
+                ),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => format!(
+                    "`--timeout SECS` waits longer than {} s",
+                    timeout.as_secs_f64()
+                ),
+                _ => "check the address and port, and that a TLS server listens there".to_owned(),
+            },
+            Failure::Closed { .. } => format!(
+                "check that {endpoint} is a TLS server; `--sni NAME` sends another server name"
+            ),
+            Failure::Changed { .. } => format!(
+                "run the probe again; `{}` shows the endpoint's pins now",
+                ctx.cmd(&format!("showcert host {endpoint}"))
+            ),
+            Failure::Other { .. } => {
+                "check that a TLS server listens on the address and port".to_owned()
+            }
+        };
+        CliError::failure(message).hint(hint)
+    }
+}
+
 pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
-    let store = Arc::new(if args.pin {
+    let store = if args.pin {
         ctx.open()?
     } else {
         ctx.open_existing()?
-    });
+    };
+    // Pinning needs to write; say so before any connection, as the store error it is.
+    if args.pin && store.is_read_only() {
+        let error = tofu_core::Error::ReadOnly {
+            path: store.database_path().to_path_buf(),
+        };
+        return Err(CliError::store(&error, ctx));
+    }
     let probe = Probe {
-        store,
+        store: Arc::new(store),
         policy: if args.pin {
             Policy::trust_on_first_use()
         } else {
@@ -174,7 +268,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     };
     match (&args.from, &args.endpoint) {
         (Some(file), _) => probe_many(ctx, &probe, &read_list(file)?, args.jobs.into()),
-        (None, Some(endpoint)) => probe_one(ctx, &probe, endpoint, args.timeout),
+        (None, Some(endpoint)) => probe_one(ctx, &probe, endpoint),
         // clap requires one of them.
         (None, None) => Err(CliError::new(
             Exit::Usage,
@@ -183,12 +277,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     }
 }
 
-fn probe_one(
-    ctx: &Context,
-    probe: &Probe,
-    endpoint: &Endpoint,
-    timeout: Duration,
-) -> Result<Exit, CliError> {
+fn probe_one(ctx: &Context, probe: &Probe, endpoint: &Endpoint) -> Result<Exit, CliError> {
     let mut out = Out::stdout();
     let showcert = ctx.cmd(&format!("showcert host {endpoint}"));
     match probe.run(endpoint) {
@@ -231,13 +320,7 @@ fn probe_one(
             };
             return Err(CliError::new(Exit::NotPinned, e.to_string()).hint(hint));
         }
-        Outcome::Failed(why) => {
-            return Err(CliError::failure(why).hint(format!(
-                "check the address and port, and that a TLS server listens there; \
-                 `--timeout SECS` waits longer than {} s",
-                timeout.as_secs_f64()
-            )))
-        }
+        Outcome::Failed(failure) => return Err(failure.into_error(ctx, endpoint, probe.timeout)),
     }
     out.flush()?;
     Ok(Exit::Success)
@@ -250,6 +333,7 @@ fn read_list(file: &std::path::Path) -> Result<Vec<Endpoint>, CliError> {
         CliError::failure(format!("the endpoint list {} is not text", file.display()))
     })?;
     let mut endpoints: Vec<Endpoint> = Vec::new();
+    let mut listed: HashSet<Endpoint> = HashSet::new();
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim();
         let item = if let Some(rest) = trimmed.strip_prefix("host=") {
@@ -269,7 +353,7 @@ fn read_list(file: &std::path::Path) -> Result<Vec<Endpoint>, CliError> {
             CliError::failure(format!("{} line {}: {e}", file.display(), i + 1))
                 .hint("give one endpoint per line, such as 10.1.1.1:8082 or 10.1.1.1_8082")
         })?;
-        if !endpoints.contains(&endpoint) {
+        if listed.insert(endpoint.clone()) {
             endpoints.push(endpoint);
         }
     }
@@ -306,15 +390,7 @@ fn probe_many(
         for (i, result) in rx {
             progress.clear();
             if let Outcome::Mismatch(e) = &result {
-                crate::output::status(&format!(
-                    "{} {}",
-                    crate::output::paint(
-                        crate::output::stderr_colour(),
-                        crate::output::Style::Red,
-                        "error:"
-                    ),
-                    e
-                ));
+                output::error(&e.to_string());
             }
             results[i] = Some(result);
             while let Some(Some(done)) = results.get(printed) {
@@ -339,20 +415,13 @@ fn probe_many(
             .filter(|r| r.as_ref().is_some_and(|o| o.name() == name))
             .count()
     };
-    let parts: Vec<String> = [
-        "match",
-        "promoted",
-        "pinned",
-        "mismatch",
-        "not-pinned",
-        "failed",
-    ]
-    .iter()
-    .map(|name| (name, count(name)))
-    .filter(|(_, n)| *n > 0)
-    .map(|(name, n)| format!("{n} {}", name.replace('-', " ")))
-    .collect();
-    status(&format!(
+    let parts: Vec<String> = Outcome::NAMES
+        .iter()
+        .map(|name| (name, count(name)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{n} {name}"))
+        .collect();
+    output::status(&format!(
         "probed {} endpoint{}: {}",
         endpoints.len(),
         if endpoints.len() == 1 { "" } else { "s" },
@@ -372,15 +441,18 @@ fn probe_many(
         Exit::Success
     };
     if exit == Exit::Mismatch {
-        status(&format!(
-            "{} `{}` lists the endpoints with quarantined certificates",
-            crate::output::paint(
-                crate::output::stderr_colour(),
-                crate::output::Style::Bold,
-                "hint:"
-            ),
+        output::hint(&format!(
+            "`{}` lists the endpoints with quarantined certificates",
             ctx.cmd("listcerts --quarantined --format table")
         ));
+    }
+    // A store that failed fails every endpoint alike: say what to do about it once.
+    if let Some(Outcome::Failed(Failure::Store(e))) = results
+        .iter()
+        .flatten()
+        .find(|r| matches!(r, Outcome::Failed(Failure::Store(_))))
+    {
+        CliError::store(e, ctx).print_hints();
     }
     Ok(exit)
 }
@@ -436,29 +508,44 @@ struct Probe {
 
 impl Probe {
     fn run(&self, endpoint: &Endpoint) -> Outcome {
-        let before = match self.store.endpoint(endpoint) {
-            Ok(record) => record,
-            Err(e) => return Outcome::Failed(e.to_string()),
-        };
+        match self.try_run(endpoint) {
+            Ok(outcome) => outcome,
+            Err(failure) => Outcome::Failed(failure),
+        }
+        // The verifier is dropped by now, which recorded that the pin was seen.
+    }
+
+    fn try_run(&self, endpoint: &Endpoint) -> Result<Outcome, Failure> {
+        let before = self.store.endpoint(endpoint).map_err(Failure::store)?;
         let mut builder =
             TofuVerifier::builder(self.store.clone(), endpoint.clone()).policy(self.policy.clone());
         if let Some(name) = &self.sni {
             builder = builder.server_name(name.clone());
         }
-        let verifier = match builder.build() {
-            Ok(v) => v,
-            Err(e) => return Outcome::Failed(format!("cannot probe {endpoint}: {e}")),
+        let verifier = builder.build().map_err(|e| Failure::Other {
+            message: format!("cannot probe {endpoint}: {e}"),
+        })?;
+        let details = match self.handshake(&verifier, endpoint) {
+            Ok(details) => details,
+            Err(HandshakeError::Tofu(e)) => {
+                return match e {
+                    TofuError::Mismatch(_) => Ok(Outcome::Mismatch(e)),
+                    TofuError::NotPinned(_) => Ok(Outcome::NotPinned(e)),
+                    TofuError::Store { error, .. } => Err(Failure::Store(error)),
+                    TofuError::Contended { .. } => Err(Failure::Changed {
+                        message: e.to_string(),
+                    }),
+                    other => Err(Failure::Other {
+                        message: other.to_string(),
+                    }),
+                }
+            }
+            Err(HandshakeError::Failed(failure)) => return Err(failure),
         };
-        match self.handshake(&verifier, endpoint) {
-            Ok(details) => classify(&before, details),
-            Err(HandshakeError::Tofu(e)) => match e {
-                TofuError::Mismatch(_) => Outcome::Mismatch(e),
-                TofuError::NotPinned(_) => Outcome::NotPinned(e),
-                other => Outcome::Failed(other.to_string()),
-            },
-            Err(HandshakeError::Other(why)) => Outcome::Failed(why),
-        }
-        // The verifier is dropped here, which records that the pin was seen.
+        // The verifier wrote what it did (a first-use pin, a promotion) before the handshake
+        // completed, so the store now says what happened.
+        let after = self.store.endpoint(endpoint).map_err(Failure::store)?;
+        classify(endpoint, &before, &after, details)
     }
 
     fn handshake(
@@ -468,38 +555,55 @@ impl Probe {
     ) -> Result<CertificateDetails, HandshakeError> {
         let deadline = Instant::now() + self.timeout;
         let secs = self.timeout.as_secs_f64();
-        let sock = connect(endpoint, deadline)
-            .map_err(|e| HandshakeError::Other(format!("cannot connect to {endpoint}: {e}")))?;
+        let sock = connect(endpoint, deadline)?;
         let mut sock = DeadlineStream { sock, deadline };
         let mut conn =
             ClientConnection::new(verifier.client_config(), verifier.server_name().clone())
-                .map_err(|e| {
-                    HandshakeError::Other(format!("cannot start TLS with {endpoint}: {e}"))
+                .map_err(|e| Failure::Other {
+                    message: format!("cannot start TLS with {endpoint}: {e}"),
                 })?;
         while conn.is_handshaking() {
             if let Err(e) = conn.complete_io(&mut sock) {
                 if let Some(tofu) = TofuError::from_io(&e) {
                     return Err(HandshakeError::Tofu(tofu.clone()));
                 }
-                return Err(HandshakeError::Other(match e.kind() {
-                    io::ErrorKind::TimedOut => {
-                        format!("{endpoint} did not complete the TLS handshake within {secs} s")
+                return Err(match e.kind() {
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Failure::Network {
+                        kind: io::ErrorKind::TimedOut,
+                        message: format!(
+                            "{endpoint} did not complete the TLS handshake within {secs} s"
+                        ),
+                    },
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
+                        Failure::Closed {
+                            message: format!(
+                                "{endpoint} closed the connection during the TLS handshake (is \
+                                 it a TLS server? does it want a client certificate or another \
+                                 server name?)"
+                            ),
+                        }
                     }
-                    io::ErrorKind::UnexpectedEof => format!(
-                        "{endpoint} closed the connection during the TLS handshake (is it a TLS \
-                         server? does it want a client certificate or another server name?)"
-                    ),
-                    _ => format!("the TLS handshake with {endpoint} failed: {e}"),
-                }));
+                    // rustls reports TLS errors (an alert, a protocol error) as InvalidData.
+                    io::ErrorKind::InvalidData => Failure::Other {
+                        message: format!("the TLS handshake with {endpoint} failed: {e}"),
+                    },
+                    kind => Failure::Network {
+                        kind,
+                        message: format!("the TLS handshake with {endpoint} failed: {e}"),
+                    },
+                }
+                .into());
             }
         }
-        let details = conn
+        let presented = conn
             .peer_certificates()
             .and_then(|certs| certs.first())
-            .map(|der| CertificateDetails::from_der(der))
-            .transpose()
-            .map_err(|e| HandshakeError::Other(format!("{endpoint}: {e}")))?
-            .ok_or_else(|| HandshakeError::Other(format!("{endpoint} presented no certificate")))?;
+            .ok_or_else(|| Failure::Other {
+                message: format!("{endpoint} presented no certificate"),
+            })?;
+        let details = CertificateDetails::from_der(presented).map_err(|e| Failure::Other {
+            message: format!("{endpoint}: {e}"),
+        })?;
         // Close politely, without application data; the outcome is known whatever happens.
         conn.send_close_notify();
         let _ = conn.complete_io(&mut sock);
@@ -510,39 +614,67 @@ impl Probe {
 
 enum HandshakeError {
     Tofu(TofuError),
-    Other(String),
+    Failed(Failure),
 }
 
-/// Names what the handshake did, from what the store held before it.
-fn classify(before: &EndpointRecord, details: CertificateDetails) -> Outcome {
-    let fp = details.fingerprint;
-    if before.active().any(|p| p.fingerprint() == fp) {
-        Outcome::Match(details)
-    } else if before.staged().any(|p| p.fingerprint() == fp) {
-        Outcome::Promoted(details)
-    } else if !before.is_pinned() {
-        Outcome::Pinned(details)
-    } else {
-        // Another process changed the pins between our look and the handshake, and the
-        // verifier accepted against what is stored now.
-        Outcome::Match(details)
+impl From<Failure> for HandshakeError {
+    fn from(failure: Failure) -> Self {
+        HandshakeError::Failed(failure)
     }
 }
 
-fn connect(endpoint: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
+/// What the accepted handshake did, from the endpoint's record before and after it: where
+/// the presented certificate was before (an active pin: a match; the staged pin: promoted;
+/// nothing pinned at all: pinned) and that it is an active pin after. Exact for one probe;
+/// when another process changed the endpoint in between, that is what is reported, not a
+/// guess.
+fn classify(
+    endpoint: &Endpoint,
+    before: &EndpointRecord,
+    after: &EndpointRecord,
+    details: CertificateDetails,
+) -> Result<Outcome, Failure> {
+    let fp = details.fingerprint;
+    let active_after = after.active().any(|p| p.fingerprint() == fp);
+    if before.active().any(|p| p.fingerprint() == fp) {
+        Ok(Outcome::Match(details))
+    } else if before.staged().any(|p| p.fingerprint() == fp) && active_after {
+        Ok(Outcome::Promoted(details))
+    } else if !before.is_pinned() && active_after {
+        Ok(Outcome::Pinned(details))
+    } else {
+        Err(Failure::Changed {
+            message: format!(
+                "the pins of {endpoint} changed during the probe (another process changed \
+                 them), so what the probe did is not known; the endpoint presented {fp}"
+            ),
+        })
+    }
+}
+
+fn connect(endpoint: &Endpoint, deadline: Instant) -> Result<TcpStream, Failure> {
     let addrs: Vec<SocketAddr> = match endpoint.host() {
         Host::Ip(ip) => vec![SocketAddr::new(*ip, endpoint.port())],
-        Host::Dns(name) => (name.as_str(), endpoint.port())
-            .to_socket_addrs()?
-            .collect(),
+        Host::Dns(name) => {
+            let unresolved = |why: String| Failure::Resolve {
+                host: name.to_string(),
+                message: format!("cannot connect to {endpoint}: {why}"),
+            };
+            let addrs: Vec<SocketAddr> = (name.as_str(), endpoint.port())
+                .to_socket_addrs()
+                .map_err(|e| unresolved(format!("{name} does not resolve: {e}")))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(unresolved(format!("{name} has no address")));
+            }
+            addrs
+        }
     };
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
+    let mut last = io::Error::new(io::ErrorKind::TimedOut, "connection timed out");
     for addr in addrs {
         let Some(left) = remaining(deadline) else {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection timed out",
-            ));
+            last = io::Error::new(io::ErrorKind::TimedOut, "connection timed out");
+            break;
         };
         match TcpStream::connect_timeout(&addr, left) {
             Ok(sock) => {
@@ -556,7 +688,10 @@ fn connect(endpoint: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
             Err(e) => last = e,
         }
     }
-    Err(last)
+    Err(Failure::Network {
+        kind: last.kind(),
+        message: format!("cannot connect to {endpoint}: {last}"),
+    })
 }
 
 fn remaining(deadline: Instant) -> Option<Duration> {
@@ -606,5 +741,94 @@ impl Write for DeadlineStream {
 
     fn flush(&mut self) -> io::Result<()> {
         self.sock.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tofu_core::{Pin, PinSource, PinState, Timestamp};
+
+    fn details(cn: &str) -> CertificateDetails {
+        let key = rcgen::KeyPair::generate().expect("key generation");
+        let cert = rcgen::CertificateParams::new(vec![cn.to_owned()])
+            .expect("valid SAN")
+            .self_signed(&key)
+            .expect("self-signed");
+        CertificateDetails::from_der(cert.der()).expect("rcgen makes valid certificates")
+    }
+
+    fn record(pins: &[(&CertificateDetails, PinState)]) -> EndpointRecord {
+        EndpointRecord {
+            pins: pins
+                .iter()
+                .map(|(d, state)| Pin {
+                    endpoint: "10.1.1.1:8082".parse().expect("an endpoint"),
+                    state: *state,
+                    der: Vec::new().into(),
+                    details: (*d).clone(),
+                    pinned_at: Timestamp::from_unix(0),
+                    first_seen: None,
+                    last_seen: None,
+                    times_seen: 0,
+                    source: PinSource::Operator,
+                    label: None,
+                })
+                .collect(),
+            quarantined: Vec::new(),
+        }
+    }
+
+    fn name(
+        before: &EndpointRecord,
+        after: &EndpointRecord,
+        d: &CertificateDetails,
+    ) -> &'static str {
+        let endpoint = "10.1.1.1:8082".parse().expect("an endpoint");
+        match classify(&endpoint, before, after, d.clone()) {
+            Ok(outcome) => outcome.name(),
+            Err(Failure::Changed { .. }) => "changed",
+            Err(_) => "other failure",
+        }
+    }
+
+    #[test]
+    fn the_outcome_is_read_from_the_store_before_and_after_the_handshake() {
+        use PinState::{Active, Next};
+        let (a, b) = (details("a"), details("b"));
+        let empty = record(&[]);
+        // What one probe alone does.
+        assert_eq!(
+            name(&record(&[(&a, Active)]), &record(&[(&a, Active)]), &a),
+            "match"
+        );
+        assert_eq!(
+            name(
+                &record(&[(&a, Active), (&b, Next)]),
+                &record(&[(&a, Active), (&b, Next)]),
+                &a
+            ),
+            "match"
+        );
+        assert_eq!(
+            name(
+                &record(&[(&a, Active), (&b, Next)]),
+                &record(&[(&b, Active)]),
+                &b
+            ),
+            "promoted"
+        );
+        assert_eq!(name(&empty, &record(&[(&a, Active)]), &a), "pinned");
+        // Another process changed the endpoint meanwhile: said so, not guessed.
+        assert_eq!(
+            name(&record(&[(&a, Active)]), &record(&[(&b, Active)]), &b),
+            "changed"
+        );
+        assert_eq!(name(&empty, &empty, &a), "changed");
+        assert_eq!(name(&record(&[(&b, Next)]), &empty, &b), "changed");
+        assert_eq!(
+            name(&record(&[(&b, Active)]), &record(&[(&a, Active)]), &a),
+            "changed"
+        );
     }
 }

@@ -60,24 +60,20 @@ hint: `tofu-certs accept host {endpoint} --fingerprint {fp}{s}` pins exactly the
     let _server = TlsServer::start(&cert2, &key2, port);
     // Without --pin the policy is strict, and deleting the pin alone would leave the endpoint
     // refused: the message says to replace it.
-    let strict = format!(
-        "Certificate pinning is configured for this connection. Current certificate of the remote host is different from what was used earlier - CN=prime-pri"
-    );
+    let strict = "Certificate pinning is configured for this connection. Current certificate of the remote host is different from what was used earlier - CN=prime-pri";
     let strict_fix = format!(
         "or replace the pin by a certificate file you trust:
     tofu-certs deletecert host {host_port}{s}
     tofu-certs addcert host {endpoint} --cert FILE{s}"
     );
-    let tofu = format!(
-        "Trust-on-first-use is configured for this connection. Current certificate of the remote host is different from what was used earlier - CN=prime-pri"
-    );
+    let tofu = "Trust-on-first-use is configured for this connection. Current certificate of the remote host is different from what was used earlier - CN=prime-pri";
     let tofu_fix = format!(
         "or delete the pin, and the next connection pins what the server presents:
     tofu-certs deletecert host {host_port}{s}"
     );
     for (policy, configured, fix) in [
-        (&[][..], &strict, &strict_fix),
-        (&["--pin"][..], &tofu, &tofu_fix),
+        (&[][..], strict, &strict_fix),
+        (&["--pin"][..], tofu, &tofu_fix),
     ] {
         let mut args = vec!["probe", "host", &endpoint];
         args.extend_from_slice(policy);
@@ -201,7 +197,7 @@ fn a_silent_server_times_out_and_a_closed_port_fails() {
         .code(1)
         .stderr(&format!(
             "error: {silent} did not complete the TLS handshake within 0.3 s
-hint: check the address and port, and that a TLS server listens there; `--timeout SECS` waits longer than 0.3 s
+hint: `--timeout SECS` waits longer than 0.3 s
 "
         ));
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -211,7 +207,9 @@ hint: check the address and port, and that a TLS server listens there; `--timeou
     env.run(&["probe", "host", &closed])
         .code(1)
         .stderr(&format!(
-            "error: cannot connect to {closed}: Connection refused (os error 111)\nhint: [..]\n"
+            "error: cannot connect to {closed}: Connection refused (os error 111)
+hint: nothing listens on {closed}: check the address and port, and that the server runs
+"
         ));
 }
 
@@ -266,11 +264,11 @@ fn probe_from_a_list_reports_each_endpoint_and_the_worst_status() {
             server_a.endpoint(),
             a.fingerprint()
         ))
-        .stderr("probed 2 endpoints: 1 not pinned, 1 failed\n");
+        .stderr("probed 2 endpoints: 1 not-pinned, 1 failed\n");
     let only_unpinned = env.write("only.txt", format!("{}\n", server_a.endpoint()));
     env.run(&["probe", "--from", &only_unpinned])
         .code(5)
-        .stderr("probed 1 endpoint: 1 not pinned\n");
+        .stderr("probed 1 endpoint: 1 not-pinned\n");
 
     let b_endpoint = server_b.endpoint();
     server_b.stop();
@@ -297,4 +295,113 @@ fn probe_from_a_list_reports_each_endpoint_and_the_worst_status() {
     env.run(&["probe", "--from", &bad]).code(1).stderr(&format!(
         "error: {bad} line 2: \"https://example.com\" is not an endpoint: it is a URL; give host:port without the `https://` scheme, for example example.com:443\nhint: [..]\n"
     ));
+}
+
+#[test]
+fn an_unpinned_endpoint_refused_by_a_strict_probe_is_accepted_by_fingerprint() {
+    let env = Env::new();
+    env.pin("10.1.1.1:8082", &prime_cert("unrelated"));
+    let cert = prime_cert("prime-pri");
+    let (file, key) = env.write_cert("c", &cert);
+    let server = TlsServer::start(&file, &key, free_port());
+    let endpoint = server.endpoint();
+    let (fp, s) = (cert.fingerprint(), env.store_arg());
+
+    // Refused twice: the certificate is quarantined once, counted twice, audited once.
+    for _ in 0..2 {
+        env.run(&["probe", "host", &endpoint]).code(5).stdout("");
+    }
+    let show = env.run(&["showcert", "host", &endpoint]);
+    show.success();
+    assert!(
+        show.stdout.contains(&format!(
+            "\nquarantined certificate (presented, matched no pin, not trusted)\n  fingerprint       {fp}\n"
+        )),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        show.stdout.contains("\n  times seen        2\n"),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        show.stdout.contains(&format!(
+            "\n  to trust it       tofu-certs accept host {endpoint} --fingerprint {fp}{s}\n"
+        )),
+        "{}",
+        show.stdout
+    );
+    env.run(&["log", "host", &endpoint])
+        .success()
+        .stdout(&format!(
+            "[..]  unpinned-rejected  {fp}  {PRIME_SUBJECT}  by [..]\n"
+        ));
+
+    // What the message recommends pins exactly that certificate; then it matches.
+    env.run(&["accept", "host", &endpoint, "--fingerprint", &fp])
+        .success()
+        .stdout(&format!(
+            "accepted {fp} ({PRIME_SUBJECT}): it is now the pin of {endpoint}\n"
+        ));
+    env.run(&["probe", "host", &endpoint])
+        .success()
+        .stdout(&format!(
+            "match: {endpoint} presented its pinned certificate {fp} ({PRIME_SUBJECT})\n"
+        ));
+}
+
+/// Regression: a store that could not be read was reported as a network failure, with the
+/// hint to check the address and port.
+#[test]
+fn a_store_that_fails_is_reported_as_a_store_error_not_a_network_one() {
+    let env = Env::new();
+    env.pin("10.1.1.1:8082", &prime_cert("unrelated"));
+    // Nothing listens there, and nothing should try: the store fails first.
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let db = rusqlite::Connection::open(env.store().join(tofu_core::DATABASE_FILE)).unwrap();
+    db.execute(
+        "INSERT INTO quarantine (endpoint, fingerprint, der, first_seen, last_seen, times_seen) \
+         VALUES (?1, zeroblob(32), x'00', 0, 0, 1)",
+        [&endpoint],
+    )
+    .unwrap();
+    drop(db);
+
+    for pin in [&[][..], &["--pin"][..]] {
+        let mut args = vec!["probe", "host", &endpoint];
+        args.extend_from_slice(pin);
+        let run = env.run(&args);
+        run.code(1)
+            .stdout("")
+            .stderr("error: the pin store [..]\nhint: [..]\n");
+        assert!(!run.stderr.contains("listen"), "{}", run.stderr);
+        assert!(!run.stderr.contains("timeout"), "{}", run.stderr);
+    }
+
+    let list = env.write("list.txt", format!("{endpoint}\n"));
+    let run = env.run(&["probe", "--from", &list]);
+    run.code(1)
+        .stdout(&format!("failed      {endpoint}  the pin store [..]\n"))
+        .stderr("probed 1 endpoint: 1 failed\nhint: [..]\n");
+}
+
+#[test]
+fn a_timeout_is_at_least_a_millisecond() {
+    let env = Env::new();
+    env.pin("10.1.1.1:8082", &prime_cert("unrelated"));
+    for bad in ["0", "0ms", "0.0005", "0.5ms", "-1", "nan", "2d"] {
+        env.run(&["probe", "host", "127.0.0.1:1", &format!("--timeout={bad}")])
+            .code(2)
+            .stderr(&format!(
+                "error: invalid value '{bad}' for '--timeout <SECS>': expected a time from 1ms to a day, such as 10, 2.5, 10s or 500ms\n\nFor more information, try '--help'.\n"
+            ));
+    }
+    // A millisecond is a timeout like any other: against a server that never answers, the
+    // probe gives up (status 1), it is not refused as a usage error.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    env.run(&["probe", "host", &silent, "--timeout", "1ms"])
+        .code(1)
+        .stderr("error: [..]\nhint: `--timeout SECS` waits longer than 0.001 s\n");
 }

@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use tofu_core::{parse_export, Error, ImportError, MAX_EXPORT_LEN};
+use tofu_core::{read_export, Error, ImportError};
 
-use super::{read_input, Context};
+use super::{open_input, read_error, Context};
 use crate::error::{CliError, Exit};
 use crate::output::Out;
 
@@ -32,16 +32,11 @@ pub(crate) struct Args {
 
 pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     let shown = args.file.display();
-    let bytes = read_input(&args.file, MAX_EXPORT_LEN, "the export file")?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        import_error(
-            &shown.to_string(),
-            ImportError::NotText {
-                offset: e.utf8_error().valid_up_to(),
-            },
-        )
+    // read_export caps the size and checks the text before parsing.
+    let pins = read_export(open_input(&args.file, "the export file")?).map_err(|e| match e {
+        ImportError::Io(e) => read_error(&args.file, "the export file", &e),
+        e => import_error(&shown.to_string(), e),
     })?;
-    let pins = parse_export(&text).map_err(|e| import_error(&shown.to_string(), e))?;
     let store = ctx.open()?;
     let report = store.import(&pins, args.replace).map_err(|e| match e {
         // The hint names the file given, so it can be run as it is.

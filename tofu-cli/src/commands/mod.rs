@@ -131,22 +131,33 @@ pub(crate) struct HostArgs {
     pub(crate) endpoint: Endpoint,
 }
 
+/// Opens a file given on the command line (`-` for standard input) for reading.
+pub(crate) fn open_input(path: &Path, what: &str) -> Result<Box<dyn Read>, CliError> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::stdin().lock()));
+    }
+    match std::fs::File::open(path) {
+        Ok(file) => Ok(Box::new(file)),
+        Err(e) => Err(read_error(path, what, &e)),
+    }
+}
+
+/// `cannot read WHAT FILE: why`.
+pub(crate) fn read_error(path: &Path, what: &str, e: &std::io::Error) -> CliError {
+    CliError::failure(format!("cannot read {what} {}: {e}", path.display()))
+}
+
 /// Reads a file given on the command line (`-` for standard input), at most `max` bytes.
 pub(crate) fn read_input(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, CliError> {
-    let shown = path.display();
     let mut bytes = Vec::new();
-    let result = if path == Path::new("-") {
-        std::io::stdin()
-            .lock()
-            .take(max + 1)
-            .read_to_end(&mut bytes)
-    } else {
-        std::fs::File::open(path).and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
-    };
-    result.map_err(|e| CliError::failure(format!("cannot read {what} {shown}: {e}")))?;
+    open_input(path, what)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| read_error(path, what, &e))?;
     if bytes.len() as u64 > max {
         return Err(CliError::failure(format!(
-            "{what} {shown} is larger than {} KiB; that is not {what}",
+            "{what} {} is larger than {} KiB; that is not {what}",
+            path.display(),
             max / 1024
         )));
     }

@@ -77,6 +77,12 @@ fn an_export_imported_elsewhere_shows_the_same_pins() {
     }
     assert_eq!(copy.run(&["export"]).stdout, export.stdout);
 
+    // From standard input as well.
+    let piped = Env::new();
+    run_with_stdin(piped.command(&["import", "-"]), export.stdout.as_bytes())
+        .success()
+        .stdout("imported 3 pins from - (0 already present, 0 replaced)\n");
+
     // Importing the same file again changes nothing.
     copy.run(&["import", &file]).success().stdout(&format!(
         "imported 0 pins from {file} (3 already present, 0 replaced)\n"
@@ -162,6 +168,24 @@ hint: an export file is what `tofu-certs export` writes; its schema is in the RE
     env.run(&["import", &wrong_fp])
         .code(1)
         .stderr("error: [..]: pin entry 1 (line 2), field `fingerprint`: it is SHA256:[..], but the certificate's fingerprint is SHA256:[..]; the entry was altered or damaged; nothing was imported\nhint: [..]\n");
+
+    // Read by tofu_core::read_export: a file that is not text says where, one that cannot be
+    // read says why, and neither is mistaken for the other.
+    let binary = env.write("binary.toml", b"version = 1\n\xff\xfe");
+    env.run(&["import", &binary]).code(1).stderr(&format!(
+        "error: {binary}: the export file is not UTF-8 text (invalid byte at offset 12); give the file `tofu-certs export` wrote; nothing was imported\nhint: [..]\n"
+    ));
+    env.run(&["import", "missing.toml"]).code(1).stderr(
+        "error: cannot read the export file missing.toml: No such file or directory (os error 2)\n",
+    );
+    let dir = env.path("a-directory");
+    std::fs::create_dir(&dir).unwrap();
+    env.run(&["import", dir.to_str().unwrap()])
+        .code(1)
+        .stderr(&format!(
+            "error: cannot read the export file {}: Is a directory (os error 21)\n",
+            dir.display()
+        ));
 
     let not_toml = env.write("junk.toml", "version = 1\n[[pin]\n");
     env.run(&["import", &not_toml])

@@ -13,7 +13,7 @@ use crate::commands::{
 pub(crate) const EXIT_STATUS: &str = "\
 Exit status:
   0  success
-  1  operational error: the store, a file or the network failed (see the message)
+  1  operational error: the store, a file, the network or the environment failed
   2  usage error: an unknown option, a malformed endpoint or fingerprint
   3  nothing found for that endpoint (showcert, deletecert, accept, log host)
   4  the presented certificate does not match the pin (probe)

@@ -51,6 +51,18 @@ impl CliError {
         Self::new(Exit::Failure, message)
     }
 
+    /// The exit status it ends the command with.
+    #[cfg(test)]
+    pub(crate) fn exit(&self) -> Exit {
+        self.exit
+    }
+
+    /// The message, without the `error:` label.
+    #[cfg(test)]
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Adds a `hint:` line.
     pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hints.push(hint.into());

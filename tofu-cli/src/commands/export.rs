@@ -1,8 +1,9 @@
 //! `tofu-certs export`: every pin of the store, as TOML.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tofu_core::{write_export, ExportError};
 
@@ -44,7 +45,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         .prefix(".tofu-certs-export")
         .permissions(std::fs::Permissions::from_mode(0o600))
         .tempfile_in(&parent)
-        .map_err(|e| fail(&e))?;
+        .map_err(|e| cannot_create_in(&parent, &e))?;
     let count = match write_export(&store, tmp.as_file_mut()) {
         Ok(n) => n,
         Err(ExportError::Io(e)) => return Err(fail(&e)),
@@ -52,11 +53,33 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     };
     tmp.as_file().sync_all().map_err(|e| fail(&e))?;
     tmp.persist(&path).map_err(|e| fail(&e.error))?;
+    // The rename is durable only once the directory is: a crash now must not bring back the
+    // old backup, or none.
+    File::open(&parent)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| {
+            CliError::failure(format!(
+                "wrote {shown}, but cannot make it durable (syncing {}): {e}",
+                parent.display()
+            ))
+        })?;
     status(&format!(
         "exported {count} pin{} to {shown}",
         if count == 1 { "" } else { "s" }
     ));
     Ok(Exit::Success)
+}
+
+/// The temporary file could not be created: tempfile's error names that file, which the
+/// operator never asked for, so the directory is named, with its own error when it has one.
+fn cannot_create_in(dir: &Path, e: &io::Error) -> CliError {
+    let why = match std::fs::metadata(dir) {
+        Err(m) => m.to_string(),
+        Ok(meta) if !meta.is_dir() => "it is not a directory".to_owned(),
+        Ok(_) => io::Error::from(e.kind()).to_string(),
+    };
+    CliError::failure(format!("cannot create a file in {}: {why}", dir.display()))
+        .hint("give --output a file in a directory that exists and that you can write to")
 }
 
 fn export_error(e: ExportError, ctx: &Context) -> CliError {

@@ -75,9 +75,10 @@ impl Context {
     }
 
     fn dir(&self) -> Result<&Path, CliError> {
+        // The environment failed, not the command line: status 1, as for a store that cannot
+        // be opened (status 2 would tell a script its arguments were wrong).
         self.dir.as_deref().ok_or_else(|| {
-            CliError::new(
-                Exit::Usage,
+            CliError::failure(
                 "no store directory: neither --store nor TOFU_CERTS_STORE is set, and this \
                  user has no data directory (is HOME set?)",
             )
@@ -162,4 +163,26 @@ pub(crate) fn read_input(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, C
         )));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a user without a data directory (no HOME, no passwd entry) got status 2,
+    /// which says the command line was wrong.
+    #[test]
+    fn no_data_directory_is_an_operational_failure() {
+        let ctx = Context {
+            dir: None,
+            store_arg: String::new(),
+            actor: "test".into(),
+        };
+        let Err(err) = ctx.open_existing() else {
+            panic!("a store opened without a directory");
+        };
+        assert_eq!(err.exit(), Exit::Failure);
+        assert!(err.message().starts_with("no store directory: "), "{err:?}");
+        assert_eq!(ctx.open().err().map(|e| e.exit()), Some(Exit::Failure));
+    }
 }

@@ -118,6 +118,35 @@ fn export_to_a_file_is_private_and_replaced_whole() {
     );
 }
 
+/// Regression: the message named tempfile's temporary file, not the directory at fault.
+#[test]
+fn export_into_a_missing_directory_names_the_directory() {
+    let env = Env::new();
+    env.pin("10.1.1.1:8082", &prime_cert("prime-pri"));
+    let dir = env.path("no/such/dir");
+    let target = dir.join("backup.toml");
+    env.run(&["export", "--output", target.to_str().unwrap()])
+        .code(1)
+        .stdout("")
+        .stderr(&format!(
+            "error: cannot create a file in {}: No such file or directory (os error 2)
+hint: give --output a file in a directory that exists and that you can write to
+",
+            dir.display()
+        ));
+    let file = env.write("a-file", "x");
+    env.run(&["export", "-o", &format!("{file}/backup.toml")])
+        .code(1)
+        .stderr(&format!(
+            "error: cannot create a file in {file}: it is not a directory\nhint: [..]\n"
+        ));
+    // A bare file name is created in the current directory.
+    env.run(&["export", "-o", "here.toml"])
+        .code(0)
+        .stderr("exported 1 pin to here.toml\n");
+    assert!(env.path("here.toml").is_file());
+}
+
 #[test]
 fn a_bad_import_names_the_entry_and_imports_nothing() {
     let env = Env::new();

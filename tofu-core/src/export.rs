@@ -209,9 +209,7 @@ pub fn write_export(store: &Store, mut out: impl Write) -> Result<usize, ExportE
 fn export_entry(pin: &Pin) -> String {
     let mut s = String::with_capacity(pin.der.len() * 2 + 512);
     s.push('\n');
-    // Subjects are printable ASCII (`openssl -nameopt compat` escapes the rest), so the
-    // comment stays one line.
-    s.push_str(&format!("# {}\n", pin.details.subject));
+    s.push_str(&format!("# {}\n", comment_text(&pin.details.subject)));
     s.push_str("[[pin]]\n");
     s.push_str(&format!(
         "endpoint = {}\n",
@@ -238,6 +236,22 @@ fn export_entry(pin: &Pin) -> String {
         to_pem(&pin.der)
     ));
     s
+}
+
+/// `text` for a one-line TOML comment. Subjects are printed as `openssl -nameopt compat`
+/// does, but the store's text is not trusted to be that: a newline would end the comment and
+/// let a subject write `[[pin]]` lines into a backup, and TOML forbids control characters in
+/// comments. So control characters are written escaped (`\n`, `\u{1b}`).
+fn comment_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A TOML basic string, escaped as the TOML writer escapes it.
@@ -642,6 +656,35 @@ mod tests {
         let mut again = Vec::new();
         write_export(&copy, &mut again).unwrap();
         assert_eq!(String::from_utf8(again).unwrap(), text);
+    }
+
+    /// Regression: the subject went into the entry's comment unescaped, so a subject with a
+    /// newline (from a damaged or hostile store) could add TOML lines to a backup.
+    #[test]
+    fn a_subject_cannot_write_lines_into_the_export() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let endpoint: Endpoint = "10.1.1.1:8082".parse().unwrap();
+        let mut pin = store
+            .add_pin(&endpoint, &cert("a"), PinState::Active, None)
+            .unwrap();
+        let injected = "\n[[pin]]\nendpoint = \"evil.example:443\"\n";
+        pin.details.subject = format!("/CN=a{injected}\r\t\u{1b}[31m\u{7f}");
+
+        let entry = export_entry(&pin);
+        let comment = entry.lines().nth(1).unwrap();
+        assert_eq!(
+            comment,
+            r#"# /CN=a\n[[pin]]\nendpoint = "evil.example:443"\n\r\t\u{1b}[31m\u{7f}"#
+        );
+        assert_eq!(entry.matches("[[pin]]").count(), 2, "{entry}"); // the comment's, escaped
+        let pins = parse_export(&format!("version = 1\n{entry}")).unwrap();
+        assert_eq!(pins.len(), 1);
+        assert_eq!(pins[0].endpoint, endpoint);
+
+        // An ordinary subject is written as it is.
+        pin.details.subject = "/C=US/O=Cisco Systems/CN=prime-pri".into();
+        assert!(export_entry(&pin).starts_with("\n# /C=US/O=Cisco Systems/CN=prime-pri\n[[pin]]\n"));
     }
 
     #[test]

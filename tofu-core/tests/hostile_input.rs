@@ -798,3 +798,31 @@ fn bad_fingerprints_are_refused_with_a_short_message() {
         assert_eq!(text.parse::<Fingerprint>().unwrap(), fp);
     }
 }
+
+#[test]
+fn a_hostile_certificate_s_names_are_escaped_so_they_cannot_drive_a_terminal() {
+    // A server chooses its certificate: its names end up in listcerts, showcert, the
+    // mismatch message, the export's comments and the logs.
+    let ia5 = |s: &str| rcgen::string::Ia5String::try_from(s).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec![]).unwrap();
+    params.subject_alt_names = vec![
+        rcgen::SanType::DnsName(ia5("a\u{1b}[2Jb.example")),
+        rcgen::SanType::Rfc822Name(ia5("x\ny@example.com")),
+        rcgen::SanType::URI(ia5("https://\u{7}x/")),
+    ];
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "evil\u{1b}]0;title\u{7}\ncn");
+    let der = params.self_signed(&key).unwrap().der().clone();
+    let d = tofu_core::CertificateDetails::from_der(&der).unwrap();
+    assert_eq!(d.subject, "/CN=evil\\x1B]0;title\\x07\\x0Acn");
+    assert_eq!(
+        d.sans,
+        [
+            "DNS:a\\x1B[2Jb.example",
+            "email:x\\x0Ay@example.com",
+            "URI:https://\\x07x/"
+        ]
+    );
+}

@@ -1513,8 +1513,16 @@ fn delete_pin(tx: &Transaction<'_>, endpoint: &Endpoint, fp: &Fingerprint) -> ru
     Ok(())
 }
 
+/// Writes `pin`, and takes its certificate out of the endpoint's quarantine: however it got
+/// pinned (first use after a strict refusal, addcert, import), a quarantined copy would go on
+/// being shown as "presented, matched no pin, not trusted", with an `accept` to run.
 fn insert_pin(tx: &Transaction<'_>, pin: &Pin) -> rusqlite::Result<()> {
     let d = &pin.details;
+    tx.prepare_cached("DELETE FROM quarantine WHERE endpoint = ?1 AND fingerprint = ?2")?
+        .execute(params![
+            pin.endpoint.to_string(),
+            d.fingerprint.as_bytes().as_slice()
+        ])?;
     tx.prepare_cached(&format!(
         "INSERT INTO pin ({PIN_COLUMNS}) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"

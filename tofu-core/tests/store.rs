@@ -601,6 +601,50 @@ fn quarantine_counts_repeats_and_accepting_by_fingerprint_replaces_the_pin() {
     );
 }
 
+/// Regression: a certificate refused under the strict policy (and so quarantined) that was
+/// then pinned some other way stayed in quarantine, shown as untrusted with an `accept` to run.
+#[test]
+fn a_certificate_pinned_any_way_leaves_quarantine() {
+    let (_tmp, store) = new_store();
+    let (a, b, c, d) = (cert("a"), cert("b"), cert("c"), cert("d"));
+    let (first_use, added, staged, imported) = (
+        ep("10.1.1.1:1"),
+        ep("10.1.1.2:1"),
+        ep("10.1.1.3:1"),
+        ep("10.1.1.4:1"),
+    );
+    for (e, der) in [
+        (&first_use, &a),
+        (&added, &b),
+        (&staged, &c),
+        (&imported, &d),
+    ] {
+        store.quarantine(e, der).unwrap();
+        store.quarantine(e, &cert("other")).unwrap();
+    }
+    store.pin_first_use(&first_use, &a).unwrap();
+    store.add_pin(&added, &b, PinState::Active, None).unwrap();
+    store.add_pin(&staged, &c, PinState::Next, None).unwrap();
+    store
+        .import(&[new_pin(&imported, &d, PinState::Active)], false)
+        .unwrap();
+    for (e, der) in [
+        (&first_use, &a),
+        (&added, &b),
+        (&staged, &c),
+        (&imported, &d),
+    ] {
+        let record = store.endpoint(e).unwrap();
+        assert_eq!(record.pins.len(), 1, "{e}");
+        assert_eq!(
+            record.quarantined.len(),
+            1,
+            "{e}: only the other certificate stays"
+        );
+        assert_ne!(record.quarantined[0].details.fingerprint, fp(der), "{e}");
+    }
+}
+
 #[test]
 fn accepting_a_fingerprint_that_is_not_quarantined_changes_nothing() {
     let (_tmp, store) = new_store();

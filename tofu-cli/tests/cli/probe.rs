@@ -38,13 +38,15 @@ hint: `tofu-certs accept host {endpoint} --fingerprint {fp}{s}` pins exactly the
         fp = first.fingerprint()
     ));
 
-    // --pin: trust on first use.
+    // --pin: trust on first use. The certificate the strict probe quarantined is pinned now,
+    // so it is no longer listed as quarantined.
     env.run(&["probe", "host", &host_port, "--pin"])
         .success()
         .stdout(&format!(
             "pinned: {endpoint} is now pinned to {} ({PRIME_SUBJECT})\n",
             first.fingerprint()
         ));
+    env.run(&["listcerts", "--quarantined"]).success().stdout("");
     env.run(&["probe", "host", &endpoint])
         .success()
         .stdout(&format!(

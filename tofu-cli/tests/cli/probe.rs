@@ -46,7 +46,9 @@ hint: `tofu-certs accept host {endpoint} --fingerprint {fp}{s}` pins exactly the
             "pinned: {endpoint} is now pinned to {} ({PRIME_SUBJECT})\n",
             first.fingerprint()
         ));
-    env.run(&["listcerts", "--quarantined"]).success().stdout("");
+    env.run(&["listcerts", "--quarantined"])
+        .success()
+        .stdout("");
     env.run(&["probe", "host", &endpoint])
         .success()
         .stdout(&format!(

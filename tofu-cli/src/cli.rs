@@ -80,6 +80,27 @@ pub(crate) fn command() -> clap::Command {
 
 /// Parses the process's arguments; exits with status 2 on a usage error (clap's own).
 pub(crate) fn parse() -> Cli {
-    let matches = command().get_matches();
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+        .unwrap_or_else(|e| usage_error(e))
+}
+
+/// Exits as clap would, except that a usage error is printed with its control characters
+/// escaped: clap quotes the offending argument raw, and an endpoint taken from an untrusted
+/// list could carry terminal escape sequences.
+fn usage_error(e: clap::Error) -> ! {
+    if !e.use_stderr() {
+        e.exit() // --help, --version
+    }
+    let mut text = String::new();
+    for c in e.render().to_string().chars() {
+        if c.is_control() && c != '\n' {
+            text.extend(c.escape_default());
+        } else {
+            text.push(c);
+        }
+    }
+    eprint!("{text}");
+    std::process::exit(e.exit_code())
 }

@@ -10,8 +10,9 @@ use crate::output::{printable, state_name, Out, Style};
 
 /// Show everything stored for an endpoint: pins, staged pins, quarantined certificates.
 ///
-/// Quarantined certificates are those the endpoint presented that matched none of its pins;
-/// they stay until accepted or deleted. For each certificate: fingerprints (SHA-256 of the certificate, as OpenSSH and OpenSSL
+/// Quarantined certificates are those the endpoint presented that matched none of its pins
+/// (or that a strict probe refused before it had any); they stay until accepted, pinned or
+/// deleted. For each certificate: fingerprints (SHA-256 of the certificate, as OpenSSH and OpenSSL
 /// print it, and of its public key), subject, issuer, names, validity, and for pins when
 /// they were pinned, first and last presented, how often, how and by whom (source), and the
 /// label. `--pem` prints the certificates themselves instead, to pipe into openssl.

@@ -108,12 +108,15 @@ pub fn read_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, C
         return Err(CertificateError::Empty);
     }
     let looks_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
-    if !looks_pem {
-        return match CertificateDetails::from_der(bytes) {
-            Ok(_) => Ok(vec![CertificateDer::from(bytes.to_vec())]),
-            Err(CertificateError::Malformed(_)) => Err(CertificateError::NotCertificate),
-            Err(e) => Err(e),
-        };
+    // A whole DER certificate is DER even if its names hold "-----BEGIN " (found by
+    // `fuzz/run.sh`); PEM text never parses as DER.
+    match CertificateDetails::from_der(bytes) {
+        Ok(_) => return Ok(vec![CertificateDer::from(bytes.to_vec())]),
+        Err(CertificateError::Malformed(_)) if !looks_pem => {
+            return Err(CertificateError::NotCertificate)
+        }
+        Err(e) if !looks_pem => return Err(e),
+        Err(_) => {}
     }
     let mut certs = Vec::new();
     let mut saw_key = false;

@@ -201,6 +201,25 @@ fn a_certificate_next_to_its_key_is_read_without_the_key() {
     assert_eq!(read_certificates(both.as_bytes()).unwrap(), vec![der]);
 }
 
+/// Regression (found by `fuzz/run.sh`, `fuzz/regressions/certificate/der-holding-a-pem-begin-marker`):
+/// a DER certificate whose subject held `-----BEGIN ` was taken for PEM and refused as
+/// "neither a PEM certificate nor DER".
+#[test]
+fn a_der_certificate_holding_a_pem_marker_is_read_as_der() {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["marker.example".into()]).unwrap();
+    params.distinguished_name.push(
+        rcgen::DnType::OrganizationalUnitName,
+        "-----BEGIN CERTIFICATE-----",
+    );
+    let der = params.self_signed(&key).unwrap().der().clone();
+    assert_eq!(read_certificates(&der).unwrap(), vec![der.clone()]);
+    assert_eq!(
+        read_certificates(to_pem(&der).as_bytes()).unwrap(),
+        vec![der]
+    );
+}
+
 #[test]
 fn a_bundle_is_read_whole_in_order_or_not_at_all() {
     let certs: Vec<_> = (0..3).map(|i| cert(&format!("c{i}.example"))).collect();

@@ -934,20 +934,9 @@ impl Store {
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub fn for_each_pin(&self, mut f: impl FnMut(Pin) -> ControlFlow<()>) -> Result<()> {
-        let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path)?;
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+    pub fn for_each_pin(&self, f: impl FnMut(Pin) -> ControlFlow<()>) -> Result<()> {
         let sql = format!("SELECT {PIN_COLUMNS} FROM pin ORDER BY endpoint, state, id");
-        let mut stmt = tx.prepare(&sql).map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let pin = pin_from_row(row).map_err(|e| self.err(e))?;
-            if f(pin).is_break() {
-                break;
-            }
-        }
-        Ok(())
+        self.stream(&sql, [], pin_from_row, f)
     }
 
     /// Calls `f` with every quarantined certificate, ordered by endpoint.
@@ -956,25 +945,11 @@ impl Store {
     /// When the database cannot be read.
     pub fn for_each_quarantined(
         &self,
-        mut f: impl FnMut(Quarantined) -> ControlFlow<()>,
+        f: impl FnMut(Quarantined) -> ControlFlow<()>,
     ) -> Result<()> {
-        let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path)?;
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let mut stmt = tx
-            .prepare(
-                "SELECT endpoint, der, first_seen, last_seen, times_seen FROM quarantine \
-                 ORDER BY endpoint, last_seen DESC, id DESC",
-            )
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let q = quarantined_from_row(row).map_err(|e| self.err(e))?;
-            if f(q).is_break() {
-                break;
-            }
-        }
-        Ok(())
+        let sql = "SELECT endpoint, der, first_seen, last_seen, times_seen FROM quarantine \
+                   ORDER BY endpoint, last_seen DESC, id DESC";
+        self.stream(sql, [], quarantined_from_row, f)
     }
 
     /// Calls `f` with the audit log, oldest first, of one endpoint or of all.
@@ -984,26 +959,37 @@ impl Store {
     pub fn for_each_audit(
         &self,
         endpoint: Option<&Endpoint>,
-        mut f: impl FnMut(AuditEntry) -> ControlFlow<()>,
+        f: impl FnMut(AuditEntry) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let base =
+            "SELECT id, at, endpoint, event, fingerprint, previous, subject, actor FROM audit";
+        match endpoint {
+            Some(e) => self.stream(
+                &format!("{base} WHERE endpoint = ?1 ORDER BY id"),
+                [e.to_string()],
+                audit_from_row,
+                f,
+            ),
+            None => self.stream(&format!("{base} ORDER BY id"), [], audit_from_row, f),
+        }
+    }
+
+    /// Runs `sql` in one read transaction (one consistent snapshot) and calls `f` with each
+    /// row as `from_row` reads it, until the rows end or `f` breaks.
+    fn stream<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        from_row: fn(&Row<'_>) -> rusqlite::Result<T>,
+        mut f: impl FnMut(T) -> ControlFlow<()>,
     ) -> Result<()> {
         let mut reader = self.reader();
         let conn = reader_conn(&mut reader, &self.db_path)?;
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let base =
-            "SELECT id, at, endpoint, event, fingerprint, previous, subject, actor FROM audit";
-        let mut stmt = match endpoint {
-            Some(_) => tx.prepare(&format!("{base} WHERE endpoint = ?1 ORDER BY id")),
-            None => tx.prepare(&format!("{base} ORDER BY id")),
-        }
-        .map_err(|e| self.err(e))?;
-        let mut rows = match endpoint {
-            Some(e) => stmt.query([e.to_string()]),
-            None => stmt.query([]),
-        }
-        .map_err(|e| self.err(e))?;
+        let mut stmt = tx.prepare(sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query(params).map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let entry = audit_from_row(row).map_err(|e| self.err(e))?;
-            if f(entry).is_break() {
+            if f(from_row(row).map_err(|e| self.err(e))?).is_break() {
                 break;
             }
         }

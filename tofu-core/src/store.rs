@@ -709,8 +709,10 @@ impl Store {
                 .into());
             };
             let retired = self.retire_active(tx, endpoint, &record, fingerprint)?;
-            if let Some(staged) = record.staged().find(|p| p.fingerprint() == *fingerprint) {
-                delete_pin(tx, endpoint, &staged.details.fingerprint)?;
+            // Pinned meanwhile (staged, or added or pinned by another process after it was
+            // quarantined): the accepted pin takes its place.
+            if record.pins.iter().any(|p| p.fingerprint() == *fingerprint) {
+                delete_pin(tx, endpoint, fingerprint)?;
             }
             tx.execute(
                 "DELETE FROM quarantine WHERE endpoint = ?1 AND fingerprint = ?2",

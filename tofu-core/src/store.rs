@@ -936,9 +936,41 @@ impl Store {
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub fn for_each_pin(&self, f: impl FnMut(Pin) -> ControlFlow<()>) -> Result<()> {
-        let sql = format!("SELECT {PIN_COLUMNS} FROM pin ORDER BY endpoint, state, id");
-        self.stream(&sql, [], pin_from_row, f)
+    pub fn for_each_pin(&self, mut f: impl FnMut(Pin) -> ControlFlow<()>) -> Result<()> {
+        // `ORDER BY endpoint` walks the (endpoint, fingerprint) index with no sort. Adding
+        // `state, id` made SQLite copy every row, certificate included, through a temporary
+        // sorter per endpoint (a quarter of the time of listing a million pins); the few pins
+        // of one endpoint are put in that order here instead.
+        let sql = format!("SELECT {PIN_COLUMNS}, id FROM pin ORDER BY endpoint");
+        let mut group: Vec<(Pin, i64)> = Vec::new();
+        let mut emit = |group: &mut Vec<(Pin, i64)>| {
+            group.sort_by(|(a, a_id), (b, b_id)| {
+                (a.state.as_str(), a_id).cmp(&(b.state.as_str(), b_id))
+            });
+            group.drain(..).try_for_each(|(pin, _)| f(pin))
+        };
+        let mut stopped = false;
+        self.stream(
+            &sql,
+            [],
+            |row| Ok((pin_from_row(row)?, row.get::<_, i64>(16)?)),
+            |(pin, id)| {
+                if group
+                    .first()
+                    .is_some_and(|(p, _)| p.endpoint != pin.endpoint)
+                    && emit(&mut group).is_break()
+                {
+                    stopped = true;
+                    return ControlFlow::Break(());
+                }
+                group.push((pin, id));
+                ControlFlow::Continue(())
+            },
+        )?;
+        if !stopped {
+            let _ = emit(&mut group);
+        }
+        Ok(())
     }
 
     /// Calls `f` with every quarantined certificate, ordered by endpoint.

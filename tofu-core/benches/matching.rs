@@ -1,7 +1,8 @@
 //! The verifier's matching path: `ServerCertVerifier::verify_server_cert` on a pinned endpoint
 //! of stores of 1k, 100k and 1M pins, next to the floor it is claimed to beat (one SHA-256 over
 //! the same certificate DER); the cost of reading an endpoint that is not cached (a verifier's
-//! first handshake, or the first after the store changed); and many threads verifying at once.
+//! first handshake, or the first after the store changed); opening a store; and many threads
+//! verifying at once.
 //!
 //! `cargo bench -p tofu-core --bench matching`; stores are built once into
 //! `target/bench-stores/` (the 1M store takes a minute or two the first time).
@@ -9,13 +10,14 @@
 mod common;
 
 use std::hint::black_box;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tofu_core::{Fingerprint, TofuVerifier};
+use tofu_core::{Fingerprint, Store, TofuVerifier};
 
 use common::{bench_store, endpoint, size_name, BenchStore};
 
@@ -93,6 +95,37 @@ fn matching(c: &mut Criterion) {
                     record
                 })
             },
+        );
+    }
+    group.finish();
+
+    // Reading every pin, as `tofu-certs listcerts` and `export` do (one pass in endpoint order).
+    let mut group = c.benchmark_group("for_each_pin");
+    group.sample_size(10);
+    for store in &stores {
+        let s = store.open();
+        group.throughput(Throughput::Elements(store.pins as u64));
+        group.bench_function(BenchmarkId::new("all", size_name(store.pins)), |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                s.for_each_pin(|pin| {
+                    n += black_box(&pin).der.len();
+                    ControlFlow::Continue(())
+                })
+                .expect("readable");
+                n
+            })
+        });
+    }
+    group.finish();
+
+    // Opening a store, as every `tofu-certs` command does: the schema checks and the first
+    // connection (closing it, dropped outside the timing, checkpoints and removes the WAL).
+    let mut group = c.benchmark_group("store_open");
+    for store in &stores {
+        group.bench_function(
+            BenchmarkId::new("open_existing", size_name(store.pins)),
+            |b| b.iter_with_large_drop(|| Store::open_existing(&store.dir).expect("opens")),
         );
     }
     group.finish();

@@ -14,7 +14,7 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tofu_core::{Fingerprint, Store, TofuVerifier};
@@ -193,6 +193,85 @@ fn concurrent_calls(
     })
 }
 
+/// On-CPU and run-queue nanoseconds of the calling thread, from `/proc/thread-self/schedstat`
+/// (Linux); zeros where it is not available.
+fn thread_schedstat() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut fields = text
+        .split_whitespace()
+        .map(|f| f.parse::<u64>().unwrap_or(0));
+    (fields.next().unwrap_or(0), fields.next().unwrap_or(0))
+}
+
+/// Where the threads' time went: a machine shared with other work cannot give two free cores
+/// on demand, so wall-clock throughput alone cannot tell serialisation in the hot path from a
+/// busy machine. Each thread's own accounting can: time on a CPU per call (which grows when
+/// threads fight over cache lines or locks), time runnable but waiting for a CPU (the
+/// machine was busy) and time blocked (waiting for a lock held by another thread).
+fn threads_cpu_report(calls_per_thread: u64) {
+    let store = bench_store(1_000_000);
+    let shared = pinned_verifier(&store, 500_000);
+    println!(
+        "\nmatching_threads_accounting (1M pins, one endpoint, {calls_per_thread} calls per thread)"
+    );
+    println!(
+        "{:>7} {:>14} {:>9} {:>16} {:>17} {:>10}",
+        "threads", "calls/s", "scaling", "on-CPU ns/call", "waiting for CPU", "blocked"
+    );
+    let mut base = None;
+    for n in [1usize, 2, 4] {
+        let barrier = Barrier::new(n + 1);
+        let now = UnixTime::now();
+        let (wall, per_thread) = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let barrier = &barrier;
+                    let (verifier, cert, name) = &shared;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let (cpu0, wait0) = thread_schedstat();
+                        let start = Instant::now();
+                        for _ in 0..calls_per_thread {
+                            verifier
+                                .verify_server_cert(black_box(cert), &[], name, &[], now)
+                                .expect("pinned");
+                        }
+                        let elapsed = start.elapsed().as_nanos() as u64;
+                        let (cpu1, wait1) = thread_schedstat();
+                        (elapsed, cpu1 - cpu0, wait1 - wait0)
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let start = Instant::now();
+            let per_thread: Vec<_> = handles
+                .into_iter()
+                .map(|h| h.join().expect("a verifying thread"))
+                .collect();
+            (start.elapsed(), per_thread)
+        });
+        let calls = (n as u64 * calls_per_thread) as f64;
+        let rate = calls / wall.as_secs_f64();
+        let base_rate = *base.get_or_insert(rate);
+        let (lifetime, cpu, wait) = per_thread
+            .iter()
+            .fold((0u64, 0u64, 0u64), |(l, c, w), &(tl, tc, tw)| {
+                (l + tl, c + tc, w + tw)
+            });
+        let blocked = lifetime.saturating_sub(cpu + wait);
+        let pct = |x: u64| 100.0 * x as f64 / lifetime.max(1) as f64;
+        println!(
+            "{:>7} {:>14.0} {:>8.2}× {:>16.1} {:>16.1}% {:>9.1}%",
+            n,
+            rate,
+            rate / base_rate,
+            cpu as f64 / calls,
+            pct(wait),
+            pct(blocked)
+        );
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -201,4 +280,17 @@ criterion_group! {
         .sample_size(20);
     targets = matching, threads
 }
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and then a few calls
+    // check that the code runs. A name filter that does not match skips the report.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filter = args.iter().find(|a| !a.starts_with('-'));
+    if filter.is_some_and(|f| !"matching_threads_accounting".contains(f.as_str())) {
+        return;
+    }
+    let bench = args.iter().any(|a| a == "--bench");
+    threads_cpu_report(if bench { 2_000_000 } else { 10 });
+}

@@ -114,7 +114,7 @@ pub struct Store {
     dir: PathBuf,
     db_path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Box<[Mutex<Reader>]>,
+    readers: Box<[Shard]>,
     generation: AtomicU64,
     actor: Actor,
     read_only: bool,
@@ -129,6 +129,11 @@ impl std::fmt::Debug for Store {
             .finish_non_exhaustive()
     }
 }
+
+/// A reader shard on cache lines of its own: a thread taking and releasing its shard's lock
+/// on every lookup must not slow down the threads using the neighbouring shards.
+#[repr(align(128))]
+struct Shard(Mutex<Reader>);
 
 struct Reader {
     conn: Option<Connection>,
@@ -300,12 +305,12 @@ impl Store {
             .max(4);
         let readers = (0..shards)
             .map(|_| {
-                Mutex::new(Reader {
+                Shard(Mutex::new(Reader {
                     conn: None,
                     data_version: None,
                     wal_index: None,
                     wal_header: None,
-                })
+                }))
             })
             .collect();
         Ok(Self {
@@ -1112,11 +1117,12 @@ impl Store {
         let start = SHARD.with(|s| *s);
         let n = self.readers.len();
         for i in 0..n {
-            if let Ok(guard) = self.readers[(start + i) % n].try_lock() {
+            if let Ok(guard) = self.readers[(start + i) % n].0.try_lock() {
                 return guard;
             }
         }
         self.readers[start % n]
+            .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }

@@ -4,9 +4,9 @@
 //! the call returns, so changes are atomic across threads and processes and survive a crash or
 //! power loss once acknowledged. Readers never block writers and writers never block readers
 //! (WAL), so the CLI works while services hold the store open. Each process keeps a
-//! *generation* number that moves whenever `PRAGMA data_version` shows that anyone committed a
-//! change, which lets callers cache what they read and still see another process's change on
-//! their next lookup.
+//! *generation* number that moves whenever anyone committed a change (seen from SQLite's
+//! WAL-index header, then `PRAGMA data_version`), which lets callers cache what they read and
+//! still see another process's change on their next lookup.
 //!
 //! This module is the only one that speaks SQL; another backend would replace it alone.
 

@@ -233,3 +233,54 @@ fn a_running_health_monitor_recovers_after_a_rotation_and_a_deletecert_from_anot
         "the monitor kept running throughout"
     );
 }
+
+#[test]
+fn the_blocking_and_tokio_clients_fetch_a_page_pin_on_first_use_and_refuse_a_changed_certificate() {
+    for example in ["blocking_client", "tokio_client"] {
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = dir.path().join("store");
+        let old = prime_identity("prime-sec");
+        let server = DemoServer::start(&old, 0).unwrap();
+        let endpoint = Endpoint::new("127.0.0.1", server.addr().port()).unwrap();
+        let run = || {
+            Command::new(example_binary(example))
+                .arg(endpoint.to_string())
+                .arg("/")
+                .arg(&store_dir)
+                .output()
+                .unwrap()
+        };
+
+        let out = run();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.starts_with("HTTP/1.1 200 OK"), "{example}: {stdout}");
+        assert!(
+            stdout.ends_with("tofu-certs demo server\n"),
+            "{example}: {stdout}"
+        );
+        let store = Store::open_existing(&store_dir).unwrap();
+        assert_eq!(
+            store.endpoint(&endpoint).unwrap().pins[0].der,
+            old.cert,
+            "{example}"
+        );
+
+        server.restart_with(&prime_identity("prime-sec"));
+        let out = run();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{example}: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "{example}: nothing is fetched from a refused server"
+        );
+        assert!(
+            stderr.contains("Current certificate of the remote host is different"),
+            "{example}: {stderr}"
+        );
+    }
+}

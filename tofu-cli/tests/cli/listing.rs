@@ -74,26 +74,237 @@ fn subjects_are_printed_exactly_as_openssl_compat_prints_them() {
 }
 
 #[test]
-fn listcerts_sorts_by_endpoint_names_then_addresses_numerically() {
+fn listcerts_lists_in_the_stores_order_endpoint_text_then_active_before_staged() {
     let env = Env::new();
     let cert = prime_cert("prime-pri");
+    let next = prime_cert("prime-pri-2027");
+    let next_file = env.write("next.pem", &next.pem);
+    // Pinned in no particular order; 10.1.1.1:8082's staged pin before its active one.
+    env.run(&[
+        "addcert",
+        "host",
+        "10.1.1.1:8082",
+        "--cert",
+        &next_file,
+        "--next",
+    ])
+    .success();
     for endpoint in [
         "10.1.1.10:8082",
         "[FD00::5]:8443",
         "10.1.1.9:8082",
         "Prime-Sec.Example.com:443",
         "10.1.1.9:443",
+        "10.1.1.1:8082",
+        "1prime.example:443",
     ] {
         env.pin(endpoint, &cert);
     }
+    // By the endpoint as host:port text, byte by byte: `:` sorts after the digits, so
+    // 10.1.1.10:8082 comes before 10.1.1.1:8082; `[` after the digits, letters after `[`.
+    // Within an endpoint, active pins before staged ones.
+    let order = [
+        "10.1.1.10:8082",
+        "10.1.1.1:8082",
+        "10.1.1.1:8082",
+        "10.1.1.9:443",
+        "10.1.1.9:8082",
+        "1prime.example:443",
+        "[fd00::5]:8443",
+        "prime-sec.example.com:443",
+    ];
     env.run(&["listcerts"]).success().stdout(&format!(
-        "host=prime-sec.example.com_443;  subject= {PRIME_SUBJECT}
+        "host=10.1.1.10_8082;  subject= {PRIME_SUBJECT}
+host=10.1.1.1_8082;  subject= {PRIME_SUBJECT}
+host=10.1.1.1_8082;  subject= {PRIME_SUBJECT}-2027
 host=10.1.1.9_443;  subject= {PRIME_SUBJECT}
 host=10.1.1.9_8082;  subject= {PRIME_SUBJECT}
-host=10.1.1.10_8082;  subject= {PRIME_SUBJECT}
+host=1prime.example_443;  subject= {PRIME_SUBJECT}
 host=fd00::5_8443;  subject= {PRIME_SUBJECT}
+host=prime-sec.example.com_443;  subject= {PRIME_SUBJECT}
 "
     ));
+
+    // The table and the JSON document list the pins in the same order.
+    let table = env.run(&["listcerts", "--format", "table"]);
+    table.success();
+    let rows: Vec<(&str, &str)> = table
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut cells = l.split_whitespace();
+            (cells.next().unwrap(), cells.next().unwrap())
+        })
+        .collect();
+    let mut expected: Vec<(&str, &str)> = order.iter().map(|e| (*e, "active")).collect();
+    expected[2].1 = "staged";
+    assert_eq!(rows, expected, "{}", table.stdout);
+    let json = env.run(&["listcerts", "--format", "json"]);
+    json.success();
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let pins: Vec<(&str, &str)> = doc["pins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["endpoint"].as_str().unwrap(),
+                p["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    expected[2].1 = "next";
+    assert_eq!(pins, expected, "{}", json.stdout);
+}
+
+#[test]
+fn quarantined_certificates_follow_their_endpoints_pins() {
+    let env = Env::new();
+    let (a, b, c) = (prime_cert("a"), prime_cert("b"), prime_cert("c"));
+    for (endpoint, cert) in [
+        ("10.0.0.3:443", &c),
+        ("10.0.0.1:443", &a),
+        ("10.0.0.2:443", &b),
+    ] {
+        env.pin(endpoint, cert);
+    }
+    // Refused certificates: two at 10.0.0.2, which is pinned, and one at 10.0.0.15, which is
+    // not (it sorts between 10.0.0.1:443 and 10.0.0.2:443).
+    let (x, y, z) = (prime_cert("x"), prime_cert("y"), prime_cert("z"));
+    let store = tofu_core::Store::open(env.store()).unwrap();
+    store
+        .quarantine(&"10.0.0.2:443".parse().unwrap(), &x.der)
+        .unwrap();
+    store
+        .quarantine(&"10.0.0.15:443".parse().unwrap(), &y.der)
+        .unwrap();
+    // Quarantined certificates of one endpoint come newest first.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    store
+        .quarantine(&"10.0.0.2:443".parse().unwrap(), &z.der)
+        .unwrap();
+    drop(store);
+
+    let rows = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["listcerts", "--format", "table"];
+        all.extend_from_slice(args);
+        let run = env.run(&all);
+        run.success();
+        run.stdout
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let cells: Vec<&str> = l.split_whitespace().collect();
+                format!("{} {} {}", cells[0], cells[1], cells[2])
+            })
+            .collect()
+    };
+    let fp = |c: &TestCert| c.fingerprint();
+    let [a, b, c] = [&a, &b, &c].map(fp);
+    assert_eq!(
+        rows(&[]),
+        [
+            format!("10.0.0.15:443 quarantined {}", fp(&y)),
+            format!("10.0.0.1:443 active {a}"),
+            format!("10.0.0.2:443 active {b}"),
+            format!("10.0.0.2:443 quarantined {}", fp(&z)),
+            format!("10.0.0.2:443 quarantined {}", fp(&x)),
+            format!("10.0.0.3:443 active {c}"),
+        ]
+    );
+    // --quarantined: the pins of endpoints with quarantined certificates, and every
+    // quarantined certificate.
+    assert_eq!(
+        rows(&["--quarantined"]),
+        [
+            format!("10.0.0.15:443 quarantined {}", fp(&y)),
+            format!("10.0.0.2:443 active {b}"),
+            format!("10.0.0.2:443 quarantined {}", fp(&z)),
+            format!("10.0.0.2:443 quarantined {}", fp(&x)),
+        ]
+    );
+    // --expiring-within: only the quarantined certificates of the endpoints still listed.
+    assert_eq!(
+        rows(&["--quarantined", "--expiring-within", "100000"]),
+        [
+            format!("10.0.0.2:443 active {b}"),
+            format!("10.0.0.2:443 quarantined {}", fp(&z)),
+            format!("10.0.0.2:443 quarantined {}", fp(&x)),
+        ]
+    );
+
+    // The JSON document: the same order, laid out as serde_json's pretty printer would.
+    for args in [&[][..], &["--expiring-within", "100000"]] {
+        let mut all = vec!["listcerts", "--format", "json"];
+        all.extend_from_slice(args);
+        let run = env.run(&all);
+        run.success();
+        let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let text = &run.stdout;
+        assert!(
+            text.starts_with("{\n  \"version\": 1,\n  \"pins\": [\n    {\n      \"endpoint\": ")
+                && text.contains("\n      \"label\": null\n    },\n    {\n      \"endpoint\": ")
+                && text
+                    .contains("\n    }\n  ],\n  \"quarantined\": [\n    {\n      \"endpoint\": ")
+                && text.contains("\n      \"sans\": [\n        \"DNS:")
+                && text.ends_with("\n      \"times_seen\": 1\n    }\n  ]\n}\n"),
+            "{text}"
+        );
+        let endpoints = |key: &str| -> Vec<String> {
+            doc[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| format!("{} {}", p["endpoint"], p["fingerprint"]).replace('"', ""))
+                .collect()
+        };
+        assert_eq!(
+            endpoints("pins"),
+            [
+                format!("10.0.0.1:443 {a}"),
+                format!("10.0.0.2:443 {b}"),
+                format!("10.0.0.3:443 {c}"),
+            ]
+        );
+        let mut quarantined = vec![
+            format!("10.0.0.15:443 {}", fp(&y)),
+            format!("10.0.0.2:443 {}", fp(&z)),
+            format!("10.0.0.2:443 {}", fp(&x)),
+        ];
+        if !args.is_empty() {
+            quarantined.remove(0);
+        }
+        assert_eq!(endpoints("quarantined"), quarantined);
+    }
+}
+
+#[test]
+fn table_sizes_its_columns_from_the_first_1000_rows_then_streams() {
+    let env = Env::new();
+    fill_store(&env.store(), 1100, &prime_cert("prime-pri"));
+    // Sorts after 127.0.0.1:…, so it is row 1101: wider than the column sized before it.
+    let long = "zz-a-much-longer-name.example:443";
+    env.pin(long, &prime_cert("prime-pri"));
+
+    let run = env.run(&["listcerts", "--format", "table"]);
+    run.success();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 1 + 1101);
+    // The widest endpoint of the first 1000 rows is 127.0.0.1:1000 (14 characters).
+    assert!(
+        lines[0].starts_with("ENDPOINT        STATE   FINGERPRINT"),
+        "{}",
+        lines[0]
+    );
+    for line in &lines[1..1101] {
+        assert_eq!(line.find("  active  SHA256:"), Some(14), "{line}");
+    }
+    assert!(
+        lines[1101].starts_with(&format!("{long}  active  SHA256:")),
+        "{}",
+        lines[1101]
+    );
 }
 
 #[test]
@@ -279,6 +490,10 @@ fn json_has_the_documented_schema() {
     assert_eq!(
         doc,
         serde_json::json!({"version": 1, "pins": [], "quarantined": []})
+    );
+    assert_eq!(
+        empty.stdout,
+        "{\n  \"version\": 1,\n  \"pins\": [],\n  \"quarantined\": []\n}\n"
     );
 }
 

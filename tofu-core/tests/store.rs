@@ -1137,6 +1137,14 @@ fn import_keeps_pins_of_one_endpoint_together() {
     assert_eq!(store.endpoint(&e).unwrap(), record);
 }
 
+/// The fingerprints of an endpoint's active pins and of its staged pins.
+fn active_and_staged(record: &tofu_core::EndpointRecord) -> (Vec<Fingerprint>, Vec<Fingerprint>) {
+    (
+        record.active().map(Pin::fingerprint).collect(),
+        record.staged().map(Pin::fingerprint).collect(),
+    )
+}
+
 #[test]
 fn import_adds_a_staged_successor_beside_the_active_pin_it_already_has() {
     // Regression: a file holding an endpoint's active pin and its staged successor was
@@ -1157,14 +1165,7 @@ fn import_adds_a_staged_successor_beside_the_active_pin_it_already_has() {
             .unwrap_or_else(|err| panic!("replace={replace}: {err}"));
         assert_eq!((report.added, report.unchanged, report.replaced), (1, 1, 0));
         let record = store.endpoint(&e).unwrap();
-        assert_eq!(
-            record.active().map(Pin::fingerprint).collect::<Vec<_>>(),
-            [fp(&a)]
-        );
-        assert_eq!(
-            record.staged().map(Pin::fingerprint).collect::<Vec<_>>(),
-            [fp(&b)]
-        );
+        assert_eq!(active_and_staged(&record), (vec![fp(&a)], vec![fp(&b)]));
     }
 }
 
@@ -1185,14 +1186,7 @@ fn import_with_replace_swaps_an_endpoints_pins_for_the_files() {
     let report = store.import(&file, true).unwrap();
     assert_eq!((report.added, report.unchanged, report.replaced), (2, 0, 1));
     let record = store.endpoint(&e).unwrap();
-    assert_eq!(
-        record.active().map(Pin::fingerprint).collect::<Vec<_>>(),
-        [fp(&a)]
-    );
-    assert_eq!(
-        record.staged().map(Pin::fingerprint).collect::<Vec<_>>(),
-        [fp(&b)]
-    );
+    assert_eq!(active_and_staged(&record), (vec![fp(&a)], vec![fp(&b)]));
 }
 
 #[test]

@@ -61,6 +61,7 @@ mod export;
 mod fingerprint;
 mod pin;
 mod policy;
+mod quarantine;
 mod rejection;
 mod store;
 mod timestamp;

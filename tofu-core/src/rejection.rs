@@ -62,6 +62,10 @@ pub struct Mismatch {
     /// Whether the presented certificate was kept in quarantine (so it can be accepted by
     /// fingerprint).
     pub quarantined: bool,
+    /// Whether the server proved it holds the presented certificate's key (the handshake
+    /// signature verified). When it did not, it may be replaying someone else's certificate,
+    /// and nothing was recorded.
+    pub key_proved: bool,
     /// Whether the policy pins on first use (so that deleting the pin lets the next
     /// connection pin what the server presents).
     pub pins_on_first_use: bool,
@@ -79,8 +83,25 @@ pub struct NotPinned {
     /// Whether the presented certificate was kept in quarantine (so it can be accepted by
     /// fingerprint).
     pub quarantined: bool,
+    /// Whether the server proved it holds the presented certificate's key; see
+    /// [`Mismatch::key_proved`].
+    pub key_proved: bool,
     /// ` --store DIR`, for the commands shown.
     pub store_arg: String,
+}
+
+/// Said after the presented certificate when the server did not prove it holds its key.
+fn write_unproved(f: &mut fmt::Formatter<'_>, key_proved: bool) -> fmt::Result {
+    if key_proved {
+        return Ok(());
+    }
+    writeln!(
+        f,
+        "The server did not prove it holds the key of the certificate it presented (the \
+         handshake signature did not verify with it), so it may be replaying someone else's \
+         certificate; nothing was recorded, and there is nothing to accept."
+    )?;
+    writeln!(f)
 }
 
 impl TofuError {
@@ -263,6 +284,7 @@ impl fmt::Display for Mismatch {
         }
         write_cert(f, "presented", &self.presented)?;
         writeln!(f)?;
+        write_unproved(f, self.key_proved)?;
         writeln!(
             f,
             "Either someone is intercepting this connection (a man-in-the-middle attack), or the \
@@ -315,6 +337,7 @@ impl fmt::Display for NotPinned {
         writeln!(f)?;
         write_cert(f, "presented", &self.presented)?;
         writeln!(f)?;
+        write_unproved(f, self.key_proved)?;
         if self.quarantined {
             writeln!(
                 f,

@@ -25,6 +25,7 @@ use rustls::pki_types::CertificateDer;
 use crate::audit::{Actor, AuditEntry, AuditEvent};
 use crate::error::{Error, Result};
 use crate::pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
+use crate::quarantine::{self, Admission, Slot};
 use crate::{CertificateDetails, Endpoint, Fingerprint, Timestamp};
 
 /// How long a write waits for another process's write to finish before giving up.
@@ -40,6 +41,19 @@ const MIGRATIONS: &[&str] = &[
     // 2: who created and who last upgraded the store, so that a version refusing a store
     // written by a newer one can say which.
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+    // 3: what the quarantine's bounds need (`quarantine.rs`): which change of an endpoint's
+    // pins each quarantined certificate came after, and per endpoint the number of that
+    // change and the refusals since.
+    "CREATE TABLE endpoint_state (
+        endpoint       TEXT    PRIMARY KEY,
+        epoch          INTEGER NOT NULL DEFAULT 0,
+        refusals       INTEGER NOT NULL DEFAULT 0,
+        audited        INTEGER NOT NULL DEFAULT 0,
+        failing_since  INTEGER,
+        last_refused   INTEGER,
+        last_presented BLOB CHECK (last_presented IS NULL OR length(last_presented) = 32)
+    ) WITHOUT ROWID;
+    ALTER TABLE quarantine ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema this build writes. Older stores are migrated on open; newer ones are refused.
@@ -51,10 +65,6 @@ const WRITER: &str = concat!("tofu-core ", env!("CARGO_PKG_VERSION"));
 /// `PRAGMA application_id` of a tofu-certs store ("ToFU"), so that another SQLite database is
 /// never mistaken for one.
 const APPLICATION_ID: i32 = 0x546f_4655;
-
-/// Certificates quarantined per endpoint; older ones are discarded (and the discard audited)
-/// so a hostile peer cannot grow the store without bound.
-const MAX_QUARANTINED_PER_ENDPOINT: i64 = 8;
 
 const SCHEMA: &str = "
 CREATE TABLE pin (
@@ -403,6 +413,7 @@ impl Store {
                 label: None,
             };
             insert_pin(tx, &pin)?;
+            pins_changed(tx, endpoint)?;
             self.audit(tx, endpoint, AuditEvent::Pinned, Some(&pin.details), None)?;
             Ok(FirstUse::Pinned(Box::new(pin)))
         })
@@ -444,6 +455,7 @@ impl Store {
                 label: label.map(str::to_owned),
             };
             insert_pin(tx, &pin)?;
+            pins_changed(tx, endpoint)?;
             let event = match state {
                 PinState::Active => AuditEvent::Added,
                 PinState::Next => AuditEvent::Staged,
@@ -497,6 +509,7 @@ impl Store {
                 label: old.label.clone(),
             };
             insert_pin(tx, &pin)?;
+            pins_changed(tx, endpoint)?;
             self.audit(
                 tx,
                 endpoint,
@@ -557,6 +570,7 @@ impl Store {
                 label: record.active().find_map(|p| p.label.clone()),
             };
             insert_pin(tx, &pin)?;
+            pins_changed(tx, endpoint)?;
             for old in &wanted {
                 self.audit(
                     tx,
@@ -592,6 +606,11 @@ impl Store {
                 "DELETE FROM quarantine WHERE endpoint = ?1",
                 [endpoint.to_string()],
             )?;
+            // Nothing is left to bound or count: the next refusal starts afresh.
+            tx.execute(
+                "DELETE FROM endpoint_state WHERE endpoint = ?1",
+                [endpoint.to_string()],
+            )?;
             Ok(Removed {
                 pins: record.pins,
                 quarantined: record.quarantined,
@@ -613,38 +632,81 @@ impl Store {
                 return Ok(None);
             };
             delete_pin(tx, endpoint, fingerprint)?;
+            pins_changed(tx, endpoint)?;
             self.audit(tx, endpoint, AuditEvent::Removed, Some(&pin.details), None)?;
             Ok(Some(pin))
         })
     }
 
-    /// Records that `endpoint` presented `der`, which matched none of its pins: keeps the
-    /// certificate in quarantine (counting repeats) and audits the rejection.
+    /// Records that `endpoint` presented `der`, which matched none of its pins, after the
+    /// server proved it holds the certificate's key: counts the refusal, keeps the
+    /// certificate in quarantine (a repeat only counts) and audits it, within the bounds of
+    /// `quarantine.rs`, so that no peer can grow the store without bound or evict the
+    /// certificates an operator is reading about. Returns whether the certificate is in
+    /// quarantine (so that it can be accepted by fingerprint).
     ///
     /// # Errors
     /// When the certificate does not parse or the database cannot be written.
-    pub fn quarantine(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<()> {
+    pub fn quarantine(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<bool> {
         let details = self.details(endpoint, der)?;
         self.write(|tx| {
             let now = Timestamp::now().unix();
+            let key = endpoint.to_string();
             let fp = details.fingerprint.as_bytes().as_slice();
-            let updated = tx.execute(
+            tx.execute(
+                "INSERT INTO endpoint_state (endpoint) VALUES (?1) ON CONFLICT DO NOTHING",
+                [&key],
+            )?;
+            let (epoch, audited): (i64, i64) = tx.query_row(
+                "UPDATE endpoint_state SET refusals = refusals + 1, \
+                 failing_since = coalesce(failing_since, ?2), last_refused = ?2, \
+                 last_presented = ?3 WHERE endpoint = ?1 RETURNING epoch, audited",
+                params![key, now, fp],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let repeated = tx.execute(
                 "UPDATE quarantine SET last_seen = ?3, times_seen = times_seen + 1 \
                  WHERE endpoint = ?1 AND fingerprint = ?2",
-                params![endpoint.to_string(), fp, now],
+                params![key, fp, now],
             )?;
-            if updated == 0 {
+            if repeated > 0 {
+                return Ok(true);
+            }
+            let slots: Vec<Slot> = tx
+                .prepare_cached(
+                    "SELECT id, epoch, length(der), last_seen FROM quarantine WHERE endpoint = ?1",
+                )?
+                .query_map([&key], |r| {
+                    Ok(Slot {
+                        id: r.get(0)?,
+                        epoch: r.get(1)?,
+                        len: r.get::<_, i64>(2)?.try_into().unwrap_or(usize::MAX),
+                        last_seen: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let kept = match quarantine::admit(&slots, epoch, der.len()) {
+                Admission::Keep { evict } => {
+                    for id in evict {
+                        tx.execute("DELETE FROM quarantine WHERE id = ?1", [id])?;
+                    }
+                    tx.execute(
+                        "INSERT INTO quarantine (endpoint, fingerprint, der, first_seen, \
+                         last_seen, times_seen, epoch) VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5)",
+                        params![key, fp, der.as_ref(), now, epoch],
+                    )?;
+                    true
+                }
+                Admission::Full => false,
+            };
+            if quarantine::audits_refusal(audited) {
                 tx.execute(
-                    "INSERT INTO quarantine (endpoint, fingerprint, der, first_seen, last_seen, \
-                     times_seen) VALUES (?1, ?2, ?3, ?4, ?4, 1)",
-                    params![endpoint.to_string(), fp, der.as_ref(), now],
+                    "UPDATE endpoint_state SET audited = audited + 1 WHERE endpoint = ?1",
+                    [&key],
                 )?;
-                self.discard_old_quarantined(tx, endpoint)?;
-                // Audited once per certificate: repeats only count, so a peer that retries
-                // every few seconds cannot grow the append-only log without bound.
                 let pinned: bool = tx.query_row(
                     "SELECT EXISTS (SELECT 1 FROM pin WHERE endpoint = ?1)",
-                    [endpoint.to_string()],
+                    [&key],
                     |r| r.get(0),
                 )?;
                 let event = match pinned {
@@ -653,34 +715,8 @@ impl Store {
                 };
                 self.audit(tx, endpoint, event, Some(&details), None)?;
             }
-            Ok(())
+            Ok(kept)
         })
-    }
-
-    fn discard_old_quarantined(&self, tx: &Transaction<'_>, endpoint: &Endpoint) -> TxResult<()> {
-        let old: Vec<Vec<u8>> = {
-            let mut stmt = tx.prepare(
-                "SELECT der FROM quarantine WHERE endpoint = ?1 \
-                 ORDER BY last_seen DESC, id DESC LIMIT -1 OFFSET ?2",
-            )?;
-            let rows = stmt.query_map(
-                params![endpoint.to_string(), MAX_QUARANTINED_PER_ENDPOINT],
-                |r| r.get(0),
-            )?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        for der in old {
-            let details = CertificateDetails::from_der(&der).map_err(|e| self.corrupt(e))?;
-            tx.execute(
-                "DELETE FROM quarantine WHERE endpoint = ?1 AND fingerprint = ?2",
-                params![
-                    endpoint.to_string(),
-                    details.fingerprint.as_bytes().as_slice()
-                ],
-            )?;
-            self.audit(tx, endpoint, AuditEvent::Discarded, Some(&details), None)?;
-        }
-        Ok(())
     }
 
     /// Accepts the quarantined certificate of `endpoint` whose fingerprint is `fingerprint`:
@@ -736,6 +772,7 @@ impl Store {
                 label: retired.iter().find_map(|p| p.label.clone()),
             };
             insert_pin(tx, &pin)?;
+            pins_changed(tx, endpoint)?;
             let previous = retired.first().map(Pin::fingerprint);
             self.audit(
                 tx,
@@ -780,6 +817,7 @@ impl Store {
                     now.unix()
                 ],
             )?;
+            pins_changed(tx, endpoint)?;
             let previous = retired.first().map(Pin::fingerprint);
             self.audit(
                 tx,
@@ -880,6 +918,7 @@ impl Store {
             let mut report = ImportReport::default();
             for (endpoint, entries) in &groups {
                 let record = read_endpoint(tx, endpoint)?;
+                let changes_before = report.added + report.replaced;
                 let in_file = |pin: &Pin| {
                     entries
                         .iter()
@@ -929,6 +968,9 @@ impl Store {
                     insert_pin(tx, &pin)?;
                     self.audit(tx, endpoint, AuditEvent::Imported, Some(details), None)?;
                     report.added += 1;
+                }
+                if report.added + report.replaced > changes_before {
+                    pins_changed(tx, endpoint)?;
                 }
             }
             Ok(report)
@@ -1131,13 +1173,6 @@ impl Store {
         match e.into() {
             StoreFailure::Sqlite(e) => Error::db(&self.db_path, e),
             StoreFailure::Error(e) => e,
-        }
-    }
-
-    fn corrupt(&self, detail: impl std::fmt::Display) -> Error {
-        Error::Corrupt {
-            path: self.db_path.clone(),
-            detail: detail.to_string(),
         }
     }
 }
@@ -1536,6 +1571,19 @@ fn delete_pin(tx: &Transaction<'_>, endpoint: &Endpoint, fp: &Fingerprint) -> ru
         "DELETE FROM pin WHERE endpoint = ?1 AND fingerprint = ?2",
         params![endpoint.to_string(), fp.as_bytes().as_slice()],
     )?;
+    Ok(())
+}
+
+/// Notes that the pins of `endpoint` changed: its refusals start over, and the certificates
+/// quarantined before become the first to be evicted (`quarantine.rs`). Called once by every
+/// operation that changes an endpoint's pins.
+fn pins_changed(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO endpoint_state (endpoint, epoch) VALUES (?1, 1) \
+         ON CONFLICT (endpoint) DO UPDATE SET epoch = epoch + 1, refusals = 0, audited = 0, \
+         failing_since = NULL, last_refused = NULL, last_presented = NULL",
+    )?
+    .execute([endpoint.to_string()])?;
     Ok(())
 }
 

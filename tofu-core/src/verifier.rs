@@ -6,23 +6,29 @@
 //! `verify_tls13_signature`, after the signature over the handshake verified with that very
 //! certificate. A server that merely copied someone's certificate can never write a pin.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwapOption;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{
-    ClientSessionMemoryCache, ClientSessionStore, Resumption, WebPkiServerVerifier,
+    ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
+    WebPkiServerVerifier,
 };
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, NamedGroup, RootCertStore, SignatureScheme};
+use rustls::{
+    ClientConfig, CommonState, DigitallySignedStruct, NamedGroup, RootCertStore, SignatureScheme,
+};
 
 use crate::policy::{decide, Decision, Policy};
 use crate::rejection::{Mismatch, NotPinned, TofuError};
 use crate::store::FirstUse;
-use crate::{CertificateDetails, Endpoint, Fingerprint, Pin, PinSource, Store, Timestamp};
+use crate::{
+    CertificateDetails, Endpoint, Fingerprint, Pin, PinSource, PinState, Store, Timestamp,
+};
 
 /// How often, at most, a process writes "last seen" for one pin.
 const SEEN_FLUSH_SECS: i64 = 60;
@@ -61,9 +67,15 @@ struct View {
     generation: u64,
     pins: Vec<Pin>,
     counters: Vec<Arc<SeenCounter>>,
-    /// Identifies the set of active pins; resumable sessions are bound to it.
-    active_digest: Fingerprint,
     warned_expired: AtomicBool,
+}
+
+impl View {
+    fn is_active(&self, fingerprint: &Fingerprint) -> bool {
+        self.pins
+            .iter()
+            .any(|p| p.state == PinState::Active && p.fingerprint() == *fingerprint)
+    }
 }
 
 /// Handshakes that presented a pin, not yet written to the store.
@@ -159,14 +171,53 @@ impl TofuVerifier {
         Arc::new(config)
     }
 
-    /// Session resumption bound to the endpoint's pins: when its active pins change, every
-    /// stored session is forgotten, so no session outlives the pin it was verified against.
-    /// Set this as `ClientConfig::resumption` when you build your own configuration.
+    /// Session resumption bound to the endpoint's pins: every stored session is filed under
+    /// the certificate it was verified with, and is resumed only while that certificate is an
+    /// active pin of the endpoint (read afresh, so a change made by another process counts).
+    /// A session whose pin left the active set is dropped, so no session outlives the pin it
+    /// was verified against. Set this as `ClientConfig::resumption` when you build your own
+    /// configuration.
     pub fn resumption(self: &Arc<Self>) -> Resumption {
         Resumption::store(Arc::new(PinBoundSessions {
             verifier: self.clone(),
-            inner: Mutex::new(None),
+            inner: Mutex::new(Sessions::default()),
         }))
+    }
+
+    /// Checks an established connection against the endpoint's pins as they are now: `Ok`
+    /// while the certificate the peer presented (for a resumed session, the one the session
+    /// was verified with) is an active pin of the endpoint. For a connection that lives long,
+    /// or was resumed, and must not outlast a `deletecert` or `accept`. Writes nothing.
+    ///
+    /// # Errors
+    /// [`TofuError::Mismatch`] or [`TofuError::NotPinned`] when the certificate is no longer
+    /// pinned (or the connection has no peer certificate yet), [`TofuError::Store`] when the
+    /// store cannot be read.
+    pub fn check_connection(&self, conn: &CommonState) -> Result<(), TofuError> {
+        let presented = conn.peer_certificates().and_then(|c| c.first());
+        let (active, pins) = self.with_view(|v| {
+            let active = presented.is_some_and(|leaf| {
+                v.pins
+                    .iter()
+                    .any(|p| p.state == PinState::Active && p.der.as_ref() == leaf.as_ref())
+            });
+            (active, v.pins.clone())
+        })?;
+        match presented {
+            _ if active => Ok(()),
+            Some(leaf) => Err(self.refuse(pins, leaf, Proof::Earlier)),
+            None => Err(TofuError::UnusableCertificate {
+                endpoint: self.endpoint.clone(),
+                reason: crate::CertificateError::Empty,
+            }),
+        }
+    }
+
+    /// Whether `fingerprint` is an active pin of the endpoint now (false when the store cannot
+    /// be read: then nothing is resumed).
+    fn is_active_now(&self, fingerprint: &Fingerprint) -> bool {
+        self.with_view(|v| v.is_active(fingerprint))
+            .unwrap_or(false)
     }
 
     /// Reads the endpoint's pins, from the cached view unless the store changed.
@@ -196,16 +247,10 @@ impl TofuVerifier {
                 })
                 .collect()
         };
-        let mut active: Vec<[u8; 32]> = record
-            .active()
-            .map(|p| *p.fingerprint().as_bytes())
-            .collect();
-        active.sort_unstable();
         let view = Arc::new(View {
             generation,
             pins: record.pins,
             counters,
-            active_digest: Fingerprint::of(&active.concat()),
             warned_expired: AtomicBool::new(false),
         });
         let out = f(&view);
@@ -252,7 +297,11 @@ impl TofuVerifier {
         }
     }
 
-    fn mismatch(&self, pinned: Vec<Pin>, presented: &CertificateDer<'_>) -> TofuError {
+    /// The refusal of `presented` by an endpoint whose pins are `pinned`. Only when the
+    /// server has just proved it holds the certificate's key is the refusal recorded
+    /// (quarantine and audit log, both bounded by the store), so a server replaying someone
+    /// else's certificate can write nothing.
+    fn refuse(&self, pinned: Vec<Pin>, presented: &CertificateDer<'_>, proof: Proof) -> TofuError {
         let details = match CertificateDetails::from_der(presented) {
             Ok(d) => d,
             Err(reason) => {
@@ -262,16 +311,29 @@ impl TofuVerifier {
                 }
             }
         };
-        let quarantined = match self.store.quarantine(&self.endpoint, presented) {
-            Ok(()) => true,
-            Err(e) => {
-                log::warn!(
-                    "could not quarantine the certificate of {}: {e}",
-                    self.endpoint
-                );
-                false
-            }
+        let quarantined = match proof {
+            Proof::Now => match self.store.quarantine(&self.endpoint, presented) {
+                Ok(kept) => kept,
+                Err(e) => {
+                    log::warn!(
+                        "could not quarantine the certificate of {}: {e}",
+                        self.endpoint
+                    );
+                    false
+                }
+            },
+            Proof::Failed | Proof::Earlier => false,
         };
+        let key_proved = proof != Proof::Failed;
+        if pinned.is_empty() {
+            return TofuError::NotPinned(Box::new(NotPinned {
+                endpoint: self.endpoint.clone(),
+                presented: details,
+                quarantined,
+                key_proved,
+                store_arg: self.store_arg.clone(),
+            }));
+        }
         log::warn!(
             "refused {}: it presented {} ({}), which matches none of its pins",
             self.endpoint,
@@ -283,43 +345,20 @@ impl TofuVerifier {
             pinned,
             presented: details,
             quarantined,
+            key_proved,
             pins_on_first_use: self.policy.pins_on_first_use(),
             store_arg: self.store_arg.clone(),
         }))
     }
 
-    fn not_pinned(&self, presented: &CertificateDer<'_>) -> TofuError {
-        let details = match CertificateDetails::from_der(presented) {
-            Ok(d) => d,
-            Err(reason) => {
-                return TofuError::UnusableCertificate {
-                    endpoint: self.endpoint.clone(),
-                    reason,
-                }
-            }
-        };
-        // Kept so that an operator who checked the fingerprint pins exactly this certificate
-        // (`accept`), not whatever a later handshake presents.
-        let quarantined = self.quarantine(presented);
-        TofuError::NotPinned(Box::new(NotPinned {
-            endpoint: self.endpoint.clone(),
-            presented: details,
-            quarantined,
-            store_arg: self.store_arg.clone(),
-        }))
-    }
-
-    fn quarantine(&self, presented: &CertificateDer<'_>) -> bool {
-        match self.store.quarantine(&self.endpoint, presented) {
-            Ok(()) => true,
-            Err(e) => {
-                log::warn!(
-                    "could not quarantine the certificate of {}: {e}",
-                    self.endpoint
-                );
-                false
-            }
-        }
+    /// The handshake signature did not verify with `cert`: when the certificate would have
+    /// been refused anyway, that refusal (recording nothing) says more than the bad signature.
+    fn refuse_unproved(&self, cert: &CertificateDer<'_>) -> Option<TofuError> {
+        let now = Timestamp::now();
+        let (decision, pins) = self
+            .with_view(|v| (decide(&v.pins, cert, &self.policy, now), v.pins.clone()))
+            .ok()?;
+        (!decision.accepts()).then(|| self.refuse(pins, cert, Proof::Failed))
     }
 
     /// After the server proved it holds `cert`'s key: carries out what writes to the store.
@@ -344,8 +383,9 @@ impl TofuVerifier {
         for _ in 0..4 {
             let outcome = match &decision {
                 Decision::Accept { .. } => return Ok(()),
-                Decision::RejectNotPinned => return Err(self.not_pinned(cert)),
-                Decision::RejectMismatch => return Err(self.mismatch(pins, cert)),
+                Decision::RejectNotPinned | Decision::RejectMismatch => {
+                    return Err(self.refuse(pins, cert, Proof::Now))
+                }
                 Decision::PinFirstUse => match self.store.pin_first_use(&self.endpoint, cert) {
                     Ok(FirstUse::Pinned(pin)) => {
                         log::info!(
@@ -430,16 +470,6 @@ impl TofuVerifier {
         }
     }
 
-    /// The digest of the active pins, to which resumable sessions are bound: read from the
-    /// store when `fresh` (before a session could be resumed), else from the view the current
-    /// handshake just validated.
-    fn active_digest(&self, fresh: bool) -> Option<Fingerprint> {
-        if fresh {
-            return self.with_view(|v| v.active_digest).ok();
-        }
-        self.view.load().as_ref().map(|v| v.active_digest)
-    }
-
     fn flush_all_seen(&self) {
         let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         for (fingerprint, counter) in seen.iter() {
@@ -519,21 +549,24 @@ impl ServerCertVerifier for TofuVerifier {
             rustls::client::verify_server_name(&parsed, server_name)?;
         }
         let now = Timestamp::from_unix(i64::try_from(now.as_secs()).unwrap_or(i64::MAX));
-        // Only decide here; what writes (a pin, a promotion, the count of handshakes) waits
-        // for the signature check (`commit`).
-        let outcome =
-            self.with_view(
-                |view| match decide(&view.pins, end_entity, &self.policy, now) {
-                    Decision::RejectMismatch => Err(Some(view.pins.clone())),
-                    Decision::RejectNotPinned => Err(None),
-                    _ => Ok(()),
-                },
-            );
-        match outcome.map_err(TofuError::into_rustls)? {
-            Ok(()) => Ok(ServerCertVerified::assertion()),
-            Err(Some(pins)) => Err(self.mismatch(pins, end_entity).into_rustls()),
-            Err(None) => Err(self.not_pinned(end_entity).into_rustls()),
+        // Only decide here. What writes (a pin, a promotion, a quarantined certificate, an
+        // audit entry, the count of handshakes) waits for the signature check (`commit`),
+        // and so does a refusal: it is recorded only once the server proved it holds the
+        // key, so a server that copied someone's certificate cannot plant it. Nothing is
+        // sent to the server before that check, which fails the handshake.
+        let refused = self
+            .with_view(|view| !decide(&view.pins, end_entity, &self.policy, now).accepts())
+            .map_err(TofuError::into_rustls)?;
+        if refused {
+            if let Err(reason) = CertificateDetails::from_der(end_entity) {
+                return Err(TofuError::UnusableCertificate {
+                    endpoint: self.endpoint.clone(),
+                    reason,
+                }
+                .into_rustls());
+            }
         }
+        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -542,14 +575,18 @@ impl ServerCertVerifier for TofuVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let valid = rustls::crypto::verify_tls12_signature(
+        match rustls::crypto::verify_tls12_signature(
             message,
             cert,
             dss,
             &self.provider.signature_verification_algorithms,
-        )?;
-        self.commit(cert).map_err(TofuError::into_rustls)?;
-        Ok(valid)
+        ) {
+            Ok(valid) => {
+                self.commit(cert).map_err(TofuError::into_rustls)?;
+                Ok(valid)
+            }
+            Err(e) => Err(self.refuse_unproved(cert).map_or(e, TofuError::into_rustls)),
+        }
     }
 
     fn verify_tls13_signature(
@@ -558,14 +595,18 @@ impl ServerCertVerifier for TofuVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let valid = rustls::crypto::verify_tls13_signature(
+        match rustls::crypto::verify_tls13_signature(
             message,
             cert,
             dss,
             &self.provider.signature_verification_algorithms,
-        )?;
-        self.commit(cert).map_err(TofuError::into_rustls)?;
-        Ok(valid)
+        ) {
+            Ok(valid) => {
+                self.commit(cert).map_err(TofuError::into_rustls)?;
+                Ok(valid)
+            }
+            Err(e) => Err(self.refuse_unproved(cert).map_or(e, TofuError::into_rustls)),
+        }
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -716,10 +757,40 @@ impl TofuClientConfigs {
     }
 }
 
-/// rustls's in-memory session cache, emptied whenever the endpoint's active pins change.
+/// Whether the server proved it holds the key of the certificate being refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proof {
+    /// The handshake signature just verified with it: the refusal is recorded.
+    Now,
+    /// The signature did not verify: nothing is recorded.
+    Failed,
+    /// It did, in an earlier handshake (a session checked later): nothing new to record.
+    Earlier,
+}
+
+/// TLS 1.3 tickets kept per endpoint (rustls's own cache keeps as many per server).
+const MAX_TLS13_TICKETS: usize = 8;
+
+/// The session store of one verifier's configurations: each session is filed under the
+/// fingerprint of the certificate it was verified with, and handed back for resumption only
+/// while that certificate is an active pin of the endpoint, as read from the store at that
+/// moment.
+///
+/// Binding to the pins at the time a session is *stored* is not enough: a TLS 1.3 ticket
+/// reaches the client after the handshake, when a `deletecert` or `accept` may have changed
+/// the pins already, so it must be bound to the certificate of the handshake that produced
+/// it, which the session itself records.
 struct PinBoundSessions {
     verifier: Arc<TofuVerifier>,
-    inner: Mutex<Option<(Fingerprint, Arc<ClientSessionMemoryCache>)>>,
+    inner: Mutex<Sessions>,
+}
+
+#[derive(Default)]
+struct Sessions {
+    kx_hint: Option<NamedGroup>,
+    tls12: Option<(Fingerprint, Tls12ClientSessionValue)>,
+    /// Oldest first.
+    tls13: VecDeque<(Fingerprint, Tls13ClientSessionValue)>,
 }
 
 impl std::fmt::Debug for PinBoundSessions {
@@ -731,74 +802,175 @@ impl std::fmt::Debug for PinBoundSessions {
 }
 
 impl PinBoundSessions {
-    /// The cache for the current pins, or none when the pins cannot be read (then nothing is
-    /// resumed or remembered).
-    fn current(&self, fresh: bool) -> Option<Arc<ClientSessionMemoryCache>> {
-        let digest = self.verifier.active_digest(fresh);
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(digest) = digest else {
-            *inner = None;
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether sessions for `server_name` belong here: a verifier serves one server name,
+    /// and refuses handshakes for any other.
+    fn ours(&self, server_name: &ServerName<'_>) -> bool {
+        *server_name == self.verifier.server_name
+    }
+
+    /// The pin a session about to be stored was verified against, when it is still active.
+    fn bind(&self, server_name: &ServerName<'_>, session: &dyn fmt::Debug) -> Option<Fingerprint> {
+        if !self.ours(server_name) {
+            return None;
+        }
+        let Some(leaf) = session_leaf(session) else {
+            log::debug!(
+                "{}: a session whose certificate cannot be read is not kept",
+                self.verifier.endpoint
+            );
             return None;
         };
-        match inner.as_ref() {
-            Some((d, cache)) if *d == digest => Some(cache.clone()),
-            _ => {
-                let cache = Arc::new(ClientSessionMemoryCache::new(32));
-                *inner = Some((digest, cache.clone()));
-                Some(cache)
-            }
-        }
+        self.verifier.is_active_now(&leaf).then_some(leaf)
     }
 }
 
 impl ClientSessionStore for PinBoundSessions {
     fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
-        if let Some(c) = self.current(false) {
-            c.set_kx_hint(server_name, group);
+        if self.ours(&server_name) {
+            self.sessions().kx_hint = Some(group);
         }
     }
 
     fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
-        self.current(false)?.kx_hint(server_name)
+        self.ours(server_name).then(|| self.sessions().kx_hint)?
     }
 
-    fn set_tls12_session(
-        &self,
-        server_name: ServerName<'static>,
-        value: rustls::client::Tls12ClientSessionValue,
-    ) {
-        if let Some(c) = self.current(false) {
-            c.set_tls12_session(server_name, value);
+    fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        let bound = self.bind(&server_name, &value);
+        self.sessions().tls12 = bound.map(|leaf| (leaf, value));
+    }
+
+    fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        if !self.ours(server_name) {
+            return None;
         }
-    }
-
-    fn tls12_session(
-        &self,
-        server_name: &ServerName<'_>,
-    ) -> Option<rustls::client::Tls12ClientSessionValue> {
-        self.current(true)?.tls12_session(server_name)
+        let (leaf, value) = self.sessions().tls12.clone()?;
+        if self.verifier.is_active_now(&leaf) {
+            return Some(value);
+        }
+        let mut sessions = self.sessions();
+        if sessions.tls12.as_ref().is_some_and(|(l, _)| *l == leaf) {
+            sessions.tls12 = None;
+        }
+        None
     }
 
     fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
-        if let Some(c) = self.current(false) {
-            c.remove_tls12_session(server_name);
+        if self.ours(server_name) {
+            self.sessions().tls12 = None;
         }
     }
 
     fn insert_tls13_ticket(
         &self,
         server_name: ServerName<'static>,
-        value: rustls::client::Tls13ClientSessionValue,
+        value: Tls13ClientSessionValue,
     ) {
-        if let Some(c) = self.current(false) {
-            c.insert_tls13_ticket(server_name, value);
+        let Some(leaf) = self.bind(&server_name, &value) else {
+            return;
+        };
+        let mut sessions = self.sessions();
+        if sessions.tls13.len() >= MAX_TLS13_TICKETS {
+            sessions.tls13.pop_front();
         }
+        sessions.tls13.push_back((leaf, value));
     }
 
     fn take_tls13_ticket(
         &self,
         server_name: &ServerName<'static>,
-    ) -> Option<rustls::client::Tls13ClientSessionValue> {
-        self.current(true)?.take_tls13_ticket(server_name)
+    ) -> Option<Tls13ClientSessionValue> {
+        if !self.ours(server_name) {
+            return None;
+        }
+        // Newest first; a ticket of a pin that left the active set is dropped on the way.
+        loop {
+            let (leaf, value) = self.sessions().tls13.pop_back()?;
+            if self.verifier.is_active_now(&leaf) {
+                return Some(value);
+            }
+            log::debug!(
+                "{}: dropped a session ticket of {leaf}, which is no longer pinned",
+                self.verifier.endpoint
+            );
+        }
+    }
+}
+
+/// The fingerprint of the leaf certificate a stored rustls session was established with.
+///
+/// rustls keeps the server's certificate chain in every client session but offers no
+/// accessor for it; its `Debug` output carries it, as
+/// `server_cert_chain: CertificateChain([CertificateDer(0x<hex>), ...])`, after fields that
+/// hold no text a peer chooses (the ticket and session ID are printed in hex). The hex of the
+/// first certificate is decoded as it is printed, nothing else is kept. If a later rustls
+/// prints sessions differently this returns `None`, and sessions are then not kept: no
+/// resumption, never a resumption past a pin (the resumption tests notice).
+fn session_leaf(session: &dyn fmt::Debug) -> Option<Fingerprint> {
+    use fmt::Write;
+    let mut finder = LeafFinder {
+        matched: 0,
+        der: None,
+        nibble: None,
+        done: false,
+    };
+    // The finder stops the formatting with an error once it has what it needs.
+    let _ = write!(finder, "{session:?}");
+    match (finder.done, finder.der) {
+        (true, Some(der)) if !der.is_empty() => Some(Fingerprint::of(&der)),
+        _ => None,
+    }
+}
+
+struct LeafFinder {
+    /// How much of `MARKER` the text has matched so far.
+    matched: usize,
+    /// The certificate's bytes, once past the marker.
+    der: Option<Vec<u8>>,
+    nibble: Option<u8>,
+    done: bool,
+}
+
+impl LeafFinder {
+    const MARKER: &'static [u8] = b"server_cert_chain: CertificateChain([CertificateDer(0x";
+}
+
+impl fmt::Write for LeafFinder {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            match &mut self.der {
+                None => {
+                    // No proper prefix of the marker is also a suffix of it, so a mismatch
+                    // restarts the match at this byte.
+                    if b == Self::MARKER[self.matched] {
+                        self.matched += 1;
+                    } else {
+                        self.matched = usize::from(b == Self::MARKER[0]);
+                    }
+                    if self.matched == Self::MARKER.len() {
+                        self.der = Some(Vec::with_capacity(2048));
+                    }
+                }
+                Some(der) => {
+                    let Some(value) = (b as char).to_digit(16) else {
+                        self.done = b == b')' && self.nibble.is_none();
+                        return Err(fmt::Error);
+                    };
+                    let value = value as u8;
+                    match self.nibble.take() {
+                        None => self.nibble = Some(value),
+                        Some(high) => der.push(high << 4 | value),
+                    }
+                    if der.len() > crate::MAX_CERTIFICATE_LEN {
+                        return Err(fmt::Error);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }

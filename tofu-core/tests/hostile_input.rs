@@ -325,7 +325,7 @@ fn no_store_operation_writes_what_is_not_a_certificate() {
         certificate_error(store.pin_first_use(&pinned, der).map(drop));
         certificate_error(store.add_pin(&fresh, der, PinState::Active, None).map(drop));
         certificate_error(store.add_pin(&pinned, der, PinState::Next, None).map(drop));
-        certificate_error(store.quarantine(&pinned, der));
+        certificate_error(store.quarantine(&pinned, der).map(drop));
         certificate_error(
             store
                 .replace_pin(&pinned, &Fingerprint::of(&good), der, PinSource::Operator)

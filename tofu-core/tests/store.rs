@@ -684,14 +684,14 @@ fn accepting_a_fingerprint_that_is_not_quarantined_changes_nothing() {
 }
 
 #[test]
-fn quarantine_keeps_the_eight_most_recent_certificates_per_endpoint() {
+fn quarantine_keeps_the_first_certificates_since_the_last_change_and_the_latest_ones() {
     let (_tmp, store) = new_store();
     let e = ep("hostile.example:443");
     let neighbour = ep("neighbour.example:443");
     store.quarantine(&neighbour, &cert("n")).unwrap();
     let certs: Vec<_> = (0..11).map(|i| cert(&format!("spam-{i}"))).collect();
     for c in &certs {
-        store.quarantine(&e, c).unwrap();
+        assert!(store.quarantine(&e, c).unwrap(), "kept");
     }
     let kept: BTreeSet<Fingerprint> = store
         .endpoint(&e)
@@ -700,33 +700,43 @@ fn quarantine_keeps_the_eight_most_recent_certificates_per_endpoint() {
         .iter()
         .map(|q| q.details.fingerprint)
         .collect();
-    let newest: BTreeSet<Fingerprint> = certs[3..].iter().map(fp).collect();
-    assert_eq!(kept, newest, "the 8 newest are kept");
+    // The first four since the last change are never evicted; the other four places go to
+    // the most recently presented (within one second, the latest to arrive).
+    let expected: BTreeSet<Fingerprint> = certs[..4].iter().chain(&certs[7..]).map(fp).collect();
+    assert_eq!(kept, expected);
     assert_eq!(
         store.endpoint(&neighbour).unwrap().quarantined.len(),
         1,
         "the cap is per endpoint"
     );
 
-    let discarded: Vec<Option<Fingerprint>> = audit(&store, Some(&e))
-        .into_iter()
-        .filter(|a| a.event == AuditEvent::Discarded)
-        .map(|a| a.fingerprint)
-        .collect();
-    assert_eq!(
-        discarded,
-        certs[..3].iter().map(|c| Some(fp(c))).collect::<Vec<_>>(),
-        "each discard is audited, oldest first"
-    );
+    // Refusals are audited up to a budget per change of the pins; evictions are not.
+    let log = audit(&store, Some(&e));
+    assert!(log.iter().all(|a| a.event == AuditEvent::UnpinnedRejected));
+    assert_eq!(log.len(), 8, "{log:?}");
+
+    // After a change of the pins, the certificates from before are the first to go.
+    store
+        .add_pin(&e, &cert("pinned"), PinState::Active, None)
+        .unwrap();
+    let after: Vec<_> = (0..4).map(|i| cert(&format!("after-{i}"))).collect();
+    for c in &after {
+        store.quarantine(&e, c).unwrap();
+    }
+    let record = store.endpoint(&e).unwrap();
+    for c in &after {
+        assert!(record.quarantined.iter().any(|q| q.der == *c));
+    }
+    assert_eq!(record.quarantined.len(), 8);
 
     // A repeat of a kept certificate is counted and does not push anything out.
-    store.quarantine(&e, &certs[5]).unwrap();
+    store.quarantine(&e, &after[1]).unwrap();
     let record = store.endpoint(&e).unwrap();
     assert_eq!(record.quarantined.len(), 8);
     let repeated = record
         .quarantined
         .iter()
-        .find(|q| q.details.fingerprint == fp(&certs[5]))
+        .find(|q| q.details.fingerprint == fp(&after[1]))
         .expect("still quarantined");
     assert_eq!(repeated.times_seen, 2);
     // Most recently presented first; times are whole seconds, so within one second the
@@ -1419,7 +1429,7 @@ fn a_store_from_a_newer_version_is_refused() {
                 e,
                 Error::NewerSchema {
                     found: 99,
-                    supported: 2,
+                    supported: 3,
                     written_by: Some(w),
                     ..
                 } if w.starts_with("tofu-core ")
@@ -1440,8 +1450,11 @@ fn a_store_with_the_first_schema_is_upgraded_on_open_and_keeps_its_pins() {
     // What a store written by the first release looks like: schema 1, no meta table.
     let db = store_dir.join(tofu_core::DATABASE_FILE);
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("DROP TABLE meta; PRAGMA user_version = 1")
-        .unwrap();
+    conn.execute_batch(
+        "DROP TABLE meta; DROP TABLE endpoint_state; \
+         ALTER TABLE quarantine DROP COLUMN epoch; PRAGMA user_version = 1",
+    )
+    .unwrap();
     drop(conn);
 
     let store = Store::open(&store_dir).unwrap();
@@ -1458,7 +1471,7 @@ fn a_store_with_the_first_schema_is_upgraded_on_open_and_keeps_its_pins() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     assert!(upgraded_by.starts_with("tofu-core "), "{upgraded_by}");
 }
 

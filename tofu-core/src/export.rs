@@ -245,9 +245,26 @@ fn comment_text(text: &str) -> String {
     crate::escape_text(text).into_owned()
 }
 
-/// A TOML basic string, escaped as the TOML writer escapes it.
+/// A TOML basic string (`"…"`): `"` and `\\` escaped, and what
+/// [`must_escape`](crate::must_escape) (controls, which TOML forbids raw, and the format and
+/// separator characters, which would reorder the file for a person reading it) written as
+/// `\\uXXXX` or `\\UXXXXXXXX`, which TOML reads back exactly.
 fn toml_string(text: &str) -> String {
-    toml::Value::String(text.to_owned()).to_string()
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if crate::must_escape(c) && u32::from(c) <= 0xFFFF => {
+                out.push_str(&format!("\\u{:04X}", u32::from(c)))
+            }
+            c if crate::must_escape(c) => out.push_str(&format!("\\U{:08X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Reads an export file from `reader`, at most [`MAX_EXPORT_LEN`] bytes, and parses it with

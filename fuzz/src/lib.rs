@@ -14,7 +14,8 @@ use tofu_core::{
 pub const MAX_MESSAGE: usize = 2000;
 
 /// An error message a person can be shown: bounded, and nothing a terminal would interpret
-/// (control characters other than line breaks, bidirectional overrides).
+/// (control characters other than line breaks, format characters such as bidirectional
+/// overrides, line and paragraph separators).
 pub fn assert_presentable(message: &str) {
     assert!(!message.is_empty(), "an empty error message");
     assert!(
@@ -29,9 +30,10 @@ pub fn assert_presentable(message: &str) {
     );
 }
 
+/// Control, format and separator characters (Unicode Cc, Cf, Zl, Zp): tofu-core's one
+/// definition of what is never shown raw.
 fn unprintable(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    tofu_core::must_escape(c)
 }
 
 /// `str::parse::<Endpoint>`: an endpoint prints in a form that parses back to it (canonical

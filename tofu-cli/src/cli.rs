@@ -86,21 +86,14 @@ pub(crate) fn parse() -> Cli {
         .unwrap_or_else(|e| usage_error(e))
 }
 
-/// Exits as clap would, except that a usage error is printed with its control characters
-/// escaped: clap quotes the offending argument raw, and an endpoint taken from an untrusted
-/// list could carry terminal escape sequences.
+/// Exits as clap would, except that a usage error is printed with what
+/// [`tofu_core::must_escape`] escaped (line breaks apart): clap quotes the offending argument
+/// raw, and an endpoint taken from an untrusted list could carry terminal escape sequences or
+/// a bidirectional override.
 fn usage_error(e: clap::Error) -> ! {
     if !e.use_stderr() {
         e.exit() // --help, --version
     }
-    let mut text = String::new();
-    for c in e.render().to_string().chars() {
-        if c.is_control() && c != '\n' {
-            text.extend(c.escape_default());
-        } else {
-            text.push(c);
-        }
-    }
-    eprint!("{text}");
+    eprint!("{}", tofu_core::escape_message(&e.render().to_string()));
     std::process::exit(e.exit_code())
 }

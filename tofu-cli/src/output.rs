@@ -90,10 +90,11 @@ pub(crate) fn stderr_colour() -> bool {
     colour_for(io::stderr().is_terminal())
 }
 
-/// Writes a line to standard error. A closed or failing standard error is ignored: there is
-/// nowhere left to report it.
+/// Writes a line to standard error, with what [`tofu_core::must_escape`] escaped except line
+/// breaks: messages quote file names, endpoints and names that anyone may have chosen. A
+/// closed or failing standard error is ignored: there is nowhere left to report it.
 pub(crate) fn status(line: &str) {
-    let _ = writeln!(io::stderr().lock(), "{line}");
+    let _ = writeln!(io::stderr().lock(), "{}", tofu_core::escape_message(line));
 }
 
 /// `error: …` on standard error.
@@ -112,11 +113,13 @@ pub(crate) fn warning(message: &str) {
 }
 
 fn labelled(style: Style, label: &str, message: &str) {
-    status(&format!(
+    // Escaped before it is painted: the colour's own escape sequences must stay.
+    let _ = writeln!(
+        io::stderr().lock(),
         "{} {}",
         paint(stderr_colour(), style, label),
-        message.trim_end()
-    ));
+        tofu_core::escape_message(message.trim_end())
+    );
 }
 
 /// Writes `value` as JSON to standard output: one indented document when `pretty`, else one
@@ -126,11 +129,7 @@ pub(crate) fn write_json(
     value: &impl serde::Serialize,
     pretty: bool,
 ) -> Result<(), CliError> {
-    let written = if pretty {
-        serde_json::to_writer_pretty(&mut *out, value)
-    } else {
-        serde_json::to_writer(&mut *out, value)
-    };
+    let written = to_json_writer(&mut *out, value, pretty);
     written.map_err(|e| match e.classify() {
         serde_json::error::Category::Io => CliError::from(io::Error::from(e)),
         _ => CliError::failure(format!("cannot write JSON: {e}")),
@@ -148,21 +147,97 @@ pub(crate) fn state_name(state: PinState) -> &'static str {
     }
 }
 
-/// Text from the store or a file shown on a terminal: control characters (which could move
-/// the cursor or recolour the screen) are shown escaped.
+/// Text from the store or a file shown on a terminal (a label, an actor): what
+/// [`tofu_core::must_escape`] (control characters, which could move the cursor or recolour
+/// the screen; format and separator characters, which reorder or hide text) is shown as a
+/// Rust escape, `\u{202e}`.
 pub(crate) fn printable(text: &str) -> String {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .flat_map(|c| {
-                if c.is_control() {
-                    c.escape_default().collect::<Vec<_>>()
-                } else {
-                    vec![c]
+    tofu_core::escape_text(text).into_owned()
+}
+
+/// A certificate's name (subject, issuer, SAN) read from the store, shown on a terminal:
+/// what [`tofu_core::must_escape`] is shown as `\xHH` per byte, as OpenSSL shows a name's
+/// bytes. A store that was not tampered with holds none.
+pub(crate) fn name(text: &str) -> std::borrow::Cow<'_, str> {
+    tofu_core::escape_name(text)
+}
+
+/// serde_json's formatter `F`, except that in strings what [`tofu_core::must_escape`] and
+/// serde_json leaves raw (format and separator characters, U+007F–U+009F) is written as a
+/// `\uXXXX` escape (a UTF-16 surrogate pair above U+FFFF): the document is the same JSON, a
+/// parser reads back the exact text, and a terminal showing it never obeys a bidirectional
+/// override.
+pub(crate) struct Escaping<F>(pub(crate) F);
+
+impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for Escaping<F> {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if tofu_core::must_escape(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(writer, "\\u{unit:04x}")?;
                 }
-            })
-            .collect()
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn end_object_key<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object_key(w)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object_value(w)
+    }
+}
+
+/// `value` as JSON to `writer` through [`Escaping`]: indented when `pretty`, else one line.
+pub(crate) fn to_json_writer<W: Write>(
+    writer: W,
+    value: &impl serde::Serialize,
+    pretty: bool,
+) -> serde_json::Result<()> {
+    use serde_json::ser::{CompactFormatter, PrettyFormatter, Serializer};
+    if pretty {
+        value.serialize(&mut Serializer::with_formatter(
+            writer,
+            Escaping(PrettyFormatter::new()),
+        ))
     } else {
-        text.to_owned()
+        value.serialize(&mut Serializer::with_formatter(
+            writer,
+            Escaping(CompactFormatter),
+        ))
     }
 }
 

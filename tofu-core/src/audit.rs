@@ -92,7 +92,11 @@ impl Actor {
 
     /// A caller-chosen name (a service, a script, an operator), with the process's pid and uid.
     pub fn named(name: &str) -> Self {
-        let name: String = name.chars().filter(|c| !c.is_control()).take(100).collect();
+        let name: String = name
+            .chars()
+            .filter(|&c| !crate::must_escape(c))
+            .take(100)
+            .collect();
         Self(format!(
             "{name} (pid {}, uid {})",
             std::process::id(),

@@ -5,6 +5,9 @@ use rustls::pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use x509_parser::x509::X509Name;
 
+use crate::text::{
+    bounded, bounded_list, escape_name_bytes, MAX_NAME_CHARS, MAX_SANS, MAX_SAN_CHARS,
+};
 use crate::{Fingerprint, Timestamp};
 
 /// The largest certificate accepted. Real leaf certificates are a few kilobytes; the cap keeps
@@ -18,11 +21,15 @@ pub struct CertificateDetails {
     pub fingerprint: Fingerprint,
     /// SHA-256 of the certificate's SubjectPublicKeyInfo.
     pub spki_fingerprint: Fingerprint,
-    /// The subject as `openssl x509 -noout -subject -nameopt compat` prints it after `subject=`.
+    /// The subject as `openssl x509 -noout -subject -nameopt compat` prints it after `subject=`,
+    /// cut to [`MAX_NAME_CHARS`](crate::MAX_NAME_CHARS) (ending `… [truncated: N more
+    /// characters]`) when longer.
     pub subject: String,
     /// The issuer, in the same form.
     pub issuer: String,
-    /// Subject alternative names as OpenSSL prints them (`DNS:prime-pri`, `IP Address:10.1.1.1`).
+    /// Subject alternative names as OpenSSL prints them (`DNS:prime-pri`, `IP Address:10.1.1.1`),
+    /// each cut to [`MAX_SAN_CHARS`](crate::MAX_SAN_CHARS), and at most
+    /// [`MAX_SANS`](crate::MAX_SANS) of them (the last then says how many more there were).
     pub sans: Vec<String>,
     /// Start of the validity period.
     pub not_before: Timestamp,
@@ -89,9 +96,17 @@ impl CertificateDetails {
         Ok(Self {
             fingerprint: Fingerprint::of(der),
             spki_fingerprint: Fingerprint::of(cert.public_key().raw),
-            subject: openssl_oneline(cert.subject()),
-            issuer: openssl_oneline(cert.issuer()),
-            sans: subject_alt_names(&cert),
+            // Bounded here, where they are made, so that neither the store nor the audit log
+            // nor any output holds a hostile peer's megabytes (see `text::bounded`).
+            subject: bounded(openssl_oneline(cert.subject()), MAX_NAME_CHARS),
+            issuer: bounded(openssl_oneline(cert.issuer()), MAX_NAME_CHARS),
+            sans: bounded_list(
+                subject_alt_names(&cert)
+                    .into_iter()
+                    .map(|san| bounded(san, MAX_SAN_CHARS))
+                    .collect(),
+                MAX_SANS,
+            ),
             not_before: Timestamp::from_unix(validity.not_before.timestamp()),
             not_after: Timestamp::from_unix(validity.not_after.timestamp()),
         })
@@ -477,8 +492,9 @@ fn attribute_type_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
 }
 
 /// Subject alternative names as `openssl x509 -ext subjectAltName` (OpenSSL 3.0) prints them,
-/// except that control characters inside names are shown as `\xHH` (OpenSSL prints them raw):
-/// a hostile certificate cannot write to the terminal, nor split one name into two lines.
+/// except that the characters that [`must_escape`](crate::must_escape) inside names (control,
+/// format and separator characters) are shown as `\xHH` (OpenSSL prints them raw): a hostile
+/// certificate cannot write to the terminal, reorder a name, nor split one into two lines.
 fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<String> {
     let Ok(Some(ext)) = cert.subject_alternative_name() else {
         return Vec::new();
@@ -487,9 +503,9 @@ fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<String> {
         .general_names
         .iter()
         .map(|name| match name {
-            GeneralName::DNSName(d) => format!("DNS:{}", escape_controls(d.as_bytes())),
-            GeneralName::RFC822Name(e) => format!("email:{}", escape_controls(e.as_bytes())),
-            GeneralName::URI(u) => format!("URI:{}", escape_controls(u.as_bytes())),
+            GeneralName::DNSName(d) => format!("DNS:{}", escape_name_bytes(d.as_bytes())),
+            GeneralName::RFC822Name(e) => format!("email:{}", escape_name_bytes(e.as_bytes())),
+            GeneralName::URI(u) => format!("URI:{}", escape_name_bytes(u.as_bytes())),
             GeneralName::IPAddress(bytes) => match bytes.len() {
                 4 => {
                     let a: [u8; 4] = (*bytes).try_into().expect("length checked");
@@ -538,30 +554,9 @@ fn other_name(oid: &[u8], explicit_value: &[u8]) -> String {
         .ok()
         .and_then(|(_, wrapper)| parse_ber_any(wrapper.data).ok())
         .filter(|(_, v)| allowed.contains(&v.tag().0))
-        .map(|(_, v)| escape_controls(v.data));
+        .map(|(_, v)| escape_name_bytes(v.data));
     format!(
         "othername: {label}::{}",
         value.as_deref().unwrap_or("<unsupported>")
     )
-}
-
-/// Text with the control characters (and invalid UTF-8) of `bytes` written as `\xHH`.
-fn escape_controls(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c.is_control() {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push_str(&format!("\\x{b:02X}"));
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02X}"));
-        }
-    }
-    out
 }

@@ -33,6 +33,7 @@ use std::ops::ControlFlow;
 
 use rustls::pki_types::CertificateDer;
 
+use crate::MAX_LABEL_CHARS;
 use crate::{
     read_certificates, to_pem, CertificateDetails, Endpoint, Fingerprint, NewPin, Pin, PinSource,
     PinState, Store, Timestamp,
@@ -58,9 +59,6 @@ const FIELDS: &[&str] = &[
     "last_seen",
     "times_seen",
 ];
-
-/// The longest label accepted, in characters.
-const MAX_LABEL_CHARS: usize = 1000;
 
 /// Why an export file cannot be imported. Nothing is imported when any entry is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -241,22 +239,32 @@ fn export_entry(pin: &Pin) -> String {
 /// `text` for a one-line TOML comment. Subjects are printed as `openssl -nameopt compat`
 /// does, but the store's text is not trusted to be that: a newline would end the comment and
 /// let a subject write `[[pin]]` lines into a backup, and TOML forbids control characters in
-/// comments. So control characters are written escaped (`\n`, `\u{1b}`).
+/// comments; a bidirectional override would reorder what a person reading the backup sees.
+/// So what [`must_escape`](crate::must_escape) is written escaped (`\n`, `\u{1b}`, `\u{202e}`).
 fn comment_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::escape_text(text).into_owned()
 }
 
-/// A TOML basic string, escaped as the TOML writer escapes it.
+/// A TOML basic string (`"…"`): `"` and `\\` escaped, and what
+/// [`must_escape`](crate::must_escape) (controls, which TOML forbids raw, and the format and
+/// separator characters, which would reorder the file for a person reading it) written as
+/// `\\uXXXX` or `\\UXXXXXXXX`, which TOML reads back exactly.
 fn toml_string(text: &str) -> String {
-    toml::Value::String(text.to_owned()).to_string()
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if crate::must_escape(c) && u32::from(c) <= 0xFFFF => {
+                out.push_str(&format!("\\u{:04X}", u32::from(c)))
+            }
+            c if crate::must_escape(c) => out.push_str(&format!("\\U{:08X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Reads an export file from `reader`, at most [`MAX_EXPORT_LEN`] bytes, and parses it with
@@ -386,10 +394,9 @@ fn syntax_error(text: &str, e: toml::de::Error) -> ImportError {
     }
 }
 
-/// Characters that must not reach a terminal raw: controls and bidirectional overrides.
+/// Characters that must not reach a terminal raw.
 fn unprintable(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    crate::must_escape(c)
 }
 
 /// The lines (from 1) of byte offsets. Entries come in file order, so each newline is counted

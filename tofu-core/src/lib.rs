@@ -64,6 +64,7 @@ mod policy;
 mod quarantine;
 mod rejection;
 mod store;
+mod text;
 mod timestamp;
 mod verifier;
 
@@ -82,6 +83,10 @@ pub use pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
 pub use policy::{decide, Decision, Policy};
 pub use rejection::{shell_quote, store_arg, Mismatch, NotPinned, TofuError};
 pub use store::{FirstUse, ImportReport, NewPin, Promoted, Removed, Store, DATABASE_FILE};
+pub use text::{
+    escape_message, escape_name, escape_text, must_escape, MAX_LABEL_CHARS, MAX_NAME_CHARS,
+    MAX_SANS, MAX_SAN_CHARS,
+};
 pub use timestamp::{Timestamp, TimestampError};
 #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
 pub use verifier::default_provider;

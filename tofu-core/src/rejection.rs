@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::{CertificateDetails, CertificateError, Endpoint, Pin};
+use crate::{escape_name, CertificateDetails, CertificateError, Endpoint, Pin};
 
 /// Why a [`TofuVerifier`](crate::TofuVerifier) refused a handshake.
 ///
@@ -245,8 +245,28 @@ fn common_name(subject: &str) -> &str {
     cn.unwrap_or(subject)
 }
 
+/// The common name shown in the message's first lines: the subject's last `CN=`, escaped.
+/// A subject cut short (`… [truncated: …]`) may have lost its last `CN=`, so an earlier one
+/// would name a different certificate: the whole (bounded) subject is shown instead.
+fn shown_common_name(subject: &str) -> std::borrow::Cow<'_, str> {
+    let subject = escape_name(subject);
+    if subject.contains("… [truncated: ") {
+        return subject;
+    }
+    match subject {
+        std::borrow::Cow::Borrowed(s) => std::borrow::Cow::Borrowed(common_name(s)),
+        std::borrow::Cow::Owned(s) => std::borrow::Cow::Owned(common_name(&s).to_owned()),
+    }
+}
+
+/// One certificate of the message. Its subject comes from the store, which may have been
+/// tampered with, and is shown escaped as all certificate names are ([`escape_name`]).
 fn write_cert(f: &mut fmt::Formatter<'_>, heading: &str, d: &CertificateDetails) -> fmt::Result {
-    writeln!(f, "  {heading:<10} subject      {}", d.subject)?;
+    writeln!(
+        f,
+        "  {heading:<10} subject      {}",
+        escape_name(&d.subject)
+    )?;
     writeln!(f, "  {:<10} fingerprint  {}", "", d.fingerprint)?;
     writeln!(f, "  {:<10} not after    {}", "", d.not_after)
 }
@@ -267,7 +287,7 @@ impl fmt::Display for Mismatch {
             } else {
                 "Certificate pinning"
             },
-            common_name(&self.presented.subject)
+            shown_common_name(&self.presented.subject)
         )?;
         writeln!(f)?;
         for pin in &self.pinned {

@@ -452,7 +452,7 @@ impl Store {
                 last_seen: None,
                 times_seen: 0,
                 source: PinSource::Operator,
-                label: label.map(str::to_owned),
+                label: label.map(|l| crate::text::bounded(l.to_owned(), crate::MAX_LABEL_CHARS)),
             };
             insert_pin(tx, &pin)?;
             pins_changed(tx, endpoint)?;

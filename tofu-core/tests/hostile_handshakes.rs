@@ -289,3 +289,60 @@ fn a_stream_of_different_garbage_never_grows_the_store() {
     store.integrity_check().unwrap();
     assert_eq!(state(&store, &endpoint), before);
 }
+
+/// A character a terminal would obey or hide rather than show (general categories Cc, Cf, Zl,
+/// Zp), listed independently of the library's table.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{e0001}')
+}
+
+#[test]
+fn a_mismatch_message_shows_bidi_and_invisible_characters_escaped_even_from_a_tampered_store() {
+    // The pinned certificate's subject comes from the store, which someone who can write
+    // it (a hostile filesystem) set to a raw right-to-left override and line separator; the
+    // presented one is a hostile peer's, with a zero-width space and a byte-order mark.
+    let (dir, store) = store();
+    let old = identity("prime-sec", KeyKind::Ecdsa);
+    let server = Server::start(vec![old.cert.clone()], &old.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    store
+        .add_pin(&endpoint, &old.cert, PinState::Active, None)
+        .unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("store").join(tofu_core::DATABASE_FILE))
+        .unwrap();
+    db.execute(
+        "UPDATE pin SET subject = ?1",
+        ["/CN=evil\u{202e}moc.elgoog\u{2028}/CN=x\u{2066}y"],
+    )
+    .unwrap();
+    drop(db);
+    let new = tls::identity_with("prime-sec", KeyKind::Ecdsa, |p| {
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "prime\u{200b}sec\u{feff}");
+        p.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "a\u{202e}b");
+    });
+    server.set_identity(&new);
+
+    let err = refused(&store, &server, &endpoint);
+    for text in [format!("{err}"), format!("{err:?}")] {
+        assert!(text.contains("does not match"), "{text}");
+        assert_eq!(
+            text.chars().find(|&c| c != '\n' && hidden(c)),
+            None,
+            "a raw hidden character in:\n{text:?}"
+        );
+        // Shown as OpenSSL shows the bytes of a name it will not print.
+        assert!(
+            text.contains(r"/CN=evil\xE2\x80\xAEmoc.elgoog\xE2\x80\xA8/CN=x\xE2\x81\xA6y"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r"CN=prime\xE2\x80\x8Bsec\xEF\xBB\xBF"),
+            "{text}"
+        );
+    }
+}

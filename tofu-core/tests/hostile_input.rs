@@ -56,6 +56,19 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A character a terminal would obey or hide rather than show (general categories Cc, Cf, Zl,
+/// Zp), listed independently of the library's table: the controls, and the format and
+/// separator characters that spoof names (bidirectional controls, zero-width and invisible
+/// characters, the byte-order mark, the soft hyphen, the tags).
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{ad}' | '\u{600}'..='\u{605}' | '\u{61c}' | '\u{6dd}' | '\u{70f}' | '\u{180e}'
+            | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{e0001}'
+            | '\u{e0020}'..='\u{e007f}')
+}
+
 /// An error message a person can be shown: short, one paragraph, nothing that a terminal
 /// would interpret (control characters, bidirectional overrides).
 fn assert_presentable(message: &str, limit: usize) {
@@ -66,10 +79,7 @@ fn assert_presentable(message: &str, limit: usize) {
         message.len(),
         message.chars().take(300).collect::<String>()
     );
-    let bad = message.chars().find(|&c| {
-        (c.is_control() && c != '\n')
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    });
+    let bad = message.chars().find(|&c| c != '\n' && hidden(c));
     assert_eq!(bad, None, "a control character in the message: {message:?}");
 }
 
@@ -844,4 +854,130 @@ fn a_hostile_certificate_s_names_are_escaped_so_they_cannot_drive_a_terminal() {
             "URI:https://\\x07x/"
         ]
     );
+}
+
+/// A certificate whose names carry the characters that reorder or hide text: a right-to-left
+/// override, a line separator, a zero-width space, a byte-order mark.
+fn invisible_names_cert() -> CertificateDer<'static> {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["ok.example".into()]).unwrap();
+    params.subject_alt_names.push(rcgen::SanType::OtherName((
+        vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 3],
+        rcgen::OtherNameValue::Utf8String(
+            "admin\u{202e}moc.elgoog\u{2028}x\u{200b}y\u{feff}".into(),
+        ),
+    )));
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "evil\u{202e}moc.elgoog");
+    params.distinguished_name.push(
+        rcgen::DnType::OrganizationName,
+        "a\u{2028}b\u{200b}c\u{feff}",
+    );
+    params.self_signed(&key).unwrap().der().clone()
+}
+
+#[test]
+fn a_hostile_certificate_s_bidi_and_invisible_characters_are_escaped_in_every_name() {
+    // `CN=evil\u{202E}moc.elgoog` reads as `CN=evilgoogle.com` on a terminal.
+    let d = tofu_core::CertificateDetails::from_der(&invisible_names_cert()).unwrap();
+    // The subject as `openssl x509 -nameopt compat` prints it: every non-ASCII byte as \xHH.
+    assert_eq!(
+        d.subject,
+        r"/CN=evil\xE2\x80\xAEmoc.elgoog/O=a\xE2\x80\xA8b\xE2\x80\x8Bc\xEF\xBB\xBF"
+    );
+    assert_eq!(
+        d.sans,
+        [
+            "DNS:ok.example",
+            r"othername: UPN::admin\xE2\x80\xAEmoc.elgoog\xE2\x80\xA8x\xE2\x80\x8By\xEF\xBB\xBF"
+        ]
+    );
+    for name in [&d.subject, &d.issuer].into_iter().chain(&d.sans) {
+        assert_eq!(name.chars().find(|&c| hidden(c)), None, "{name:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names are bounded where they are made
+
+/// The marker that ends a name cut short, and how many characters it says were cut.
+fn truncated_marker(text: &str) -> Option<usize> {
+    let (_, rest) = text.rsplit_once("… [truncated: ")?;
+    let n = rest
+        .strip_suffix(" more characters]")
+        .or_else(|| rest.strip_suffix(" more names]"))?;
+    n.replace(',', "").parse().ok()
+}
+
+#[test]
+fn an_80000_character_subject_is_stored_and_logged_bounded_with_a_visible_marker() {
+    // A hostile peer's certificate: a common name of 6,666 right-to-left overrides (each
+    // written \xE2\x80\xAE, 12 characters) makes an 80,000-character subject (and issuer); 70 SANs of
+    // 300 characters each; and a library caller's 100,000-character label.
+    let key = KeyPair::generate().unwrap();
+    let sans: Vec<String> = (0..70)
+        .map(|i| format!("{i:03}{}.example", "a".repeat(289)))
+        .collect();
+    let mut params = CertificateParams::new(sans).unwrap();
+    let cn = format!("{}abcd", "\u{202e}".repeat(6_666));
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn.as_str());
+    let der = params.self_signed(&key).unwrap().der().clone();
+    assert!(der.len() <= MAX_CERTIFICATE_LEN, "{}", der.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let endpoint: Endpoint = "hostile.example:443".parse().unwrap();
+    let label = "L".repeat(100_000);
+    let pin = store
+        .add_pin(&endpoint, &der, PinState::Active, Some(&label))
+        .unwrap();
+    let stored = store.endpoint(&endpoint).unwrap().pins.remove(0);
+    assert_eq!(stored.details, pin.details);
+
+    let d = &stored.details;
+    // The fingerprint and the DER stay exact.
+    assert_eq!(d.fingerprint, Fingerprint::of(&der));
+    assert_eq!(stored.der.as_ref(), der.as_ref());
+    // The subject: at most 1024 characters, whole escapes only, then the marker, which
+    // counts what was cut.
+    assert!(d.subject.chars().count() <= 1024, "{}", d.subject.len());
+    let (kept, _) = d.subject.rsplit_once('…').expect("the marker");
+    assert!(kept.starts_with(r"/CN=\xE2\x80\xAE"), "{kept}");
+    assert_eq!((kept.len() - 4) % 12, 0, "an escape cut apart: {kept}");
+    assert_eq!(
+        truncated_marker(&d.subject),
+        Some(80_000 - kept.chars().count()),
+        "{}",
+        d.subject
+    );
+    // At most 64 names, the last saying how many more there were; each at most 256 characters.
+    assert_eq!(d.sans.len(), 64);
+    assert_eq!(d.sans[63], "… [truncated: 7 more names]");
+    for san in &d.sans[..63] {
+        assert!(san.chars().count() <= 256, "{san}");
+        assert!(san.starts_with("DNS:"), "{san}");
+        let (kept, _) = san.rsplit_once('…').expect("the marker");
+        assert_eq!(
+            truncated_marker(san),
+            Some(304 - kept.chars().count()),
+            "{san}"
+        );
+    }
+    // The label: at most 1000 characters, marker included.
+    let label = stored.label.as_deref().unwrap();
+    assert!(label.chars().count() <= 1000, "{}", label.len());
+    assert!(truncated_marker(label).is_some(), "{label}");
+
+    // The audit log holds the same bounded subject.
+    let mut logged = Vec::new();
+    store
+        .for_each_audit(Some(&endpoint), |e| {
+            logged.push(e.subject.clone());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(logged, [Some(d.subject.clone())]);
 }

@@ -6,7 +6,7 @@ use tofu_core::Fingerprint;
 
 use super::{Context, HostArgs};
 use crate::error::{CliError, Exit};
-use crate::output::Out;
+use crate::output::{name, Out};
 
 /// Trust, by fingerprint, the certificate an endpoint presented in place of its pin.
 ///
@@ -42,13 +42,15 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     writeln!(
         out,
         "accepted {} ({}): it is now the pin of {endpoint}",
-        d.fingerprint, d.subject
+        d.fingerprint,
+        name(&d.subject)
     )?;
     for old in &promoted.retired {
         writeln!(
             out,
             "retired {} ({})",
-            old.details.fingerprint, old.details.subject
+            old.details.fingerprint,
+            name(&old.details.subject)
         )?;
     }
     out.flush()?;

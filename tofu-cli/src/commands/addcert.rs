@@ -42,8 +42,12 @@ pub(crate) struct Args {
 }
 
 fn label(text: &str) -> Result<String, String> {
-    if text.chars().any(char::is_control) {
-        Err("a label cannot contain control characters (such as a newline)".into())
+    if text.chars().any(tofu_core::must_escape) {
+        Err(
+            "a label cannot contain control or invisible formatting characters (such as a \
+             newline or a right-to-left override)"
+                .into(),
+        )
     } else if text.chars().count() > 1000 {
         Err("a label is at most 1000 characters long".into())
     } else {

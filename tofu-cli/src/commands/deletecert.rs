@@ -6,7 +6,7 @@ use tofu_core::{CertificateDetails, Fingerprint};
 
 use super::{Context, HostArgs};
 use crate::error::{CliError, Exit};
-use crate::output::{state_name, Out};
+use crate::output::{name, state_name, Out};
 
 /// Delete the pins of an endpoint, as Cisco Prime's `deletecert host 10.1.1.1_8082` does.
 ///
@@ -39,7 +39,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         format!(
             "removed {what} host={};  subject= {}  ({})",
             endpoint.host_port(),
-            d.subject,
+            name(&d.subject),
             d.fingerprint
         )
     };

@@ -19,7 +19,7 @@ use tofu_core::{Endpoint, Pin, PinState, Quarantined, Store, Timestamp};
 
 use super::Context;
 use crate::error::{CliError, Exit};
-use crate::output::{date, paint, printable, state_name, Out, Style};
+use crate::output::{date, name, paint, printable, state_name, Out, Style};
 
 /// List the pinned certificates, one line per pin, in the store's order
 ///
@@ -30,7 +30,11 @@ use crate::output::{date, paint, printable, state_name, Out, Style};
 ///
 /// the endpoint in Prime's host_port form (which deletecert, showcert and the other commands
 /// accept as it is), and the subject as `openssl x509 -noout -subject -nameopt compat` prints
-/// it. Staged pins (addcert --next) are listed too, after the endpoint's active pins; `--format
+/// it. As in Prime, the subject is printed raw after `subject= `: a `;` (or two spaces) inside
+/// it is part of the subject, not a separator, and only the first `;  ` of a line ends the
+/// host. Bytes OpenSSL does not print, and the control, format and separator characters
+/// that could reorder or hide text (a right-to-left override, a zero-width space), are
+/// written `\xHH` per byte, as OpenSSL writes them; labels show them as `\u{202e}`. Staged pins (addcert --next) are listed too, after the endpoint's active pins; `--format
 /// table` shows which is which, with fingerprints, expiry, use and quarantined certificates
 /// (right after their endpoint's pins). `--format json` is for scripts; its schema is in the
 /// README.
@@ -284,7 +288,7 @@ impl Sink for Prime<'_> {
             self.out,
             "host={};  subject= {}",
             pin.endpoint.host_port(),
-            pin.details.subject
+            name(&pin.details.subject)
         )?;
         Ok(())
     }
@@ -577,7 +581,7 @@ impl JsonArray {
 
     fn element(&mut self, out: &mut Out, value: &impl serde::Serialize) -> Result<(), CliError> {
         self.buf.clear();
-        serde_json::to_writer_pretty(&mut self.buf, value)
+        crate::output::to_json_writer(&mut self.buf, value, true)
             .map_err(|e| CliError::failure(format!("cannot write JSON: {e}")))?;
         out.write_all(if self.empty { b"\n    " } else { b",\n    " })?;
         self.empty = false;

@@ -7,7 +7,7 @@ use tofu_core::{AuditEntry, Endpoint};
 
 use super::{host_keyword, Context, HostKeyword};
 use crate::error::{CliError, Exit};
-use crate::output::{printable, write_json, Out};
+use crate::output::{name, printable, write_json, Out};
 
 /// Show the audit log: every change to the store, when, and who made it.
 ///
@@ -82,7 +82,7 @@ fn write_entry(out: &mut Out, e: &AuditEntry, format: Format) -> Result<(), CliE
                 line.push_str(&format!(" (was {prev})"));
             }
             if let Some(subject) = &e.subject {
-                line.push_str(&format!("  {}", printable(subject)));
+                line.push_str(&format!("  {}", name(subject)));
             }
             line.push_str(&format!("  by {}", printable(&e.actor)));
             writeln!(out, "{line}")?;

@@ -16,7 +16,7 @@ use tofu_core::{
 
 use super::{host_keyword, read_input, Context, HostKeyword};
 use crate::error::{CliError, Exit};
-use crate::output::{self, Out};
+use crate::output::{self, name, Out};
 
 /// The largest --from file read.
 const MAX_LIST_FILE: u64 = 16 * 1024 * 1024;
@@ -143,13 +143,13 @@ impl Outcome {
     fn line(&self, endpoint: &Endpoint) -> String {
         let detail = match self {
             Outcome::Match(d) | Outcome::Promoted(d) | Outcome::Pinned(d) => {
-                format!("{}  {}", d.fingerprint, d.subject)
+                format!("{}  {}", d.fingerprint, name(&d.subject))
             }
             Outcome::Mismatch(e) => match e {
                 TofuError::Mismatch(m) => format!(
                     "presented {}  {}  (pinned: {})",
                     m.presented.fingerprint,
-                    m.presented.subject,
+                    name(&m.presented.subject),
                     m.pinned
                         .iter()
                         .map(|p| p.fingerprint().to_string())
@@ -162,7 +162,8 @@ impl Outcome {
                 TofuError::NotPinned(n) => {
                     format!(
                         "presented {}  {}",
-                        n.presented.fingerprint, n.presented.subject
+                        n.presented.fingerprint,
+                        name(&n.presented.subject)
                     )
                 }
                 other => other.to_string(),
@@ -284,17 +285,20 @@ fn probe_one(ctx: &Context, probe: &Probe, endpoint: &Endpoint) -> Result<Exit, 
         Outcome::Match(d) => writeln!(
             out,
             "match: {endpoint} presented its pinned certificate {} ({})",
-            d.fingerprint, d.subject
+            d.fingerprint,
+            name(&d.subject)
         )?,
         Outcome::Promoted(d) => writeln!(
             out,
             "promoted: {endpoint} presented its staged certificate {} ({}), which is now its pin",
-            d.fingerprint, d.subject
+            d.fingerprint,
+            name(&d.subject)
         )?,
         Outcome::Pinned(d) => writeln!(
             out,
             "pinned: {endpoint} is now pinned to {} ({})",
-            d.fingerprint, d.subject
+            d.fingerprint,
+            name(&d.subject)
         )?,
         Outcome::Mismatch(e) => {
             return Err(CliError::new(Exit::Mismatch, e.to_string()).hint(format!(

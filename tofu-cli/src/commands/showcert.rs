@@ -6,7 +6,7 @@ use tofu_core::{to_pem, CertificateDetails, PinState, Timestamp};
 
 use super::{Context, HostArgs};
 use crate::error::{CliError, Exit};
-use crate::output::{printable, state_name, Out, Style};
+use crate::output::{name, printable, state_name, Out, Style};
 
 /// Show everything stored for an endpoint: pins, staged pins, quarantined certificates.
 ///
@@ -133,12 +133,16 @@ fn write_details(out: &mut Out, d: &CertificateDetails, now: Timestamp) -> std::
     field(out, "fingerprint", &d.fingerprint.to_string())?;
     field(out, "sha256 (openssl)", &d.fingerprint.to_hex_colons())?;
     field(out, "public key sha256", &d.spki_fingerprint.to_string())?;
-    field(out, "subject", &d.subject)?;
-    field(out, "issuer", &d.issuer)?;
+    field(out, "subject", &name(&d.subject))?;
+    field(out, "issuer", &name(&d.issuer))?;
     let names = if d.sans.is_empty() {
         "none".to_owned()
     } else {
-        printable(&d.sans.join(", "))
+        d.sans
+            .iter()
+            .map(|san| name(san))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     field(out, "names", &names)?;
     field(out, "not before", &d.not_before.to_string())?;

@@ -5,6 +5,7 @@
 mod changes;
 mod concurrency;
 mod export;
+mod hostile_text;
 mod interface;
 mod listing;
 mod probe;

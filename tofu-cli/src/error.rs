@@ -85,6 +85,11 @@ impl CliError {
                  NEW_DIR`; `{}` shows what the damaged store still yields",
                 ctx.cmd("export")
             )),
+            Error::Unsafe { path, problem, fix } => Self::failure(format!(
+                "refusing to use the pin store {}: {problem}; nothing was read or written",
+                path.display()
+            ))
+            .hint(format!("run `{fix}`")),
             Error::NotAStore { .. } | Error::Unusable { .. } | Error::NewerSchema { .. } => {
                 Self::failure(message).hint(
                     "the store is chosen by --store DIR, else TOFU_CERTS_STORE, else the \

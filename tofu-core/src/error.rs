@@ -74,6 +74,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// A store file or directory is not safe to trust, as OpenSSH's `StrictModes` would
+    /// refuse it: writable by other users, owned by another user, reached through a symbolic
+    /// link, or a file with a second hard link. Nothing was read or written.
+    #[error(
+        "refusing to use the pin store {}: {problem}; nothing was read or written. To fix \
+         it: `{fix}`",
+        path.display()
+    )]
+    Unsafe {
+        /// The path at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+        /// The shell command that fixes it.
+        fix: String,
+    },
+
     /// An I/O error on a path of the store.
     #[error("cannot access the pin store {}: {source}", path.display())]
     Io {

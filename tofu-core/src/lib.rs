@@ -80,7 +80,9 @@ pub use fingerprint::{Fingerprint, FingerprintError};
 pub use pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
 pub use policy::{decide, Decision, Policy};
 pub use rejection::{shell_quote, store_arg, Mismatch, NotPinned, TofuError};
-pub use store::{FirstUse, ImportReport, NewPin, Promoted, Removed, Store, DATABASE_FILE};
+pub use store::{
+    FirstUse, ImportReport, NewPin, Promoted, Removed, Store, ALLOW_OWNER_VARIABLE, DATABASE_FILE,
+};
 pub use timestamp::{Timestamp, TimestampError};
 #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
 pub use verifier::default_provider;

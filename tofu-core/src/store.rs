@@ -33,6 +33,14 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The name of the database file inside a store directory.
 pub const DATABASE_FILE: &str = "pins.sqlite3";
 
+/// The environment variable naming the users, other than the one running, that may own a
+/// store: a comma-separated list of user ids or user names (looked up in `/etc/passwd`), such
+/// as `TOFU_CERTS_ALLOW_OWNER=tofu-svc` for a service account's store that an operator (or
+/// root) uses too. Without it a store owned by anyone else, root included, is refused, as
+/// OpenSSH's `StrictModes` refuses another user's `authorized_keys`: whoever owns the store
+/// can change whom this process trusts.
+pub const ALLOW_OWNER_VARIABLE: &str = "TOFU_CERTS_ALLOW_OWNER";
+
 /// `MIGRATIONS[i]` takes a store from schema version `i + 1` to `i + 2`. A new store is
 /// created at version 1 (`SCHEMA`) and migrated like any other, so every migration runs
 /// whenever a store is created.
@@ -255,6 +263,7 @@ impl Store {
 
     fn open_with(dir: &Path, create: bool) -> Result<Self> {
         let db_path = dir.join(DATABASE_FILE);
+        check_no_link_in_path(dir)?;
         prepare_directory(dir, create)?;
         check_not_linked(&db_path)?;
         match fs::symlink_metadata(&db_path) {
@@ -280,9 +289,14 @@ impl Store {
                 })
             }
         }
-        for suffix in ["-wal", "-shm"] {
-            check_not_linked(&PathBuf::from(format!("{}{suffix}", db_path.display())))?;
+        let sides = side_files(&db_path);
+        for side in &sides {
+            check_not_linked(side)?;
         }
+        for file in std::iter::once(&db_path).chain(&sides) {
+            check_store_file(dir, file)?;
+        }
+        let sides_existed = sides.iter().map(|p| p.exists()).collect::<Vec<_>>();
         check_header(&db_path)?;
 
         let mut writer = open_connection(&db_path)?;
@@ -297,6 +311,15 @@ impl Store {
                     "pin store {} is in journal mode {mode}, not WAL",
                     db_path.display()
                 );
+            }
+            // The log and its index were just created: make their names durable, as the
+            // database's own name was made durable when it was created.
+            if sides
+                .iter()
+                .zip(&sides_existed)
+                .any(|(p, &e)| !e && p.exists())
+            {
+                sync_directory(dir)?;
             }
         }
 
@@ -1177,25 +1200,17 @@ fn prepare_directory(dir: &Path, create: bool) -> Result<()> {
         }),
         Ok(meta) => {
             if meta.permissions().mode() & 0o022 != 0 {
-                return Err(Error::Unusable {
+                return Err(Error::Unsafe {
                     path: dir.to_path_buf(),
-                    reason: format!(
+                    problem: format!(
                         "the directory is writable by other users (mode {:o}), so anyone could \
-                         replace the pins; run `chmod 700 {}`",
+                         replace the pins",
                         meta.permissions().mode() & 0o777,
-                        dir.display()
                     ),
+                    fix: format!("chmod 700 {}", quote(dir)),
                 });
             }
-            let uid = rustix::process::geteuid().as_raw();
-            if meta.uid() != uid && uid != 0 && meta.uid() != 0 {
-                log::warn!(
-                    "pin store {} belongs to uid {}, not to this user (uid {uid})",
-                    dir.display(),
-                    meta.uid()
-                );
-            }
-            Ok(())
+            check_owner(dir, &meta, true)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound && create => fs::DirBuilder::new()
             .recursive(true)
@@ -1231,6 +1246,232 @@ fn check_not_linked(path: &Path) -> Result<()> {
         }),
         _ => Ok(()),
     }
+}
+
+fn quote(path: &Path) -> String {
+    crate::shell_quote(&path.to_string_lossy())
+}
+
+/// Refuses a symbolic link anywhere in the store's path, naming it and where it points.
+/// SQLite, opened with `SQLITE_OPEN_NOFOLLOW`, refuses such a path anyway, but says only
+/// "unable to open database file"; and a link in the path lets whoever can change it swap the
+/// store for another.
+fn check_no_link_in_path(dir: &Path) -> Result<()> {
+    let absolute = std::path::absolute(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut prefix = PathBuf::new();
+    for component in absolute.components() {
+        prefix.push(component);
+        match fs::symlink_metadata(&prefix) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&prefix)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_else(|e| format!("an unreadable target ({e})"));
+                let rest = absolute.strip_prefix(&prefix).unwrap_or(Path::new(""));
+                let real = fs::canonicalize(&prefix).map(|r| r.join(rest));
+                return Err(Error::Unsafe {
+                    path: prefix.clone(),
+                    problem: format!(
+                        "{} is a symbolic link to {target}; a store is never opened through a \
+                         link, since whoever can change the link could swap the store",
+                        prefix.display()
+                    ),
+                    fix: match real {
+                        Ok(real) => format!("--store {}", quote(&real)),
+                        Err(_) => format!("rm {}", quote(&prefix)),
+                    },
+                });
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// The user ids [`ALLOW_OWNER_VARIABLE`] allows, besides this process's own.
+fn allowed_owners() -> Result<Vec<u32>> {
+    let Some(value) = std::env::var_os(ALLOW_OWNER_VARIABLE) else {
+        return Ok(Vec::new());
+    };
+    let value = value.to_string_lossy().into_owned();
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<u32>()
+                .ok()
+                .or_else(|| user_id(&passwd, v))
+                .ok_or_else(|| Error::Unusable {
+                    path: PathBuf::from(format!("${ALLOW_OWNER_VARIABLE}")),
+                    reason: format!(
+                        "{ALLOW_OWNER_VARIABLE} names {v:?}, which is neither a user id nor a \
+                         user in /etc/passwd; give the store owner's user id"
+                    ),
+                })
+        })
+        .collect()
+}
+
+fn user_id(passwd: &str, name: &str) -> Option<u32> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then_some(())?;
+        fields.nth(1)?.parse().ok()
+    })
+}
+
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+    })
+}
+
+fn describe_user(uid: u32) -> String {
+    match user_name(uid) {
+        Some(name) => format!("uid {uid} ({name})"),
+        None => format!("uid {uid}"),
+    }
+}
+
+/// Refuses a store directory or file owned by anyone but this user (root included), unless
+/// [`ALLOW_OWNER_VARIABLE`] names its owner.
+fn check_owner(path: &Path, meta: &fs::Metadata, is_dir: bool) -> Result<()> {
+    let uid = rustix::process::geteuid().as_raw();
+    if meta.uid() == uid || allowed_owners()?.contains(&meta.uid()) {
+        return Ok(());
+    }
+    Err(Error::Unsafe {
+        path: path.to_path_buf(),
+        problem: format!(
+            "it belongs to {}, not to this user ({}), and whoever owns the store decides whom \
+             this process trusts. If that user is meant to own it (a service account's shared \
+             store), allow exactly that owner with {ALLOW_OWNER_VARIABLE}={}",
+            describe_user(meta.uid()),
+            describe_user(uid),
+            meta.uid()
+        ),
+        fix: format!(
+            "chown {}{uid} {}",
+            if is_dir { "-R " } else { "" },
+            quote(path)
+        ),
+    })
+}
+
+/// The checks of OpenSSH's `StrictModes` on a store file that exists: writable by no one
+/// else, owned by this user (or one allowed), and with one name only. A database reached by
+/// two names gets two write-ahead logs, one per name, and writes acknowledged through one
+/// are lost to the other.
+fn check_store_file(dir: &Path, path: &Path) -> Result<()> {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.is_file() {
+        return Ok(());
+    }
+    if meta.permissions().mode() & 0o022 != 0 {
+        return Err(Error::Unsafe {
+            path: path.to_path_buf(),
+            problem: format!(
+                "the file is writable by other users (mode {:o}), so anyone could change the \
+                 pins",
+                meta.permissions().mode() & 0o777
+            ),
+            fix: format!("chmod 600 {}", quote(path)),
+        });
+    }
+    check_owner(path, &meta, false)?;
+    if meta.nlink() <= 1 {
+        return Ok(());
+    }
+    let mut others = same_file_in(dir, path, &meta);
+    // A name this crate gave a new database before linking it into place, left by a creator
+    // killed between the link and the removal: ours, so removed.
+    let ours = format!(".{DATABASE_FILE}.new-");
+    let (temporary, rest): (Vec<_>, Vec<_>) = others.drain(..).partition(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&ours))
+    });
+    for t in &temporary {
+        let _ = fs::remove_file(t);
+    }
+    let nlink = fs::symlink_metadata(path).map_or(meta.nlink(), |m| m.nlink());
+    if nlink <= 1 {
+        return Ok(());
+    }
+    let fix = match rest.first() {
+        Some(other) => format!("rm {}", quote(other)),
+        None => format!(
+            "find {} -xdev -samefile {}",
+            quote(&mount_point(path).unwrap_or_else(|| PathBuf::from("/"))),
+            quote(path)
+        ),
+    };
+    Err(Error::Unsafe {
+        path: path.to_path_buf(),
+        problem: format!(
+            "the file has {nlink} hard links: SQLite keeps one write-ahead log per name, so \
+             writes acknowledged through another name would be lost; remove every other name"
+        ),
+        fix,
+    })
+}
+
+/// The other names of `path`'s file in `dir`.
+fn same_file_in(dir: &Path, path: &Path, meta: &fs::Metadata) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p != path)
+        .filter(|p| {
+            fs::symlink_metadata(p).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
+        })
+        .collect()
+}
+
+/// The mount point of the filesystem holding `path`, from `/proc/self/mountinfo`.
+pub(crate) fn mount_point(path: &Path) -> Option<PathBuf> {
+    let real = fs::canonicalize(path)
+        .ok()
+        .or_else(|| fs::canonicalize(path.parent()?).ok())?;
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|m| real.starts_with(m))
+        .max_by_key(|m| m.as_os_str().len())
+}
+
+/// Mount points in mountinfo escape space, tab, newline and backslash as octal.
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    let mut out = String::new();
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let code: String = chars.by_ref().take(3).collect();
+            match u8::from_str_radix(&code, 8) {
+                Ok(b) => out.push(char::from(b)),
+                Err(_) => {
+                    out.push('\\');
+                    out.push_str(&code);
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    PathBuf::from(out)
 }
 
 /// Refuses another application's SQLite database from its header alone, before SQLite opens
@@ -1351,10 +1592,23 @@ fn create_database(dir: &Path, db_path: &Path) -> Result<()> {
             path: db_path.to_path_buf(),
             source,
         }),
-        Ok(()) => fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir)),
+        Ok(()) => sync_directory(dir),
     }
+}
+
+/// Makes the names in `dir` durable (a new file's directory entry is not, until then).
+fn sync_directory(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// The write-ahead log and its index beside `db_path`.
+fn side_files(db_path: &Path) -> [PathBuf; 2] {
+    ["-wal", "-shm"].map(|suffix| PathBuf::from(format!("{}{suffix}", db_path.display())))
 }
 
 fn open_connection(db_path: &Path) -> Result<Connection> {

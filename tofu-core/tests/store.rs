@@ -1556,9 +1556,9 @@ fn a_store_directory_others_can_write_is_refused() {
         let before = snapshot(&dir);
         for open in [Store::open, Store::open_existing] {
             match open(&dir).unwrap_err() {
-                Error::Unusable { path, reason } => {
+                Error::Unsafe { path, fix, .. } => {
                     assert_eq!(path, dir);
-                    assert!(reason.contains("chmod 700"), "{reason}");
+                    assert_eq!(fix, format!("chmod 700 {}", dir.display()));
                 }
                 other => panic!("mode {bad_mode:o}: expected Unusable, got {other}"),
             }

@@ -222,8 +222,22 @@ impl Error {
                     }
                 }
                 ErrorCode::ReadOnly => return Error::ReadOnly { path },
+                // Damage SQLite reports under another code ("malformed database schema"
+                // while preparing a statement): fail closed, as for SQLITE_CORRUPT.
+                _ if detail.contains("malformed") => return Error::Corrupt { path, detail },
                 _ => {}
             }
+        }
+        // A stored value this crate never writes (a state, an endpoint, a fingerprint's
+        // length): the row is damaged, and must not be read as "no pin".
+        if let rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) = source
+        {
+            return Error::Corrupt {
+                path,
+                detail: source.to_string(),
+            };
         }
         Error::Database { path, source }
     }

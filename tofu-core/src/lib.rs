@@ -81,7 +81,8 @@ pub use pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
 pub use policy::{decide, Decision, Policy};
 pub use rejection::{shell_quote, store_arg, Mismatch, NotPinned, TofuError};
 pub use store::{
-    FirstUse, ImportReport, NewPin, Promoted, Removed, Store, ALLOW_OWNER_VARIABLE, DATABASE_FILE,
+    CheckReport, Finding, FirstUse, ImportReport, NewPin, Promoted, Removed, Store,
+    ALLOW_OWNER_VARIABLE, DATABASE_FILE,
 };
 pub use timestamp::{Timestamp, TimestampError};
 #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]

@@ -203,6 +203,39 @@ pub struct NewPin {
     pub times_seen: u64,
 }
 
+/// What [`Store::check`] found: the store is sound when `findings` is empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckReport {
+    /// Pins read from the table itself (not through its index).
+    pub pins: u64,
+    /// Quarantined certificates read.
+    pub quarantined: u64,
+    /// Audit entries read.
+    pub audit_entries: u64,
+    /// Each problem found, in the order the checks ran.
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    /// Whether nothing was found wrong.
+    pub fn is_sound(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// One problem [`Store::check`] found.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// Which check found it: `sqlite` (`PRAGMA integrity_check`), `schema` (application id
+    /// or schema version), `pin`, `duplicate`, `quarantine`, `audit`.
+    pub kind: &'static str,
+    /// What is wrong, naming the row (`pin 12`, its endpoint) where there is one.
+    pub detail: String,
+}
+
+/// At most this many findings per check are listed; a store that damaged is named anyway.
+const MAX_FINDINGS_PER_CHECK: usize = 100;
+
 /// What [`Store::import`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ImportReport {
@@ -411,6 +444,18 @@ impl Store {
             let existing = read_endpoint(tx, endpoint)?;
             if existing.is_pinned() {
                 return Ok(FirstUse::AlreadyPinned(existing));
+            }
+            // The lookup above went through the (endpoint, fingerprint) index. An index that
+            // lost the endpoint's entry would make a pinned endpoint look unpinned, and what
+            // is presented now would be trusted beside the real pin: the one write that can
+            // reopen trust is only made once the table itself agrees.
+            if pinned_in_table(tx, endpoint)? {
+                return Err(self
+                    .corrupt(format!(
+                        "the pin table holds a pin of {endpoint} that its index does not; \
+                         nothing was pinned. Run `tofu-certs check`"
+                    ))
+                    .into());
             }
             let now = Timestamp::now();
             let pin = Pin {
@@ -1056,6 +1101,158 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Checks the whole store: SQLite's `PRAGMA integrity_check` (every page, and every index
+    /// against its table), the application id and schema version, and the store's own
+    /// invariants, reading the tables themselves rather than their indexes: every pin's
+    /// certificate parses and its stored fingerprints, subject and issuer are the
+    /// certificate's, its endpoint and state and source are valid, no endpoint has the same
+    /// certificate twice, and every quarantined certificate and audit entry can be read.
+    /// Reads every row, so it takes time in proportion to the store (`tofu-certs check`).
+    ///
+    /// # Errors
+    /// Only when the store cannot be read at all; damage is reported as findings.
+    pub fn check(&self) -> Result<CheckReport> {
+        let mut reader = self.reader();
+        let conn = reader_conn(&mut reader, &self.db_path)?;
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let mut report = CheckReport::default();
+        let find = |report: &mut CheckReport, kind: &'static str, detail: String| {
+            if report.findings.iter().filter(|f| f.kind == kind).count() < MAX_FINDINGS_PER_CHECK {
+                report.findings.push(Finding { kind, detail });
+            }
+        };
+        let failed = |e: rusqlite::Error| format!("cannot be read: {e}");
+
+        match tx
+            .prepare("PRAGMA integrity_check")
+            .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect())
+        {
+            Ok(rows) => {
+                let rows: Vec<String> = rows;
+                for row in rows.into_iter().filter(|r| r != "ok") {
+                    find(&mut report, "sqlite", row);
+                }
+            }
+            Err(e) => find(&mut report, "sqlite", failed(e)),
+        }
+
+        let header = (|| -> rusqlite::Result<(i32, i64)> {
+            Ok((
+                tx.query_row("PRAGMA application_id", [], |r| r.get(0))?,
+                tx.query_row("PRAGMA user_version", [], |r| r.get(0))?,
+            ))
+        })();
+        match header {
+            Ok((app, version)) => {
+                if app != APPLICATION_ID {
+                    find(
+                        &mut report,
+                        "schema",
+                        format!("application_id is {app:#x}, not {APPLICATION_ID:#x}"),
+                    );
+                }
+                if version != SCHEMA_VERSION {
+                    find(
+                        &mut report,
+                        "schema",
+                        format!("schema version is {version}, not {SCHEMA_VERSION}"),
+                    );
+                }
+            }
+            Err(e) => find(&mut report, "schema", failed(e)),
+        }
+
+        let pins = (|| -> rusqlite::Result<()> {
+            let mut st = tx.prepare(&format!("SELECT id, {PIN_COLUMNS} FROM pin NOT INDEXED"))?;
+            let mut rows = st.query([])?;
+            while let Some(row) = rows.next()? {
+                report.pins += 1;
+                let id: i64 = row.get(0)?;
+                if let Some(problem) = pin_problem(row) {
+                    find(&mut report, "pin", format!("pin {id}: {problem}"));
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = pins {
+            find(&mut report, "pin", format!("the pin table {}", failed(e)));
+        }
+
+        let dups = (|| -> rusqlite::Result<Vec<(String, Vec<u8>, i64)>> {
+            tx.prepare(
+                "SELECT endpoint, fingerprint, count(*) FROM pin NOT INDEXED \
+                 GROUP BY endpoint, fingerprint HAVING count(*) > 1",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect()
+        })();
+        match dups {
+            Ok(dups) => {
+                for (endpoint, fp, n) in dups {
+                    let fp = <[u8; 32]>::try_from(fp.as_slice())
+                        .map(|a| Fingerprint::from_bytes(a).to_string())
+                        .unwrap_or_else(|_| "a malformed fingerprint".into());
+                    find(
+                        &mut report,
+                        "duplicate",
+                        format!("{endpoint} has {n} pins of {fp}"),
+                    );
+                }
+            }
+            Err(e) => find(&mut report, "duplicate", failed(e)),
+        }
+
+        let quarantine = (|| -> rusqlite::Result<()> {
+            let mut st = tx.prepare(
+                "SELECT endpoint, der, first_seen, last_seen, times_seen, id, fingerprint \
+                 FROM quarantine NOT INDEXED",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(row) = rows.next()? {
+                report.quarantined += 1;
+                let id: i64 = row.get(5)?;
+                match quarantined_from_row(row) {
+                    Ok(q) if fingerprint_col(row, 6).ok() != Some(q.details.fingerprint) => find(
+                        &mut report,
+                        "quarantine",
+                        format!("quarantined {id}: its fingerprint is not its certificate's"),
+                    ),
+                    Ok(_) => {}
+                    Err(e) => find(&mut report, "quarantine", format!("quarantined {id}: {e}")),
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = quarantine {
+            find(
+                &mut report,
+                "quarantine",
+                format!("the quarantine {}", failed(e)),
+            );
+        }
+
+        let audit = (|| -> rusqlite::Result<()> {
+            let mut st = tx.prepare(
+                "SELECT id, at, endpoint, event, fingerprint, previous, subject, actor \
+                 FROM audit NOT INDEXED",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(row) = rows.next()? {
+                report.audit_entries += 1;
+                if let Err(e) = audit_from_row(row) {
+                    let id: i64 = row.get(0)?;
+                    find(&mut report, "audit", format!("audit entry {id}: {e}"));
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = audit {
+            find(&mut report, "audit", format!("the audit log {}", failed(e)));
+        }
+        drop(tx);
+        Ok(report)
     }
 
     /// Runs SQLite's `PRAGMA integrity_check`; `Ok(())` when the database is sound.
@@ -1770,6 +1967,13 @@ fn read_endpoint(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<
     Ok(EndpointRecord { pins, quarantined })
 }
 
+/// Whether the pin table itself, read without any index, holds a pin of `endpoint`. Scans
+/// the table (see BENCHMARKS.md for its cost); only the first-use write pays it.
+fn pinned_in_table(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<bool> {
+    tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM pin NOT INDEXED WHERE endpoint = ?1)")?
+        .query_row([endpoint.to_string()], |r| r.get(0))
+}
+
 fn find_pin(
     tx: &Transaction<'_>,
     endpoint: &Endpoint,
@@ -1826,6 +2030,65 @@ fn insert_pin(tx: &Transaction<'_>, pin: &Pin) -> rusqlite::Result<()> {
         pin.label,
     ])?;
     Ok(())
+}
+
+/// What is wrong with a pin row (`id` then [`PIN_COLUMNS`]), if anything: what
+/// [`pin_from_row`] cannot read, or stored details that are not its certificate's.
+fn pin_problem(row: &Row<'_>) -> Option<String> {
+    // `pin_from_row` reads PIN_COLUMNS from column 0; here they start at 1.
+    let text = |col: usize| row.get::<_, String>(col).unwrap_or_default();
+    let endpoint = text(1);
+    match endpoint.parse::<Endpoint>() {
+        Ok(e) if e.to_string() == endpoint => {}
+        Ok(e) => {
+            return Some(format!(
+                "endpoint {endpoint:?} is not in canonical form ({e})"
+            ))
+        }
+        Err(e) => return Some(format!("endpoint {endpoint:?}: {e}")),
+    }
+    if text(2).parse::<PinState>().is_err() {
+        return Some(format!(
+            "{endpoint}: state {:?} is not active or next",
+            text(2)
+        ));
+    }
+    if text(15).parse::<PinSource>().is_err() {
+        return Some(format!(
+            "{endpoint}: source {:?} is not a pin source",
+            text(15)
+        ));
+    }
+    let der: Vec<u8> = match row.get(3) {
+        Ok(der) => der,
+        Err(e) => return Some(format!("{endpoint}: certificate: {e}")),
+    };
+    let details = match CertificateDetails::from_der(&der) {
+        Ok(d) => d,
+        Err(e) => return Some(format!("{endpoint}: the certificate does not parse: {e}")),
+    };
+    let stored = |col| {
+        row.get::<_, Vec<u8>>(col)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            .map(Fingerprint::from_bytes)
+    };
+    if stored(4) != Some(details.fingerprint) {
+        return Some(format!(
+            "{endpoint}: the stored fingerprint is not the certificate's"
+        ));
+    }
+    if stored(5) != Some(details.spki_fingerprint) {
+        return Some(format!(
+            "{endpoint}: the stored SPKI fingerprint is not the certificate's"
+        ));
+    }
+    if text(6) != details.subject || text(7) != details.issuer {
+        return Some(format!(
+            "{endpoint}: the stored subject or issuer is not the certificate's"
+        ));
+    }
+    None
 }
 
 fn bad_value(col: usize, what: impl std::fmt::Display) -> rusqlite::Error {

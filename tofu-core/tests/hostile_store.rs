@@ -496,3 +496,58 @@ fn a_symbolic_link_in_the_store_path_is_named_with_its_target() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fail closed on a damaged index (issue 11, item 4)
+
+/// Drops the last entry of the pin table's (endpoint, fingerprint) index in a closed store by
+/// lowering its root leaf page's cell count: the page stays well formed, so SQLite reads it
+/// without complaint, and a lookup of the endpoint whose key sorts last finds nothing.
+fn drop_last_index_entry(dir: &Path) {
+    let db = dir.join(DATABASE_FILE);
+    let page = root_page(&db, "sqlite_autoindex_pin_1");
+    let mut bytes = fs::read(&db).unwrap();
+    let header = (page - 1) * 4096 + if page == 1 { 100 } else { 0 };
+    assert_eq!(bytes[header], 0x0a, "the index fits in one leaf page");
+    let cells = u16::from_be_bytes([bytes[header + 3], bytes[header + 4]]);
+    bytes[header + 3..header + 5].copy_from_slice(&(cells - 1).to_be_bytes());
+    fs::write(&db, bytes).unwrap();
+}
+
+/// Regression: with its index entry gone, a pinned endpoint looked unpinned, and the next
+/// first use pinned whatever was presented beside the real pin.
+#[test]
+fn a_pin_missing_from_the_index_is_never_pinned_again_on_first_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = Store::open(&dir).unwrap();
+    for name in ["a.example:443", "b.example:443", "z.example:443"] {
+        store.pin_first_use(&ep(name), &cert(name)).unwrap();
+    }
+    drop(store);
+    drop_last_index_entry(&dir);
+
+    let store = Store::open(&dir).unwrap();
+    let victim = ep("z.example:443");
+    match store.pin_first_use(&victim, &cert("attacker")) {
+        Err(Error::Corrupt { detail, .. }) => {
+            assert!(detail.contains("z.example:443"), "{detail}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    drop(store);
+    // What is in the table is what was pinned, and nothing more.
+    let conn = rusqlite::Connection::open(dir.join(DATABASE_FILE)).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM pin NOT INDEXED", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 3, "nothing was pinned");
+    drop(conn);
+
+    let report = Store::open(&dir).unwrap().check().unwrap();
+    assert!(!report.is_sound());
+    assert!(
+        report.findings.iter().any(|f| f.kind == "sqlite"),
+        "integrity_check names the index: {report:?}"
+    );
+}

@@ -125,6 +125,25 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A write failed because the filesystem holding the store is full.
+    #[error(
+        "the pin store {} cannot be written: the filesystem mounted on {} is full ({} bytes \
+         free); nothing was changed, and the pins already stored can still be read. Free space \
+         on {} and retry",
+        path.display(),
+        filesystem.display(),
+        available,
+        filesystem.display()
+    )]
+    NoSpace {
+        /// The database file.
+        path: PathBuf,
+        /// The mount point of the filesystem holding it.
+        filesystem: PathBuf,
+        /// The bytes available to this user there.
+        available: u64,
+    },
+
     /// Any other database error.
     #[error("the pin store {} failed: {source}", path.display())]
     Database {
@@ -222,6 +241,11 @@ impl Error {
                     }
                 }
                 ErrorCode::ReadOnly => return Error::ReadOnly { path },
+                ErrorCode::DiskFull | ErrorCode::SystemIoFailure => {
+                    if let Some(full) = crate::store::no_space(&path) {
+                        return full;
+                    }
+                }
                 // Damage SQLite reports under another code ("malformed database schema"
                 // while preparing a statement): fail closed, as for SQLITE_CORRUPT.
                 _ if detail.contains("malformed") => return Error::Corrupt { path, detail },

@@ -126,6 +126,9 @@ pub struct Store {
     generation: AtomicU64,
     actor: Actor,
     read_only: bool,
+    /// Opened with SQLite's `immutable=1`, because the write-ahead log's index could not be
+    /// set up (a full disk, a read-only directory): read-only, and blind to later changes.
+    immutable: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -332,9 +335,28 @@ impl Store {
         let sides_existed = sides.iter().map(|p| p.exists()).collect::<Vec<_>>();
         check_header(&db_path)?;
 
-        let mut writer = open_connection(&db_path)?;
-        let read_only = writer.is_readonly(rusqlite::MAIN_DB).unwrap_or(true);
-        check_schema(&mut writer, &db_path, read_only)?;
+        let opened = open_connection(&db_path).and_then(|mut conn| {
+            let read_only = conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true);
+            check_schema(&mut conn, &db_path, read_only)?;
+            Ok((conn, read_only))
+        });
+        let (writer, read_only, immutable) = match opened {
+            Ok((conn, read_only)) => (conn, read_only, false),
+            // SQLite could not create the write-ahead log or its index (no space, a
+            // read-only directory or filesystem). An idle store can still be read from the
+            // database file alone, so that listing and matching go on.
+            Err(e) if wal_unavailable(&e) => {
+                check_no_wal_frames(&db_path, &e)?;
+                let mut conn = open_immutable(&db_path)?;
+                check_schema(&mut conn, &db_path, true)?;
+                log::warn!(
+                    "pin store {} opened read-only from its database file alone: {e}",
+                    db_path.display()
+                );
+                (conn, true, true)
+            }
+            Err(e) => return Err(e),
+        };
         if !read_only {
             let mode: String = writer
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -377,6 +399,7 @@ impl Store {
             generation: AtomicU64::new(1),
             actor: Actor::current_process(),
             read_only,
+            immutable,
         })
     }
 
@@ -391,7 +414,7 @@ impl Store {
         let mut guard = self.reader();
         let reader = &mut *guard;
         let path = &self.db_path;
-        reader_conn(reader, path)?;
+        reader_conn(reader, path, self.immutable)?;
         // Every commit, by any process, rewrites the WAL-index header (its change counter goes
         // up), and SQLite's own `data_version` moves only when that header differs from the
         // one the connection read last. So while the header is byte for byte the one read
@@ -425,7 +448,7 @@ impl Store {
     /// When the database cannot be read.
     pub fn endpoint(&self, endpoint: &Endpoint) -> Result<EndpointRecord> {
         let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path)?;
+        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let record = read_endpoint(&tx, endpoint).map_err(|e| self.err(e))?;
         drop(tx);
@@ -1091,7 +1114,7 @@ impl Store {
         mut f: impl FnMut(T) -> ControlFlow<()>,
     ) -> Result<()> {
         let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path)?;
+        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let mut stmt = tx.prepare(sql).map_err(|e| self.err(e))?;
         let mut rows = stmt.query(params).map_err(|e| self.err(e))?;
@@ -1115,7 +1138,7 @@ impl Store {
     /// Only when the store cannot be read at all; damage is reported as findings.
     pub fn check(&self) -> Result<CheckReport> {
         let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path)?;
+        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let mut report = CheckReport::default();
         let find = |report: &mut CheckReport, kind: &'static str, detail: String| {
@@ -1261,7 +1284,7 @@ impl Store {
     /// [`Error::Corrupt`] with SQLite's findings.
     pub fn integrity_check(&self) -> Result<()> {
         let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path)?;
+        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
         let mut stmt = conn
             .prepare("PRAGMA integrity_check")
             .map_err(|e| self.err(e))?;
@@ -1288,6 +1311,11 @@ impl Store {
 
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> TxResult<T>) -> Result<T> {
         if self.read_only {
+            if self.immutable {
+                if let Some(full) = no_space(&self.db_path) {
+                    return Err(full);
+                }
+            }
             return Err(Error::ReadOnly {
                 path: self.db_path.clone(),
             });
@@ -1831,9 +1859,86 @@ fn open_connection(db_path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn reader_conn<'a>(reader: &'a mut Reader, db_path: &Path) -> Result<&'a mut Connection> {
+/// Whether opening failed because SQLite could not set up the write-ahead log or its index.
+fn wal_unavailable(e: &Error) -> bool {
+    use rusqlite::ErrorCode;
+    match e {
+        Error::ReadOnly { .. } | Error::NoSpace { .. } => true,
+        Error::Database {
+            source: rusqlite::Error::SqliteFailure(f, _),
+            ..
+        } => matches!(f.code, ErrorCode::SystemIoFailure | ErrorCode::CannotOpen),
+        _ => false,
+    }
+}
+
+/// Refuses to read the database file alone while the write-ahead log holds frames (more than
+/// its 32-byte header): they may be committed changes that the file does not have yet, a
+/// deletion or a replaced pin among them.
+fn check_no_wal_frames(db_path: &Path, cause: &Error) -> Result<()> {
+    let [wal, _] = side_files(db_path);
+    match fs::symlink_metadata(&wal) {
+        Ok(meta) if meta.len() > 32 => Err(Error::Unusable {
+            path: wal,
+            reason: format!(
+                "{cause}; and the write-ahead log holds {} bytes of changes that the database \
+                 file alone does not have, so the store is not read without it. Free space on \
+                 (or make writable) the filesystem holding the store, then retry",
+                meta.len()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Opens the database file alone, read-only, with SQLite's `immutable=1`: no write-ahead
+/// log, no index, no locks. Only for an idle store (see [`check_no_wal_frames`]).
+fn open_immutable(db_path: &Path) -> Result<Connection> {
+    let mut uri = String::from("file:");
+    for b in db_path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'.' | b'_' | b'~' => {
+                uri.push(char::from(*b))
+            }
+            _ => uri.push_str(&format!("%{b:02X}")),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let conn = Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .map_err(|e| Error::db(db_path, e))?;
+    conn.execute_batch("PRAGMA trusted_schema = OFF;")
+        .map_err(|e| Error::db(db_path, e))?;
+    Ok(conn)
+}
+
+/// [`Error::NoSpace`] when the filesystem holding `path` has (almost) no space left.
+pub(crate) fn no_space(path: &Path) -> Option<Error> {
+    let dir = path.parent().unwrap_or(path);
+    let st = rustix::fs::statvfs(dir).ok()?;
+    let available = st.f_bavail.saturating_mul(st.f_frsize);
+    (available < 64 * 1024).then(|| Error::NoSpace {
+        path: path.to_path_buf(),
+        filesystem: mount_point(path).unwrap_or_else(|| dir.to_path_buf()),
+        available,
+    })
+}
+
+fn reader_conn<'a>(
+    reader: &'a mut Reader,
+    db_path: &Path,
+    immutable: bool,
+) -> Result<&'a mut Connection> {
     if reader.conn.is_none() {
-        reader.conn = Some(open_connection(db_path)?);
+        reader.conn = Some(match immutable {
+            true => open_immutable(db_path)?,
+            false => open_connection(db_path)?,
+        });
         reader.data_version = None;
         reader.wal_index = None;
         reader.wal_header = None;

@@ -339,3 +339,210 @@ fn the_command_prints_no_certificate_body_or_key_unless_asked() {
     assert!(out.contains("-----BEGIN CERTIFICATE-----"));
     assert!(!out.contains("PRIVATE KEY"));
 }
+
+/// Runs `tofu-certs --store DIR ARGS` with `TOFU_CERTS_ALLOW_OWNER` set to `allow`, or unset.
+fn tofu_certs_allowing(store: &Path, allow: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(tofu_certs_binary());
+    cmd.arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove("TOFU_CERTS_STORE")
+        .env_remove(tofu_core::ALLOW_OWNER_VARIABLE)
+        .env("NO_COLOR", "1");
+    if let Some(allow) = allow {
+        cmd.env(tofu_core::ALLOW_OWNER_VARIABLE, allow);
+    }
+    cmd.output().unwrap()
+}
+
+/// Regression: a store owned by another user was only a log warning, and not even that for
+/// root, so whoever owned the store decided whom root's services trusted.
+#[test]
+fn a_store_owned_by_another_user_is_refused_even_for_root_unless_that_owner_is_allowed() {
+    if !rustix::process::geteuid().is_root() {
+        println!("note: not running as root, so no store can be given away; test skipped");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, _) = cert_file(tmp.path(), "prime-pri");
+    let store = tmp.path().join("store");
+    ok(&tofu_certs(
+        &store,
+        "077",
+        &[
+            "addcert",
+            "host",
+            "10.1.1.1_8082",
+            "--cert",
+            cert.to_str().unwrap(),
+        ],
+    ));
+    let db = store.join(DATABASE_FILE);
+    for (given_away, fix) in [
+        (&store, format!("chown -R 0 {}", store.display())),
+        (&db, format!("chown 0 {}", db.display())),
+    ] {
+        std::os::unix::fs::chown(given_away, Some(NOBODY), None).unwrap();
+        for args in [&["listcerts"][..], &["showcert", "host", "10.1.1.1_8082"]] {
+            for allow in [None, Some("1234"), Some("root")] {
+                let out = tofu_certs_allowing(&store, allow, args);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.status.code(), Some(1), "{args:?} {allow:?}: {stderr}");
+                assert!(
+                    stderr.starts_with(&format!(
+                        "error: refusing to use the pin store {}: it belongs to uid 65534",
+                        given_away.display()
+                    )) && stderr.contains("TOFU_CERTS_ALLOW_OWNER=65534")
+                        && stderr.contains(&format!("\nhint: run `{fix}`\n")),
+                    "{args:?} {allow:?}: {stderr}"
+                );
+                assert!(out.stdout.is_empty());
+            }
+            for allow in ["65534", "nobody", "1234, nobody"] {
+                let out = tofu_certs_allowing(&store, Some(allow), args);
+                assert!(
+                    out.status.success(),
+                    "{args:?} allowing {allow}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        std::os::unix::fs::chown(given_away, Some(0), None).unwrap();
+    }
+    let out = tofu_certs_allowing(&store, Some("no-such-user-here"), &["listcerts"]);
+    assert!(out.status.success(), "an unused allowance is not even read");
+}
+
+/// A tiny tmpfs mounted in a temporary directory, unmounted when dropped.
+struct TinyFs {
+    dir: tempfile::TempDir,
+}
+
+impl TinyFs {
+    /// `None`, with a visible note, when this process may not mount.
+    fn mount(size: &str) -> Option<Self> {
+        if !rustix::process::geteuid().is_root() {
+            println!("note: not running as root, so no tmpfs can be mounted; test skipped");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            println!("note: mounting a tmpfs is not permitted here; test skipped");
+            return None;
+        }
+        Some(Self { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TinyFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Regression: on a full disk SQLite could not create the write-ahead log's index, and every
+/// command, listcerts and showcert included, failed with "disk I/O error".
+#[test]
+fn a_full_disk_leaves_an_idle_store_readable_and_a_write_names_the_filesystem() {
+    let Some(fs_) = TinyFs::mount("512k") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (pri, _) = cert_file(tmp.path(), "prime-pri");
+    let (sec, _) = cert_file(tmp.path(), "prime-sec");
+    let store = fs_.path().join("store");
+    ok(&tofu_certs(
+        &store,
+        "077",
+        &[
+            "addcert",
+            "host",
+            "10.1.1.1_8082",
+            "--cert",
+            pri.to_str().unwrap(),
+        ],
+    ));
+    let listed = ok(&tofu_certs(&store, "077", &["listcerts"]));
+    // Fill the filesystem to the last block.
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", fs_.path().join("fill").display()))
+        .output()
+        .unwrap();
+
+    assert_eq!(ok(&tofu_certs(&store, "077", &["listcerts"])), listed);
+    let shown = ok(&tofu_certs(
+        &store,
+        "077",
+        &["showcert", "host", "10.1.1.1_8082"],
+    ));
+    assert!(shown.contains("active pin"), "{shown}");
+    // The verifier's lookups, through the library.
+    let lib = Store::open(&store).expect("opens read-only");
+    assert!(lib.is_read_only());
+    assert_eq!(
+        lib.endpoint(&"10.1.1.1:8082".parse().unwrap())
+            .unwrap()
+            .pins
+            .len(),
+        1
+    );
+    drop(lib);
+
+    let out = tofu_certs(
+        &store,
+        "077",
+        &[
+            "addcert",
+            "host",
+            "10.1.1.2_8082",
+            "--cert",
+            sec.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: the pin store ")
+            && stderr.contains(&format!(
+                "the filesystem mounted on {} is full (",
+                fs_.path().display()
+            ))
+            && stderr.contains(&format!("hint: `df -h {}`", fs_.path().display())),
+        "{stderr}"
+    );
+
+    // Space again: nothing stored was lost, and writes work.
+    fs::remove_file(fs_.path().join("fill")).unwrap();
+    assert_eq!(ok(&tofu_certs(&store, "077", &["listcerts"])), listed);
+    ok(&tofu_certs(
+        &store,
+        "077",
+        &[
+            "addcert",
+            "host",
+            "10.1.1.2_8082",
+            "--cert",
+            sec.to_str().unwrap(),
+        ],
+    ));
+    let store_now = Store::open(&store).unwrap();
+    store_now.integrity_check().unwrap();
+    assert!(store_now.check().unwrap().is_sound());
+}

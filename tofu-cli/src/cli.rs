@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands::{
-    accept, addcert, completions, deletecert, export, import, listcerts, log, man, probe, showcert,
+    accept, addcert, check, completions, deletecert, export, import, listcerts, log, man, probe,
+    showcert,
 };
 
 /// The exit statuses, the same for every command; shown at the end of every `--help`.
@@ -23,8 +24,8 @@ Exit status:
 ///
 /// Services that must trust each other without a CA (Cisco Prime Infrastructure's HA pair, for
 /// one) pin the certificate an endpoint presents the first time, and refuse a different one
-/// later. This command lists, inspects, adds, accepts, deletes, probes, exports and imports
-/// those pins, with the syntax of Prime's `ncs certvalidation tofu-certs`:
+/// later. This command lists, inspects, adds, accepts, deletes, probes, exports, imports
+/// and checks those pins, with the syntax of Prime's `ncs certvalidation tofu-certs`:
 ///
 ///     tofu-certs listcerts
 ///     tofu-certs deletecert host 10.1.1.1_8082
@@ -66,6 +67,7 @@ pub(crate) enum Command {
     Export(export::Args),
     Import(import::Args),
     Log(log::Args),
+    Check(check::Args),
     Completions(completions::Args),
     Man(man::Args),
 }

@@ -85,12 +85,22 @@ impl CliError {
                  NEW_DIR`; `{}` shows what the damaged store still yields",
                 ctx.cmd("export")
             )),
+            Error::Unsafe { path, problem, fix } => Self::failure(format!(
+                "refusing to use the pin store {}: {problem}; nothing was read or written",
+                path.display()
+            ))
+            .hint(format!("run `{fix}`")),
             Error::NotAStore { .. } | Error::Unusable { .. } | Error::NewerSchema { .. } => {
                 Self::failure(message).hint(
                     "the store is chosen by --store DIR, else TOFU_CERTS_STORE, else the \
                      per-user default; see `tofu-certs --help`",
                 )
             }
+            Error::NoSpace { filesystem, .. } => Self::failure(message).hint(format!(
+                "`df -h {}` shows what fills it; reading commands (listcerts, showcert) still \
+                 work meanwhile",
+                tofu_core::shell_quote(&filesystem.to_string_lossy())
+            )),
             Error::Busy { .. } => Self::failure(message)
                 .hint("run the command again; readers never wait, only writers queue"),
             Error::Certificate { .. } => Self::failure(message).hint(

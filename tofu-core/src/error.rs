@@ -74,6 +74,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// A store file or directory is not safe to trust, as OpenSSH's `StrictModes` would
+    /// refuse it: writable by other users, owned by another user, reached through a symbolic
+    /// link, or a file with a second hard link. Nothing was read or written.
+    #[error(
+        "refusing to use the pin store {}: {problem}; nothing was read or written. To fix \
+         it: `{fix}`",
+        path.display()
+    )]
+    Unsafe {
+        /// The path at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+        /// The shell command that fixes it.
+        fix: String,
+    },
+
     /// An I/O error on a path of the store.
     #[error("cannot access the pin store {}: {source}", path.display())]
     Io {
@@ -106,6 +123,25 @@ pub enum Error {
     ReadOnly {
         /// The database file.
         path: PathBuf,
+    },
+
+    /// A write failed because the filesystem holding the store is full.
+    #[error(
+        "the pin store {} cannot be written: the filesystem mounted on {} is full ({} bytes \
+         free); nothing was changed, and the pins already stored can still be read. Free space \
+         on {} and retry",
+        path.display(),
+        filesystem.display(),
+        available,
+        filesystem.display()
+    )]
+    NoSpace {
+        /// The database file.
+        path: PathBuf,
+        /// The mount point of the filesystem holding it.
+        filesystem: PathBuf,
+        /// The bytes available to this user there.
+        available: u64,
     },
 
     /// Any other database error.
@@ -205,8 +241,27 @@ impl Error {
                     }
                 }
                 ErrorCode::ReadOnly => return Error::ReadOnly { path },
+                ErrorCode::DiskFull | ErrorCode::SystemIoFailure => {
+                    if let Some(full) = crate::store::no_space(&path) {
+                        return full;
+                    }
+                }
+                // Damage SQLite reports under another code ("malformed database schema"
+                // while preparing a statement): fail closed, as for SQLITE_CORRUPT.
+                _ if detail.contains("malformed") => return Error::Corrupt { path, detail },
                 _ => {}
             }
+        }
+        // A stored value this crate never writes (a state, an endpoint, a fingerprint's
+        // length): the row is damaged, and must not be read as "no pin".
+        if let rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) = source
+        {
+            return Error::Corrupt {
+                path,
+                detail: source.to_string(),
+            };
         }
         Error::Database { path, source }
     }

@@ -82,7 +82,10 @@ pub use fingerprint::{Fingerprint, FingerprintError};
 pub use pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
 pub use policy::{decide, Decision, Policy};
 pub use rejection::{shell_quote, store_arg, Mismatch, NotPinned, TofuError};
-pub use store::{FirstUse, ImportReport, NewPin, Promoted, Removed, Store, DATABASE_FILE};
+pub use store::{
+    CheckReport, Finding, FirstUse, ImportReport, NewPin, Promoted, Removed, Store,
+    ALLOW_OWNER_VARIABLE, DATABASE_FILE,
+};
 pub use text::{
     escape_message, escape_name, escape_text, must_escape, MAX_LABEL_CHARS, MAX_NAME_CHARS,
     MAX_SANS, MAX_SAN_CHARS,

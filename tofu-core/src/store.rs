@@ -34,6 +34,14 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The name of the database file inside a store directory.
 pub const DATABASE_FILE: &str = "pins.sqlite3";
 
+/// The environment variable naming the users, other than the one running, that may own a
+/// store: a comma-separated list of user ids or user names (looked up in `/etc/passwd`), such
+/// as `TOFU_CERTS_ALLOW_OWNER=tofu-svc` for a service account's store that an operator (or
+/// root) uses too. Without it a store owned by anyone else, root included, is refused, as
+/// OpenSSH's `StrictModes` refuses another user's `authorized_keys`: whoever owns the store
+/// can change whom this process trusts.
+pub const ALLOW_OWNER_VARIABLE: &str = "TOFU_CERTS_ALLOW_OWNER";
+
 /// `MIGRATIONS[i]` takes a store from schema version `i + 1` to `i + 2`. A new store is
 /// created at version 1 (`SCHEMA`) and migrated like any other, so every migration runs
 /// whenever a store is created.
@@ -128,6 +136,9 @@ pub struct Store {
     generation: AtomicU64,
     actor: Actor,
     read_only: bool,
+    /// Opened with SQLite's `immutable=1`, because the write-ahead log's index could not be
+    /// set up (a full disk, a read-only directory): read-only, and blind to later changes.
+    immutable: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -205,6 +216,39 @@ pub struct NewPin {
     pub times_seen: u64,
 }
 
+/// What [`Store::check`] found: the store is sound when `findings` is empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckReport {
+    /// Pins read from the table itself (not through its index).
+    pub pins: u64,
+    /// Quarantined certificates read.
+    pub quarantined: u64,
+    /// Audit entries read.
+    pub audit_entries: u64,
+    /// Each problem found, in the order the checks ran.
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    /// Whether nothing was found wrong.
+    pub fn is_sound(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// One problem [`Store::check`] found.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// Which check found it: `sqlite` (`PRAGMA integrity_check`), `schema` (application id
+    /// or schema version), `pin`, `duplicate`, `quarantine`, `audit`.
+    pub kind: &'static str,
+    /// What is wrong, naming the row (`pin 12`, its endpoint) where there is one.
+    pub detail: String,
+}
+
+/// At most this many findings per check are listed; a store that damaged is named anyway.
+const MAX_FINDINGS_PER_CHECK: usize = 100;
+
 /// What [`Store::import`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ImportReport {
@@ -265,6 +309,7 @@ impl Store {
 
     fn open_with(dir: &Path, create: bool) -> Result<Self> {
         let db_path = dir.join(DATABASE_FILE);
+        check_no_link_in_path(dir)?;
         prepare_directory(dir, create)?;
         check_not_linked(&db_path)?;
         match fs::symlink_metadata(&db_path) {
@@ -290,14 +335,38 @@ impl Store {
                 })
             }
         }
-        for suffix in ["-wal", "-shm"] {
-            check_not_linked(&PathBuf::from(format!("{}{suffix}", db_path.display())))?;
+        let sides = side_files(&db_path);
+        for side in &sides {
+            check_not_linked(side)?;
         }
+        for file in std::iter::once(&db_path).chain(&sides) {
+            check_store_file(dir, file)?;
+        }
+        let sides_existed = sides.iter().map(|p| p.exists()).collect::<Vec<_>>();
         check_header(&db_path)?;
 
-        let mut writer = open_connection(&db_path)?;
-        let read_only = writer.is_readonly(rusqlite::MAIN_DB).unwrap_or(true);
-        check_schema(&mut writer, &db_path, read_only)?;
+        let opened = open_connection(&db_path).and_then(|mut conn| {
+            let read_only = conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true);
+            check_schema(&mut conn, &db_path, read_only)?;
+            Ok((conn, read_only))
+        });
+        let (writer, read_only, immutable) = match opened {
+            Ok((conn, read_only)) => (conn, read_only, false),
+            // SQLite could not create the write-ahead log or its index (no space, a
+            // read-only directory or filesystem). An idle store can still be read from the
+            // database file alone, so that listing and matching go on.
+            Err(e) if wal_unavailable(&e) => {
+                check_no_wal_frames(&db_path, &e)?;
+                let mut conn = open_immutable(&db_path)?;
+                check_schema(&mut conn, &db_path, true)?;
+                log::warn!(
+                    "pin store {} opened read-only from its database file alone: {e}",
+                    db_path.display()
+                );
+                (conn, true, true)
+            }
+            Err(e) => return Err(e),
+        };
         if !read_only {
             let mode: String = writer
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -307,6 +376,15 @@ impl Store {
                     "pin store {} is in journal mode {mode}, not WAL",
                     db_path.display()
                 );
+            }
+            // The log and its index were just created: make their names durable, as the
+            // database's own name was made durable when it was created.
+            if sides
+                .iter()
+                .zip(&sides_existed)
+                .any(|(p, &e)| !e && p.exists())
+            {
+                sync_directory(dir)?;
             }
         }
 
@@ -331,6 +409,7 @@ impl Store {
             generation: AtomicU64::new(1),
             actor: Actor::current_process(),
             read_only,
+            immutable,
         })
     }
 
@@ -345,7 +424,7 @@ impl Store {
         let mut guard = self.reader();
         let reader = &mut *guard;
         let path = &self.db_path;
-        reader_conn(reader, path)?;
+        reader_conn(reader, path, self.immutable)?;
         // Every commit, by any process, rewrites the WAL-index header (its change counter goes
         // up), and SQLite's own `data_version` moves only when that header differs from the
         // one the connection read last. So while the header is byte for byte the one read
@@ -379,7 +458,7 @@ impl Store {
     /// When the database cannot be read.
     pub fn endpoint(&self, endpoint: &Endpoint) -> Result<EndpointRecord> {
         let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path)?;
+        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let record = read_endpoint(&tx, endpoint).map_err(|e| self.err(e))?;
         drop(tx);
@@ -398,6 +477,18 @@ impl Store {
             let existing = read_endpoint(tx, endpoint)?;
             if existing.is_pinned() {
                 return Ok(FirstUse::AlreadyPinned(existing));
+            }
+            // The lookup above went through the (endpoint, fingerprint) index. An index that
+            // lost the endpoint's entry would make a pinned endpoint look unpinned, and what
+            // is presented now would be trusted beside the real pin: the one write that can
+            // reopen trust is only made once the table itself agrees.
+            if pinned_in_table(tx, endpoint)? {
+                return Err(self
+                    .corrupt(format!(
+                        "the pin table holds a pin of {endpoint} that its index does not; \
+                         nothing was pinned. Run `tofu-certs check`"
+                    ))
+                    .into());
             }
             let now = Timestamp::now();
             let pin = Pin {
@@ -1065,7 +1156,7 @@ impl Store {
         mut f: impl FnMut(T) -> ControlFlow<()>,
     ) -> Result<()> {
         let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path)?;
+        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let mut stmt = tx.prepare(sql).map_err(|e| self.err(e))?;
         let mut rows = stmt.query(params).map_err(|e| self.err(e))?;
@@ -1077,13 +1168,165 @@ impl Store {
         Ok(())
     }
 
+    /// Checks the whole store: SQLite's `PRAGMA integrity_check` (every page, and every index
+    /// against its table), the application id and schema version, and the store's own
+    /// invariants, reading the tables themselves rather than their indexes: every pin's
+    /// certificate parses and its stored fingerprints, subject and issuer are the
+    /// certificate's, its endpoint and state and source are valid, no endpoint has the same
+    /// certificate twice, and every quarantined certificate and audit entry can be read.
+    /// Reads every row, so it takes time in proportion to the store (`tofu-certs check`).
+    ///
+    /// # Errors
+    /// Only when the store cannot be read at all; damage is reported as findings.
+    pub fn check(&self) -> Result<CheckReport> {
+        let mut reader = self.reader();
+        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let mut report = CheckReport::default();
+        let find = |report: &mut CheckReport, kind: &'static str, detail: String| {
+            if report.findings.iter().filter(|f| f.kind == kind).count() < MAX_FINDINGS_PER_CHECK {
+                report.findings.push(Finding { kind, detail });
+            }
+        };
+        let failed = |e: rusqlite::Error| format!("cannot be read: {e}");
+
+        match tx
+            .prepare("PRAGMA integrity_check")
+            .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect())
+        {
+            Ok(rows) => {
+                let rows: Vec<String> = rows;
+                for row in rows.into_iter().filter(|r| r != "ok") {
+                    find(&mut report, "sqlite", row);
+                }
+            }
+            Err(e) => find(&mut report, "sqlite", failed(e)),
+        }
+
+        let header = (|| -> rusqlite::Result<(i32, i64)> {
+            Ok((
+                tx.query_row("PRAGMA application_id", [], |r| r.get(0))?,
+                tx.query_row("PRAGMA user_version", [], |r| r.get(0))?,
+            ))
+        })();
+        match header {
+            Ok((app, version)) => {
+                if app != APPLICATION_ID {
+                    find(
+                        &mut report,
+                        "schema",
+                        format!("application_id is {app:#x}, not {APPLICATION_ID:#x}"),
+                    );
+                }
+                if version != SCHEMA_VERSION {
+                    find(
+                        &mut report,
+                        "schema",
+                        format!("schema version is {version}, not {SCHEMA_VERSION}"),
+                    );
+                }
+            }
+            Err(e) => find(&mut report, "schema", failed(e)),
+        }
+
+        let pins = (|| -> rusqlite::Result<()> {
+            let mut st = tx.prepare(&format!("SELECT id, {PIN_COLUMNS} FROM pin NOT INDEXED"))?;
+            let mut rows = st.query([])?;
+            while let Some(row) = rows.next()? {
+                report.pins += 1;
+                let id: i64 = row.get(0)?;
+                if let Some(problem) = pin_problem(row) {
+                    find(&mut report, "pin", format!("pin {id}: {problem}"));
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = pins {
+            find(&mut report, "pin", format!("the pin table {}", failed(e)));
+        }
+
+        let dups = (|| -> rusqlite::Result<Vec<(String, Vec<u8>, i64)>> {
+            tx.prepare(
+                "SELECT endpoint, fingerprint, count(*) FROM pin NOT INDEXED \
+                 GROUP BY endpoint, fingerprint HAVING count(*) > 1",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect()
+        })();
+        match dups {
+            Ok(dups) => {
+                for (endpoint, fp, n) in dups {
+                    let fp = <[u8; 32]>::try_from(fp.as_slice())
+                        .map(|a| Fingerprint::from_bytes(a).to_string())
+                        .unwrap_or_else(|_| "a malformed fingerprint".into());
+                    find(
+                        &mut report,
+                        "duplicate",
+                        format!("{endpoint} has {n} pins of {fp}"),
+                    );
+                }
+            }
+            Err(e) => find(&mut report, "duplicate", failed(e)),
+        }
+
+        let quarantine = (|| -> rusqlite::Result<()> {
+            let mut st = tx.prepare(
+                "SELECT endpoint, der, first_seen, last_seen, times_seen, id, fingerprint \
+                 FROM quarantine NOT INDEXED",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(row) = rows.next()? {
+                report.quarantined += 1;
+                let id: i64 = row.get(5)?;
+                match quarantined_from_row(row) {
+                    Ok(q) if fingerprint_col(row, 6).ok() != Some(q.details.fingerprint) => find(
+                        &mut report,
+                        "quarantine",
+                        format!("quarantined {id}: its fingerprint is not its certificate's"),
+                    ),
+                    Ok(_) => {}
+                    Err(e) => find(&mut report, "quarantine", format!("quarantined {id}: {e}")),
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = quarantine {
+            find(
+                &mut report,
+                "quarantine",
+                format!("the quarantine {}", failed(e)),
+            );
+        }
+
+        let audit = (|| -> rusqlite::Result<()> {
+            let mut st = tx.prepare(
+                "SELECT id, at, endpoint, event, fingerprint, previous, subject, actor \
+                 FROM audit NOT INDEXED",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(row) = rows.next()? {
+                report.audit_entries += 1;
+                if let Err(e) = audit_from_row(row) {
+                    let id: i64 = row.get(0)?;
+                    find(&mut report, "audit", format!("audit entry {id}: {e}"));
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = audit {
+            find(&mut report, "audit", format!("the audit log {}", failed(e)));
+        }
+        drop(tx);
+        Ok(report)
+    }
+
     /// Runs SQLite's `PRAGMA integrity_check`; `Ok(())` when the database is sound.
     ///
     /// # Errors
     /// [`Error::Corrupt`] with SQLite's findings.
     pub fn integrity_check(&self) -> Result<()> {
         let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path)?;
+        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
         let mut stmt = conn
             .prepare("PRAGMA integrity_check")
             .map_err(|e| self.err(e))?;
@@ -1110,6 +1353,11 @@ impl Store {
 
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> TxResult<T>) -> Result<T> {
         if self.read_only {
+            if self.immutable {
+                if let Some(full) = no_space(&self.db_path) {
+                    return Err(full);
+                }
+            }
             return Err(Error::ReadOnly {
                 path: self.db_path.clone(),
             });
@@ -1212,25 +1460,17 @@ fn prepare_directory(dir: &Path, create: bool) -> Result<()> {
         }),
         Ok(meta) => {
             if meta.permissions().mode() & 0o022 != 0 {
-                return Err(Error::Unusable {
+                return Err(Error::Unsafe {
                     path: dir.to_path_buf(),
-                    reason: format!(
+                    problem: format!(
                         "the directory is writable by other users (mode {:o}), so anyone could \
-                         replace the pins; run `chmod 700 {}`",
+                         replace the pins",
                         meta.permissions().mode() & 0o777,
-                        dir.display()
                     ),
+                    fix: format!("chmod 700 {}", quote(dir)),
                 });
             }
-            let uid = rustix::process::geteuid().as_raw();
-            if meta.uid() != uid && uid != 0 && meta.uid() != 0 {
-                log::warn!(
-                    "pin store {} belongs to uid {}, not to this user (uid {uid})",
-                    dir.display(),
-                    meta.uid()
-                );
-            }
-            Ok(())
+            check_owner(dir, &meta, true)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound && create => fs::DirBuilder::new()
             .recursive(true)
@@ -1266,6 +1506,232 @@ fn check_not_linked(path: &Path) -> Result<()> {
         }),
         _ => Ok(()),
     }
+}
+
+fn quote(path: &Path) -> String {
+    crate::shell_quote(&path.to_string_lossy())
+}
+
+/// Refuses a symbolic link anywhere in the store's path, naming it and where it points.
+/// SQLite, opened with `SQLITE_OPEN_NOFOLLOW`, refuses such a path anyway, but says only
+/// "unable to open database file"; and a link in the path lets whoever can change it swap the
+/// store for another.
+fn check_no_link_in_path(dir: &Path) -> Result<()> {
+    let absolute = std::path::absolute(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut prefix = PathBuf::new();
+    for component in absolute.components() {
+        prefix.push(component);
+        match fs::symlink_metadata(&prefix) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&prefix)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_else(|e| format!("an unreadable target ({e})"));
+                let rest = absolute.strip_prefix(&prefix).unwrap_or(Path::new(""));
+                let real = fs::canonicalize(&prefix).map(|r| r.join(rest));
+                return Err(Error::Unsafe {
+                    path: prefix.clone(),
+                    problem: format!(
+                        "{} is a symbolic link to {target}; a store is never opened through a \
+                         link, since whoever can change the link could swap the store",
+                        prefix.display()
+                    ),
+                    fix: match real {
+                        Ok(real) => format!("--store {}", quote(&real)),
+                        Err(_) => format!("rm {}", quote(&prefix)),
+                    },
+                });
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// The user ids [`ALLOW_OWNER_VARIABLE`] allows, besides this process's own.
+fn allowed_owners() -> Result<Vec<u32>> {
+    let Some(value) = std::env::var_os(ALLOW_OWNER_VARIABLE) else {
+        return Ok(Vec::new());
+    };
+    let value = value.to_string_lossy().into_owned();
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<u32>()
+                .ok()
+                .or_else(|| user_id(&passwd, v))
+                .ok_or_else(|| Error::Unusable {
+                    path: PathBuf::from(format!("${ALLOW_OWNER_VARIABLE}")),
+                    reason: format!(
+                        "{ALLOW_OWNER_VARIABLE} names {v:?}, which is neither a user id nor a \
+                         user in /etc/passwd; give the store owner's user id"
+                    ),
+                })
+        })
+        .collect()
+}
+
+fn user_id(passwd: &str, name: &str) -> Option<u32> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then_some(())?;
+        fields.nth(1)?.parse().ok()
+    })
+}
+
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+    })
+}
+
+fn describe_user(uid: u32) -> String {
+    match user_name(uid) {
+        Some(name) => format!("uid {uid} ({name})"),
+        None => format!("uid {uid}"),
+    }
+}
+
+/// Refuses a store directory or file owned by anyone but this user (root included), unless
+/// [`ALLOW_OWNER_VARIABLE`] names its owner.
+fn check_owner(path: &Path, meta: &fs::Metadata, is_dir: bool) -> Result<()> {
+    let uid = rustix::process::geteuid().as_raw();
+    if meta.uid() == uid || allowed_owners()?.contains(&meta.uid()) {
+        return Ok(());
+    }
+    Err(Error::Unsafe {
+        path: path.to_path_buf(),
+        problem: format!(
+            "it belongs to {}, not to this user ({}), and whoever owns the store decides whom \
+             this process trusts. If that user is meant to own it (a service account's shared \
+             store), allow exactly that owner with {ALLOW_OWNER_VARIABLE}={}",
+            describe_user(meta.uid()),
+            describe_user(uid),
+            meta.uid()
+        ),
+        fix: format!(
+            "chown {}{uid} {}",
+            if is_dir { "-R " } else { "" },
+            quote(path)
+        ),
+    })
+}
+
+/// The checks of OpenSSH's `StrictModes` on a store file that exists: writable by no one
+/// else, owned by this user (or one allowed), and with one name only. A database reached by
+/// two names gets two write-ahead logs, one per name, and writes acknowledged through one
+/// are lost to the other.
+fn check_store_file(dir: &Path, path: &Path) -> Result<()> {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.is_file() {
+        return Ok(());
+    }
+    if meta.permissions().mode() & 0o022 != 0 {
+        return Err(Error::Unsafe {
+            path: path.to_path_buf(),
+            problem: format!(
+                "the file is writable by other users (mode {:o}), so anyone could change the \
+                 pins",
+                meta.permissions().mode() & 0o777
+            ),
+            fix: format!("chmod 600 {}", quote(path)),
+        });
+    }
+    check_owner(path, &meta, false)?;
+    if meta.nlink() <= 1 {
+        return Ok(());
+    }
+    let mut others = same_file_in(dir, path, &meta);
+    // A name this crate gave a new database before linking it into place, left by a creator
+    // killed between the link and the removal: ours, so removed.
+    let ours = format!(".{DATABASE_FILE}.new-");
+    let (temporary, rest): (Vec<_>, Vec<_>) = others.drain(..).partition(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&ours))
+    });
+    for t in &temporary {
+        let _ = fs::remove_file(t);
+    }
+    let nlink = fs::symlink_metadata(path).map_or(meta.nlink(), |m| m.nlink());
+    if nlink <= 1 {
+        return Ok(());
+    }
+    let fix = match rest.first() {
+        Some(other) => format!("rm {}", quote(other)),
+        None => format!(
+            "find {} -xdev -samefile {}",
+            quote(&mount_point(path).unwrap_or_else(|| PathBuf::from("/"))),
+            quote(path)
+        ),
+    };
+    Err(Error::Unsafe {
+        path: path.to_path_buf(),
+        problem: format!(
+            "the file has {nlink} hard links: SQLite keeps one write-ahead log per name, so \
+             writes acknowledged through another name would be lost; remove every other name"
+        ),
+        fix,
+    })
+}
+
+/// The other names of `path`'s file in `dir`.
+fn same_file_in(dir: &Path, path: &Path, meta: &fs::Metadata) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p != path)
+        .filter(|p| {
+            fs::symlink_metadata(p).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
+        })
+        .collect()
+}
+
+/// The mount point of the filesystem holding `path`, from `/proc/self/mountinfo`.
+pub(crate) fn mount_point(path: &Path) -> Option<PathBuf> {
+    let real = fs::canonicalize(path)
+        .ok()
+        .or_else(|| fs::canonicalize(path.parent()?).ok())?;
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|m| real.starts_with(m))
+        .max_by_key(|m| m.as_os_str().len())
+}
+
+/// Mount points in mountinfo escape space, tab, newline and backslash as octal.
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    let mut out = String::new();
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let code: String = chars.by_ref().take(3).collect();
+            match u8::from_str_radix(&code, 8) {
+                Ok(b) => out.push(char::from(b)),
+                Err(_) => {
+                    out.push('\\');
+                    out.push_str(&code);
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    PathBuf::from(out)
 }
 
 /// Refuses another application's SQLite database from its header alone, before SQLite opens
@@ -1386,10 +1852,23 @@ fn create_database(dir: &Path, db_path: &Path) -> Result<()> {
             path: db_path.to_path_buf(),
             source,
         }),
-        Ok(()) => fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir)),
+        Ok(()) => sync_directory(dir),
     }
+}
+
+/// Makes the names in `dir` durable (a new file's directory entry is not, until then).
+fn sync_directory(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// The write-ahead log and its index beside `db_path`.
+fn side_files(db_path: &Path) -> [PathBuf; 2] {
+    ["-wal", "-shm"].map(|suffix| PathBuf::from(format!("{}{suffix}", db_path.display())))
 }
 
 fn open_connection(db_path: &Path) -> Result<Connection> {
@@ -1415,9 +1894,86 @@ fn open_connection(db_path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn reader_conn<'a>(reader: &'a mut Reader, db_path: &Path) -> Result<&'a mut Connection> {
+/// Whether opening failed because SQLite could not set up the write-ahead log or its index.
+fn wal_unavailable(e: &Error) -> bool {
+    use rusqlite::ErrorCode;
+    match e {
+        Error::ReadOnly { .. } | Error::NoSpace { .. } => true,
+        Error::Database {
+            source: rusqlite::Error::SqliteFailure(f, _),
+            ..
+        } => matches!(f.code, ErrorCode::SystemIoFailure | ErrorCode::CannotOpen),
+        _ => false,
+    }
+}
+
+/// Refuses to read the database file alone while the write-ahead log holds frames (more than
+/// its 32-byte header): they may be committed changes that the file does not have yet, a
+/// deletion or a replaced pin among them.
+fn check_no_wal_frames(db_path: &Path, cause: &Error) -> Result<()> {
+    let [wal, _] = side_files(db_path);
+    match fs::symlink_metadata(&wal) {
+        Ok(meta) if meta.len() > 32 => Err(Error::Unusable {
+            path: wal,
+            reason: format!(
+                "{cause}; and the write-ahead log holds {} bytes of changes that the database \
+                 file alone does not have, so the store is not read without it. Free space on \
+                 (or make writable) the filesystem holding the store, then retry",
+                meta.len()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Opens the database file alone, read-only, with SQLite's `immutable=1`: no write-ahead
+/// log, no index, no locks. Only for an idle store (see [`check_no_wal_frames`]).
+fn open_immutable(db_path: &Path) -> Result<Connection> {
+    let mut uri = String::from("file:");
+    for b in db_path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'.' | b'_' | b'~' => {
+                uri.push(char::from(*b))
+            }
+            _ => uri.push_str(&format!("%{b:02X}")),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let conn = Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .map_err(|e| Error::db(db_path, e))?;
+    conn.execute_batch("PRAGMA trusted_schema = OFF;")
+        .map_err(|e| Error::db(db_path, e))?;
+    Ok(conn)
+}
+
+/// [`Error::NoSpace`] when the filesystem holding `path` has (almost) no space left.
+pub(crate) fn no_space(path: &Path) -> Option<Error> {
+    let dir = path.parent().unwrap_or(path);
+    let st = rustix::fs::statvfs(dir).ok()?;
+    let available = st.f_bavail.saturating_mul(st.f_frsize);
+    (available < 64 * 1024).then(|| Error::NoSpace {
+        path: path.to_path_buf(),
+        filesystem: mount_point(path).unwrap_or_else(|| dir.to_path_buf()),
+        available,
+    })
+}
+
+fn reader_conn<'a>(
+    reader: &'a mut Reader,
+    db_path: &Path,
+    immutable: bool,
+) -> Result<&'a mut Connection> {
     if reader.conn.is_none() {
-        reader.conn = Some(open_connection(db_path)?);
+        reader.conn = Some(match immutable {
+            true => open_immutable(db_path)?,
+            false => open_connection(db_path)?,
+        });
         reader.data_version = None;
         reader.wal_index = None;
         reader.wal_header = None;
@@ -1551,6 +2107,13 @@ fn read_endpoint(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<
     Ok(EndpointRecord { pins, quarantined })
 }
 
+/// Whether the pin table itself, read without any index, holds a pin of `endpoint`. Scans
+/// the table (see BENCHMARKS.md for its cost); only the first-use write pays it.
+fn pinned_in_table(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<bool> {
+    tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM pin NOT INDEXED WHERE endpoint = ?1)")?
+        .query_row([endpoint.to_string()], |r| r.get(0))
+}
+
 fn find_pin(
     tx: &Transaction<'_>,
     endpoint: &Endpoint,
@@ -1620,6 +2183,65 @@ fn insert_pin(tx: &Transaction<'_>, pin: &Pin) -> rusqlite::Result<()> {
         pin.label,
     ])?;
     Ok(())
+}
+
+/// What is wrong with a pin row (`id` then [`PIN_COLUMNS`]), if anything: what
+/// [`pin_from_row`] cannot read, or stored details that are not its certificate's.
+fn pin_problem(row: &Row<'_>) -> Option<String> {
+    // `pin_from_row` reads PIN_COLUMNS from column 0; here they start at 1.
+    let text = |col: usize| row.get::<_, String>(col).unwrap_or_default();
+    let endpoint = text(1);
+    match endpoint.parse::<Endpoint>() {
+        Ok(e) if e.to_string() == endpoint => {}
+        Ok(e) => {
+            return Some(format!(
+                "endpoint {endpoint:?} is not in canonical form ({e})"
+            ))
+        }
+        Err(e) => return Some(format!("endpoint {endpoint:?}: {e}")),
+    }
+    if text(2).parse::<PinState>().is_err() {
+        return Some(format!(
+            "{endpoint}: state {:?} is not active or next",
+            text(2)
+        ));
+    }
+    if text(15).parse::<PinSource>().is_err() {
+        return Some(format!(
+            "{endpoint}: source {:?} is not a pin source",
+            text(15)
+        ));
+    }
+    let der: Vec<u8> = match row.get(3) {
+        Ok(der) => der,
+        Err(e) => return Some(format!("{endpoint}: certificate: {e}")),
+    };
+    let details = match CertificateDetails::from_der(&der) {
+        Ok(d) => d,
+        Err(e) => return Some(format!("{endpoint}: the certificate does not parse: {e}")),
+    };
+    let stored = |col| {
+        row.get::<_, Vec<u8>>(col)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            .map(Fingerprint::from_bytes)
+    };
+    if stored(4) != Some(details.fingerprint) {
+        return Some(format!(
+            "{endpoint}: the stored fingerprint is not the certificate's"
+        ));
+    }
+    if stored(5) != Some(details.spki_fingerprint) {
+        return Some(format!(
+            "{endpoint}: the stored SPKI fingerprint is not the certificate's"
+        ));
+    }
+    if text(6) != details.subject || text(7) != details.issuer {
+        return Some(format!(
+            "{endpoint}: the stored subject or issuer is not the certificate's"
+        ));
+    }
+    None
 }
 
 fn bad_value(col: usize, what: impl std::fmt::Display) -> rusqlite::Error {

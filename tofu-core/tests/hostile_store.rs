@@ -378,3 +378,176 @@ fn an_unreadable_store_is_refused_and_says_why() {
         "nothing was written"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Unsafe store files, refused as OpenSSH's StrictModes refuses them (issue 11, item 3)
+
+/// The path and the fix of an [`Error::Unsafe`], or a panic saying what came instead.
+fn unsafe_refusal(result: Result<Store, Error>, what: &str) -> (PathBuf, String, String) {
+    match result {
+        Err(Error::Unsafe { path, problem, fix }) => (path, problem, fix),
+        Err(other) => panic!("{what}: expected Unsafe, got {other:?}"),
+        Ok(_) => panic!("{what}: the store opened"),
+    }
+}
+
+/// A database file with a second name gives SQLite two write-ahead logs (one per name), and
+/// writes acknowledged through one name are lost to the other. Regression: it opened.
+#[test]
+fn a_store_file_with_a_second_hard_link_is_refused_naming_the_link() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    populated_store(&dir, 3);
+    let db = dir.join(DATABASE_FILE);
+
+    // A second name inside the store directory: the fix removes exactly it.
+    let inside = dir.join("copy.sqlite3");
+    fs::hard_link(&db, &inside).unwrap();
+    for open in [Store::open, Store::open_existing] {
+        let (path, problem, fix) = unsafe_refusal(open(&dir), "a link inside");
+        assert_eq!(path, db);
+        assert!(problem.contains("2 hard links"), "{problem}");
+        assert_eq!(fix, format!("rm {}", inside.display()));
+    }
+    fs::remove_file(&inside).unwrap();
+
+    // A second name elsewhere: the fix says how to find it.
+    let other = tmp.path().join("other");
+    fs::create_dir(&other).unwrap();
+    set_mode(&other, 0o700);
+    fs::hard_link(&db, other.join(DATABASE_FILE)).unwrap();
+    let (path, _, fix) = unsafe_refusal(Store::open(&dir), "a link elsewhere");
+    assert_eq!(path, db);
+    assert!(
+        fix.starts_with("find ") && fix.contains("-samefile"),
+        "{fix}"
+    );
+    let (path, _, _) = unsafe_refusal(Store::open(&other), "the other name");
+    assert_eq!(path, other.join(DATABASE_FILE));
+    fs::remove_file(other.join(DATABASE_FILE)).unwrap();
+
+    // The write-ahead log and its index too, while a store holds them open.
+    let held = Store::open(&dir).unwrap();
+    held.endpoint(&ep("host-1.example:443")).unwrap();
+    for side in ["-wal", "-shm"] {
+        let file = dir.join(format!("{DATABASE_FILE}{side}"));
+        let link = dir.join(format!("link{side}"));
+        fs::hard_link(&file, &link).unwrap();
+        let (path, _, fix) = unsafe_refusal(Store::open(&dir), side);
+        assert_eq!(path, file);
+        assert_eq!(fix, format!("rm {}", link.display()));
+        fs::remove_file(&link).unwrap();
+    }
+    drop(held);
+    Store::open(&dir).expect("with the extra names gone, the store opens");
+}
+
+/// Regression: only the directory's mode was checked.
+#[test]
+fn a_store_file_others_can_write_is_refused_with_the_chmod_that_fixes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    populated_store(&dir, 3);
+    let db = dir.join(DATABASE_FILE);
+    for bad in [0o620, 0o602, 0o666] {
+        set_mode(&db, bad);
+        for open in [Store::open, Store::open_existing] {
+            let (path, problem, fix) = unsafe_refusal(open(&dir), &format!("{bad:o}"));
+            assert_eq!(path, db);
+            assert!(problem.contains(&format!("mode {bad:o}")), "{problem}");
+            assert_eq!(fix, format!("chmod 600 {}", db.display()));
+        }
+    }
+    set_mode(&db, 0o644);
+    drop(Store::open(&dir).expect("readable by others is the owner's choice"));
+    set_mode(&db, 0o600);
+
+    let held = Store::open(&dir).unwrap();
+    held.endpoint(&ep("host-1.example:443")).unwrap();
+    for side in ["-wal", "-shm"] {
+        let file = dir.join(format!("{DATABASE_FILE}{side}"));
+        set_mode(&file, 0o666);
+        let (path, _, fix) = unsafe_refusal(Store::open(&dir), side);
+        assert_eq!(path, file);
+        assert_eq!(fix, format!("chmod 600 {}", file.display()));
+        set_mode(&file, 0o600);
+    }
+}
+
+/// Regression: SQLite refused the path with a bare "unable to open database file".
+#[test]
+fn a_symbolic_link_in_the_store_path_is_named_with_its_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    fs::create_dir(&real).unwrap();
+    populated_store(&real.join("store"), 1);
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    for open in [Store::open, Store::open_existing] {
+        let (path, problem, fix) = unsafe_refusal(open(link.join("store")), "linked parent");
+        assert_eq!(path, link);
+        assert!(
+            problem.contains("symbolic link") && problem.contains(&*real.to_string_lossy()),
+            "says where it points: {problem}"
+        );
+        assert!(
+            fix.contains(&*real.join("store").to_string_lossy()),
+            "the fix uses the real path: {fix}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fail closed on a damaged index (issue 11, item 4)
+
+/// Drops the last entry of the pin table's (endpoint, fingerprint) index in a closed store by
+/// lowering its root leaf page's cell count: the page stays well formed, so SQLite reads it
+/// without complaint, and a lookup of the endpoint whose key sorts last finds nothing.
+fn drop_last_index_entry(dir: &Path) {
+    let db = dir.join(DATABASE_FILE);
+    let page = root_page(&db, "sqlite_autoindex_pin_1");
+    let mut bytes = fs::read(&db).unwrap();
+    let header = (page - 1) * 4096 + if page == 1 { 100 } else { 0 };
+    assert_eq!(bytes[header], 0x0a, "the index fits in one leaf page");
+    let cells = u16::from_be_bytes([bytes[header + 3], bytes[header + 4]]);
+    bytes[header + 3..header + 5].copy_from_slice(&(cells - 1).to_be_bytes());
+    fs::write(&db, bytes).unwrap();
+}
+
+/// Regression: with its index entry gone, a pinned endpoint looked unpinned, and the next
+/// first use pinned whatever was presented beside the real pin.
+#[test]
+fn a_pin_missing_from_the_index_is_never_pinned_again_on_first_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = Store::open(&dir).unwrap();
+    for name in ["a.example:443", "b.example:443", "z.example:443"] {
+        store.pin_first_use(&ep(name), &cert(name)).unwrap();
+    }
+    drop(store);
+    drop_last_index_entry(&dir);
+
+    let store = Store::open(&dir).unwrap();
+    let victim = ep("z.example:443");
+    match store.pin_first_use(&victim, &cert("attacker")) {
+        Err(Error::Corrupt { detail, .. }) => {
+            assert!(detail.contains("z.example:443"), "{detail}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    drop(store);
+    // What is in the table is what was pinned, and nothing more.
+    let conn = rusqlite::Connection::open(dir.join(DATABASE_FILE)).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM pin NOT INDEXED", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 3, "nothing was pinned");
+    drop(conn);
+
+    let report = Store::open(&dir).unwrap().check().unwrap();
+    assert!(!report.is_sound());
+    assert!(
+        report.findings.iter().any(|f| f.kind == "sqlite"),
+        "integrity_check names the index: {report:?}"
+    );
+}

@@ -1569,9 +1569,9 @@ fn a_store_directory_others_can_write_is_refused() {
         let before = snapshot(&dir);
         for open in [Store::open, Store::open_existing] {
             match open(&dir).unwrap_err() {
-                Error::Unusable { path, reason } => {
+                Error::Unsafe { path, fix, .. } => {
                     assert_eq!(path, dir);
-                    assert!(reason.contains("chmod 700"), "{reason}");
+                    assert_eq!(fix, format!("chmod 700 {}", dir.display()));
                 }
                 other => panic!("mode {bad_mode:o}: expected Unusable, got {other}"),
             }
@@ -1619,13 +1619,19 @@ fn check_read_only_store(dir: &Path, dir_writable: bool) {
     for open in [Store::open, Store::open_existing] {
         if !dir_writable {
             // SQLite cannot set up the shared index of the write-ahead log without writing
-            // in the directory, so an idle store there cannot be read either: it is refused,
-            // with advice, and nothing is created.
-            let err = open(dir).expect_err("an idle store in a read-only directory");
+            // in the directory; an idle store there is read from its database file alone
+            // (SQLite's immutable mode), and nothing is created.
+            let store = open(dir).expect("an idle store in a read-only directory is read");
+            assert!(store.is_read_only());
+            assert_eq!(all_pins(&store).len(), 1);
+            let err = store
+                .add_pin(&ep("prime-pri:443"), &cert("new"), PinState::Active, None)
+                .unwrap_err();
             assert!(
                 matches!(err, Error::ReadOnly { ref path } if *path == db),
                 "{err:?}"
             );
+            drop(store);
             assert_eq!(snapshot(dir), before, "nothing was written");
             continue;
         }

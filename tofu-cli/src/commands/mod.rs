@@ -3,6 +3,7 @@
 
 pub(crate) mod accept;
 pub(crate) mod addcert;
+pub(crate) mod check;
 pub(crate) mod completions;
 pub(crate) mod deletecert;
 pub(crate) mod export;
@@ -35,6 +36,7 @@ pub(crate) fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Export(args) => export::run(&ctx, args),
         Command::Import(args) => import::run(&ctx, args),
         Command::Log(args) => log::run(&ctx, args),
+        Command::Check(args) => check::run(&ctx, args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

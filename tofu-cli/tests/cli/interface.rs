@@ -29,6 +29,7 @@ fn every_help_ends_with_the_exit_statuses() {
         vec!["export", "--help"],
         vec!["import", "--help"],
         vec!["log", "--help"],
+        vec!["check", "--help"],
         vec!["completions", "--help"],
         vec!["man", "--help"],
     ] {
@@ -124,7 +125,13 @@ fn completions_and_man_page_are_generated_from_the_definitions() {
     for shell in ["bash", "zsh", "fish"] {
         let run = env.run(&["completions", shell]);
         run.success();
-        for word in ["listcerts", "deletecert", "expiring-within", "fingerprint"] {
+        for word in [
+            "listcerts",
+            "deletecert",
+            "check",
+            "expiring-within",
+            "fingerprint",
+        ] {
             assert!(run.stdout.contains(word), "{shell} completions lack {word}");
         }
     }

@@ -3,6 +3,7 @@
 //! `openssl s_server` processes on loopback ports.
 
 mod changes;
+mod check;
 mod concurrency;
 mod export;
 mod hostile_text;

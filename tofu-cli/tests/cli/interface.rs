@@ -124,7 +124,13 @@ fn completions_and_man_page_are_generated_from_the_definitions() {
     for shell in ["bash", "zsh", "fish"] {
         let run = env.run(&["completions", shell]);
         run.success();
-        for word in ["listcerts", "deletecert", "expiring-within", "fingerprint"] {
+        for word in [
+            "listcerts",
+            "deletecert",
+            "expiring-within",
+            "fingerprint",
+            "additional",
+        ] {
             assert!(run.stdout.contains(word), "{shell} completions lack {word}");
         }
     }

@@ -350,7 +350,16 @@ fn deletecert_with_a_fingerprint_removes_one_pin_of_several() {
     let env = Env::new();
     let (a, b) = (prime_cert("prime-pri"), prime_cert("prime-sec"));
     env.pin("10.1.1.1:8082", &a);
-    env.pin("10.1.1.1:8082", &b);
+    let (b_file, _) = env.write_cert("b", &b);
+    env.run(&[
+        "addcert",
+        "host",
+        "10.1.1.1:8082",
+        "--cert",
+        &b_file,
+        "--additional",
+    ])
+    .success();
     env.run(&["deletecert", "host", "10.1.1.1_8082", "--fingerprint", &b.fingerprint()])
         .success()
         .stdout(&format!(

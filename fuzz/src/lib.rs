@@ -37,7 +37,8 @@ fn unprintable(c: char) -> bool {
 }
 
 /// `str::parse::<Endpoint>`: an endpoint prints in a form that parses back to it (canonical
-/// and Prime's `host_port` alike), printable ASCII; `Endpoint::new` agrees with parsing.
+/// and Prime's `host_port` alike), printable ASCII; `Endpoint::new` agrees with parsing; no
+/// accepted name ends in a number (so none is an IPv4 address in disguise).
 pub fn endpoint(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -61,7 +62,18 @@ pub fn endpoint(data: &[u8]) {
                 "{text:?} → {prime:?}"
             );
             let host = match e.host() {
-                Host::Dns(name) => name.clone(),
+                Host::Dns(name) => {
+                    // A name a URL parser would read as an IPv4 address is a second key for
+                    // that address: such names are refused.
+                    let last = name.rsplit('.').next().unwrap_or_default();
+                    assert!(
+                        !last.bytes().all(|b| b.is_ascii_digit())
+                            && !(last.starts_with("0x")
+                                && last[2..].bytes().all(|b| b.is_ascii_hexdigit())),
+                        "{text:?} is the name {name:?}, which ends in a number"
+                    );
+                    name.clone()
+                }
                 Host::Ip(ip) => ip.to_string(),
             };
             assert_eq!(Endpoint::new(&host, e.port()).as_ref(), Ok(&e), "{text:?}");

@@ -230,7 +230,11 @@ fn operate(store: &Path, peers: &[Peer], rng: &mut Rng, tally: &Mutex<Tally>) {
     let file = peer.files[k].to_str().unwrap();
     let (kind, args): (&str, Vec<&str>) = match rng.below(10) {
         0..=2 => ("probe --pin", vec!["probe", "host", &ep, "--pin"]),
-        3 => ("addcert", vec!["addcert", "host", &ep, "--cert", file]),
+        // `--additional`: the operator means to add a pin beside any the endpoint has.
+        3 => (
+            "addcert",
+            vec!["addcert", "host", &ep, "--cert", file, "--additional"],
+        ),
         4 => ("deletecert", vec!["deletecert", "host", &ep]),
         5..=7 => ("accept", vec!["accept", "host", &ep, "--fingerprint", &fp]),
         _ => ("listcerts", vec!["listcerts"]),

@@ -21,6 +21,15 @@ const MAX_INPUT_LEN: usize = 300;
 /// | `[FD00:0::5]:8443` | `[fd00::5]:8443` |
 /// | `Example.COM.:443` | `example.com:443` |
 /// | `bücher.example:443` | `xn--bcher-kva.example:443` |
+/// | `example。com。:443` (UTS #46 dots, full-width letters) | `example.com:443` |
+/// | `[::ffff:10.1.1.1]:8082` (IPv4-mapped IPv6) | `10.1.1.1:8082` |
+///
+/// IPv4 addresses in the shorthand forms of URL parsers and `inet_aton` (`127.1`,
+/// `0x7f000001`, `0177.0.0.1`, `2130706433`, `127.0.0.01`) are refused with an error that
+/// names the address they mean (`write 127.0.0.1:443`), rather than canonicalised: resolvers
+/// disagree on some of them (`0177` is octal to one, decimal to another), and an operator's
+/// `deletecert host 127.1_443` should not quietly remove 127.0.0.1's pin. A host name whose
+/// last label is a number (`foo.0x1`, `1.2.3.4.5`) is neither an address nor a name.
 ///
 /// `Display` prints the canonical form and `FromStr` accepts it back unchanged;
 /// [`Endpoint::host_port`] renders Prime's `host_port` form, which `FromStr` accepts as well.
@@ -90,7 +99,7 @@ impl Endpoint {
         }
         // An IPv6 address needs no brackets here: the port is not in the text.
         let bare_ipv6 = host.parse::<Ipv6Addr>().is_ok();
-        let host = parse_host(host, &shown, bare_ipv6)?;
+        let host = parse_host(host, port, &shown, bare_ipv6)?;
         Ok(Self { host, port })
     }
 
@@ -174,7 +183,7 @@ impl FromStr for Endpoint {
 
         let (host, port, bracketed) = split_host_port(input)?;
         let port = parse_port(port, input)?;
-        let host = parse_host(host, input, bracketed)?;
+        let host = parse_host(host, port, input, bracketed)?;
         Ok(Self { host, port })
     }
 }
@@ -233,7 +242,7 @@ fn parse_port(port: &str, input: &str) -> Result<u16, EndpointError> {
     }
 }
 
-fn parse_host(host: &str, input: &str, bracketed: bool) -> Result<Host, EndpointError> {
+fn parse_host(host: &str, port: u16, input: &str, bracketed: bool) -> Result<Host, EndpointError> {
     let err = |reason: &str| EndpointError::new(input, reason);
     if host.is_empty() {
         return Err(err("the host is empty"));
@@ -243,7 +252,9 @@ fn parse_host(host: &str, input: &str, bracketed: bool) -> Result<Host, Endpoint
             return Err(err("IPv6 zone identifiers (`%eth0`) cannot be pinned"));
         }
         return match host.parse::<Ipv6Addr>() {
-            Ok(ip) => Ok(Host::Ip(IpAddr::V6(ip))),
+            // `::ffff:10.1.1.1` is how an IPv6 socket names the IPv4 peer 10.1.1.1: the same
+            // peer, so the same key.
+            Ok(ip) => Ok(Host::Ip(IpAddr::V6(ip).to_canonical())),
             Err(_) => Err(err("the text in brackets is not an IPv6 address")),
         };
     }
@@ -255,14 +266,96 @@ fn parse_host(host: &str, input: &str, bracketed: bool) -> Result<Host, Endpoint
             "an IPv6 address with a port needs brackets, for example [fd00::5]:8443",
         ));
     }
-    let trimmed = host.strip_suffix('.').unwrap_or(host);
-    if trimmed.is_empty() || trimmed.ends_with('.') {
+    if host == "." {
         return Err(err("the host is not a DNS name"));
     }
-    let ascii = idna::domain_to_ascii(trimmed)
+    // UTS #46 first (case, full-width letters and digits, the ideographic and full-width
+    // dots, ignored characters such as the soft hyphen), then the one trailing dot of a fully
+    // qualified name, whichever dot it was written with.
+    let ascii = idna::domain_to_ascii(host)
         .map_err(|_| err("the host is not a valid DNS name (IDN conversion failed)"))?;
-    validate_dns_name(&ascii).map_err(err)?;
-    Ok(Host::Dns(ascii))
+    let ascii = ascii.strip_suffix('.').unwrap_or(&ascii);
+    if ascii.is_empty() {
+        return Err(err("the host is not a DNS name"));
+    }
+    match whatwg_ipv4(ascii) {
+        Some(Ok(ip)) => {
+            return Err(err(&format!(
+                "the host means the IPv4 address {ip} to URL parsers and to inet_aton, but not \
+                 to every resolver; write {ip}:{port}"
+            )))
+        }
+        Some(Err(())) => return Err(err("the host is neither an IPv4 address nor a DNS name")),
+        None => {}
+    }
+    validate_dns_name(ascii).map_err(err)?;
+    Ok(Host::Dns(ascii.to_owned()))
+}
+
+/// The WHATWG URL standard's IPv4 parser (<https://url.spec.whatwg.org/#concept-ipv4-parser>),
+/// run on a host already mapped by UTS #46: `None` when the host does not end in a number
+/// (so it is a name), else the address it means (`127.1`, `0x7f000001`, `0177.0.0.1`) or
+/// `Err` when it ends in a number but is no address (`1.2.3.4.5`, `foo.0x1`).
+///
+/// Shorthand spellings are refused rather than canonicalised: an endpoint is the key of
+/// trust, and `0177.0.0.1` is 127.0.0.1 to a URL parser and `inet_aton` but 177.0.0.1 to
+/// others, while `deletecert host 127.1_443` quietly removing 127.0.0.1's pin would surprise
+/// the operator who typed it. A URL parsed by a library (`url::Url::host_str`) already gives
+/// the canonical dotted-decimal form, so refusing costs callers nothing.
+fn whatwg_ipv4(host: &str) -> Option<Result<Ipv4Addr, ()>> {
+    let parts: Vec<&str> = host.split('.').collect();
+    let last = parts.last().copied().unwrap_or("");
+    let ends_in_number = (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
+        || ipv4_number(last).is_some();
+    if !ends_in_number {
+        return None;
+    }
+    if parts.len() > 4 {
+        return Some(Err(()));
+    }
+    let Some(numbers) = parts
+        .iter()
+        .map(|part| ipv4_number(part))
+        .collect::<Option<Vec<u64>>>()
+    else {
+        return Some(Err(()));
+    };
+    let (last, init) = numbers
+        .split_last()
+        .expect("split yields at least one part");
+    if init.iter().any(|&n| n > 255) || *last >= 1u64 << (8 * (5 - numbers.len())) {
+        return Some(Err(()));
+    }
+    let address = init
+        .iter()
+        .enumerate()
+        .fold(*last, |sum, (i, &n)| sum + (n << (8 * (3 - i))));
+    Some(Ok(Ipv4Addr::from(
+        u32::try_from(address).expect("bounded by the checks above"),
+    )))
+}
+
+/// One part of a WHATWG IPv4 address: decimal, `0x` hexadecimal or `0` octal.
+fn ipv4_number(part: &str) -> Option<u64> {
+    if part.is_empty() {
+        return None;
+    }
+    let (digits, radix) =
+        if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+            (hex, 16)
+        } else if part.len() > 1 && part.starts_with('0') {
+            (&part[1..], 8)
+        } else {
+            (part, 10)
+        };
+    if digits.is_empty() {
+        return Some(0);
+    }
+    if !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    // Too many digits for a u64 is too large for an address part as well.
+    Some(u64::from_str_radix(digits, radix).unwrap_or(u64::MAX))
 }
 
 fn validate_dns_name(name: &str) -> Result<(), &'static str> {
@@ -396,6 +489,105 @@ mod tests {
         assert!(reason(&long).contains("longer than 63"));
         let overlong = format!("{}:443", "a.".repeat(200));
         assert!(reason(&overlong).contains("longer than any host name"));
+    }
+
+    /// Issue 11, item 7: an IPv4 peer reached through an IPv4-mapped IPv6 address is the same
+    /// peer, so it has the same key; otherwise `[::ffff:10.1.1.1]:8082` would be an unpinned
+    /// second endpoint for a pinned 10.1.1.1:8082.
+    #[test]
+    fn an_ipv4_mapped_ipv6_address_is_the_ipv4_endpoint() {
+        let v4: Endpoint = "127.0.0.1:443".parse().unwrap();
+        for input in [
+            "[::ffff:127.0.0.1]:443",
+            "[::FFFF:7f00:1]:443",
+            "[0:0:0:0:0:ffff:127.0.0.1]_443",
+            "::ffff:127.0.0.1_443",
+        ] {
+            let e: Endpoint = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(e, v4, "{input}");
+            assert_eq!(e.to_string(), "127.0.0.1:443", "{input}");
+            assert_eq!(e.host_port(), "127.0.0.1_443", "{input}");
+            assert!(matches!(e.server_name(), ServerName::IpAddress(_)));
+        }
+        assert_eq!(Endpoint::new("::ffff:127.0.0.1", 443), Ok(v4));
+        // Other IPv6 addresses that embed an IPv4 one are other addresses.
+        assert_eq!(canon("[::127.0.0.1]:443"), "[::7f00:1]:443");
+        assert_eq!(canon("[64:ff9b::127.0.0.1]:443"), "[64:ff9b::7f00:1]:443");
+    }
+
+    /// Issue 11, item 7: the shorthand IPv4 spellings that URL parsers (WHATWG) and
+    /// `inet_aton` read as an address are refused, naming the address they mean: were they
+    /// canonicalised, `deletecert host 127.1_443` would silently delete 127.0.0.1's pin, and
+    /// were they taken as names (as `0x7f000001` was), they would be a second, unpinned key
+    /// for the same peer.
+    #[test]
+    fn shorthand_ipv4_is_refused_naming_the_address_it_means() {
+        for input in [
+            "0x7f000001:443",
+            "0X7F000001:443",
+            "127.1:443",
+            "127.1_443",
+            "0177.0.0.1:443",
+            "2130706433:443",
+            "127.0.0.01:443",
+            "0x7f.1:443",
+            "0x7f.0x0.0.0x1:443",
+            "127.0.0.1.:443",
+            "\u{ff11}\u{ff12}\u{ff17}\u{ff0e}0\u{3002}0\u{ff61}1:443",
+        ] {
+            let got = reason(input);
+            assert!(
+                got.contains("means the IPv4 address 127.0.0.1") && got.contains("127.0.0.1:443"),
+                "{input:?}: {got}"
+            );
+        }
+        assert!(reason("0x0a010101_8082").contains("write 10.1.1.1:8082"));
+        // Numeric last labels that are no address at all are neither.
+        for input in [
+            "foo.0x1:443",
+            "1.2.3.4.5:443",
+            "0x100000000:443",
+            "1..2:443",
+            "foo.0x:443",
+        ] {
+            let got = reason(input);
+            assert!(
+                got.contains("neither an IPv4 address nor a DNS name"),
+                "{input:?}: {got}"
+            );
+        }
+        // Names that merely contain digits or `0x` are names.
+        assert_eq!(canon("0x7f000001.example:443"), "0x7f000001.example:443");
+        assert_eq!(canon("1e100.net:443"), "1e100.net:443");
+        assert_eq!(canon("0xg:443"), "0xg:443");
+    }
+
+    /// Issue 11, item 7: every spelling UTS #46 maps to one name is that name, including the
+    /// ideographic and full-width dots at the end of the name.
+    #[test]
+    fn a_host_name_has_one_key_whatever_its_spelling() {
+        for input in [
+            "example.com:443",
+            "EXAMPLE.com.:443",
+            "example\u{3002}com:443",
+            "example\u{ff0e}com:443",
+            "example\u{ff61}com:443",
+            "example.com\u{3002}:443",
+            "\u{ff25}\u{ff38}\u{ff21}\u{ff2d}\u{ff30}\u{ff2c}\u{ff25}.com:443",
+            "exa\u{ad}mple.com:443",
+            "example.com\u{3002}_443",
+        ] {
+            let e: Endpoint = input.parse().unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            assert_eq!(e.to_string(), "example.com:443", "{input:?}");
+            assert_eq!(e.server_name().to_str(), "example.com");
+        }
+        assert_eq!(
+            canon("B\u{fc}cher.example\u{3002}:443"),
+            "xn--bcher-kva.example:443"
+        );
+        assert!(reason("example.com..:443").contains("empty label"));
+        assert!(reason("example.com\u{3002}\u{3002}:443").contains("empty label"));
+        assert!(reason("\u{3002}:443").contains("not a DNS name"));
     }
 
     #[test]

@@ -1417,6 +1417,13 @@ impl Store {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn corrupt(&self, detail: impl std::fmt::Display) -> Error {
+        Error::Corrupt {
+            path: self.db_path.clone(),
+            detail: detail.to_string(),
+        }
+    }
+
     fn err(&self, e: impl Into<StoreFailure>) -> Error {
         match e.into() {
             StoreFailure::Sqlite(e) => Error::db(&self.db_path, e),

@@ -763,6 +763,10 @@ fn malformed_hosts_are_refused() {
         "example.com#frag:443",
         "[::1%lo]:443",
         "[1.2.3.4]:443",
+        "0x7f000001:443",
+        "0177.0.0.1:443",
+        "2130706433:443",
+        "foo.0x1:443",
     ] {
         endpoint_error(input);
     }
@@ -794,7 +798,8 @@ fn endpoint_new_takes_an_ipv6_address_without_brackets() {
     for (host, shown) in [
         ("::", "[::]:8"),
         ("FD00:0::5", "[fd00::5]:8"),
-        ("::ffff:1.2.3.4", "[::ffff:1.2.3.4]:8"),
+        // An IPv4-mapped address is the IPv4 endpoint (issue 11, item 7).
+        ("::ffff:1.2.3.4", "1.2.3.4:8"),
     ] {
         let e = Endpoint::new(host, 8).unwrap_or_else(|e| panic!("{host}: {e}"));
         assert_eq!(e.to_string(), shown);

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use tofu_core::{read_certificates, PinState, Timestamp};
+use tofu_core::{read_certificates, Endpoint, Fingerprint, Pin, PinState, Store, Timestamp};
 
 use super::{read_input, Context, HostArgs};
 use crate::error::{CliError, Exit};
@@ -19,9 +19,11 @@ const MAX_CERT_FILE: u64 = 1024 * 1024;
 /// ever compared, so a CA certificate pinned by mistake would fail every connection. Extract
 /// the leaf with `openssl x509 -in FILE -out leaf.pem`.
 ///
-/// The endpoint's other pins are kept: add a second pin for an HA pair behind one address.
-/// With --next the certificate is staged for a planned rotation: it is accepted the first
-/// time the endpoint presents it, and then replaces the active pins.
+/// An endpoint that already has an active pin is refused: a second active pin widens trust
+/// to both certificates. Give --additional to mean that (an HA pair behind one address);
+/// `deletecert` then `addcert`, or `accept`, replace the pin instead. With --next the
+/// certificate is staged for a planned rotation: it is accepted the first time the endpoint
+/// presents it, and then replaces the active pins.
 #[derive(Debug, clap::Args)]
 #[command(override_usage = "tofu-certs addcert host <HOST> --cert FILE [OPTIONS]")]
 pub(crate) struct Args {
@@ -35,6 +37,11 @@ pub(crate) struct Args {
     /// Stage the certificate for a planned rotation instead of pinning it now.
     #[arg(long)]
     next: bool,
+
+    /// Trust the certificate in addition to the endpoint's active pins (without it, an
+    /// endpoint that has an active pin is refused).
+    #[arg(long, conflicts_with = "next")]
+    additional: bool,
 
     /// A note kept with the pin, such as "HA secondary".
     #[arg(long, value_name = "TEXT", value_parser = label)]
@@ -88,6 +95,9 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         PinState::Active
     };
     let store = ctx.open()?;
+    if state == PinState::Active && !args.additional {
+        refuse_a_second_active_pin(ctx, &store, endpoint, &Fingerprint::of(der), &args)?;
+    }
     let pin = store
         .add_pin(endpoint, der, state, args.label.as_deref())
         .map_err(|e| CliError::store(&e, ctx))?;
@@ -95,11 +105,28 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     let mut out = Out::stdout();
     let d = &pin.details;
     match state {
-        PinState::Active => writeln!(
-            out,
-            "pinned {endpoint} to {} ({})",
-            d.fingerprint, d.subject
-        )?,
+        PinState::Active => {
+            writeln!(
+                out,
+                "pinned {endpoint} to {} ({})",
+                d.fingerprint, d.subject
+            )?;
+            let record = store
+                .endpoint(endpoint)
+                .map_err(|e| CliError::store(&e, ctx))?;
+            let active: Vec<String> = record
+                .active()
+                .map(|p| p.fingerprint().to_string())
+                .collect();
+            if active.len() > 1 {
+                writeln!(
+                    out,
+                    "{} certificates are now trusted for {endpoint}: {}",
+                    active.len(),
+                    active.join(", ")
+                )?;
+            }
+        }
         PinState::Next => writeln!(
             out,
             "staged {} ({}) for {endpoint}: the first connection that presents it makes it \
@@ -116,4 +143,59 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         ));
     }
     Ok(Exit::Success)
+}
+
+/// Refuses to add an active pin to an endpoint that has one, naming its pins and the command
+/// for each thing the operator may have meant. The same certificate again is left to
+/// `Store::add_pin`, which says it is already pinned.
+fn refuse_a_second_active_pin(
+    ctx: &Context,
+    store: &Store,
+    endpoint: &Endpoint,
+    fingerprint: &Fingerprint,
+    args: &Args,
+) -> Result<(), CliError> {
+    let record = store
+        .endpoint(endpoint)
+        .map_err(|e| CliError::store(&e, ctx))?;
+    let active: Vec<&Pin> = record.active().collect();
+    if active.is_empty() || record.pins.iter().any(|p| p.fingerprint() == *fingerprint) {
+        return Ok(());
+    }
+    let named: Vec<String> = active
+        .iter()
+        .map(|p| format!("{} ({})", p.details.fingerprint, p.details.subject))
+        .collect();
+    let pins = match named.as_slice() {
+        [one] => format!("an active pin, {one}"),
+        [init @ .., last] => format!(
+            "{} active pins, {} and {last}",
+            named.len(),
+            init.join(", ")
+        ),
+        [] => unreachable!("checked non-empty above"),
+    };
+    let file = tofu_core::shell_quote(&args.cert.to_string_lossy());
+    let add = |extra: &str| ctx.cmd(&format!("addcert host {endpoint} --cert {file}{extra}"));
+    Err(CliError::failure(format!(
+        "{endpoint} already has {pins}; a second active pin would trust both certificates, so \
+         nothing was pinned"
+    ))
+    .hint(format!(
+        "to trust both (an HA pair behind one address): `{}`",
+        add(" --additional")
+    ))
+    .hint(format!(
+        "to stage it for a planned rotation: `{}`",
+        add(" --next")
+    ))
+    .hint(format!(
+        "to replace the pin: `{}` then `{}`, or, once the server presents it, `{}` and `{}`",
+        ctx.cmd(&format!("deletecert host {endpoint}")),
+        add(""),
+        ctx.cmd(&format!("probe host {endpoint}")),
+        ctx.cmd(&format!(
+            "accept host {endpoint} --fingerprint {fingerprint}"
+        )),
+    )))
 }

@@ -218,3 +218,85 @@ hint: pin an endpoint first with `tofu-certs addcert host HOST:PORT --cert FILE 
         "error: cannot use the pin store [..]: it is a file, not a directory; [..]\nhint: [..]\n",
     );
 }
+
+/// Issue 11, item 9: `addcert` on an endpoint that already has an active pin silently trusted
+/// a second certificate. It now refuses, naming the pin and the commands for each intent, and
+/// `--additional` trusts both, saying so.
+#[test]
+fn addcert_refuses_to_widen_trust_without_additional() {
+    let env = Env::new();
+    let (first, second, third) = (
+        prime_cert("prime-pri"),
+        prime_cert("prime-pri"),
+        prime_cert("prime-pri"),
+    );
+    env.pin("10.1.1.1:8082", &first);
+    let (file, _) = env.write_cert("second", &second);
+    let s = env.store_arg();
+    env.run(&["addcert", "host", "10.1.1.1_8082", "--cert", &file])
+        .code(1)
+        .stdout("")
+        .stderr(&format!(
+            "error: 10.1.1.1:8082 already has an active pin, {first_fp} ({PRIME_SUBJECT}); a second active pin would trust both certificates, so nothing was pinned
+hint: to trust both (an HA pair behind one address): `tofu-certs addcert host 10.1.1.1:8082 --cert {file} --additional{s}`
+hint: to stage it for a planned rotation: `tofu-certs addcert host 10.1.1.1:8082 --cert {file} --next{s}`
+hint: to replace the pin: `tofu-certs deletecert host 10.1.1.1:8082{s}` then `tofu-certs addcert host 10.1.1.1:8082 --cert {file}{s}`, or, once the server presents it, `tofu-certs probe host 10.1.1.1:8082{s}` and `tofu-certs accept host 10.1.1.1:8082 --fingerprint {second_fp}{s}`
+",
+            first_fp = first.fingerprint(),
+            second_fp = second.fingerprint(),
+        ));
+    env.run(&["listcerts"])
+        .success()
+        .stdout(&format!("host=10.1.1.1_8082;  subject= {PRIME_SUBJECT}\n"));
+
+    env.run(&["addcert", "host", "10.1.1.1:8082", "--cert", &file, "--additional"])
+        .success()
+        .stdout(&format!(
+            "pinned 10.1.1.1:8082 to {} ({PRIME_SUBJECT})\n2 certificates are now trusted for 10.1.1.1:8082: {}, {}\n",
+            second.fingerprint(),
+            first.fingerprint(),
+            second.fingerprint()
+        ));
+    // The refusal names every active pin.
+    let (file3, _) = env.write_cert("third", &third);
+    env.run(&["addcert", "host", "10.1.1.1:8082", "--cert", &file3])
+        .code(1)
+        .stderr(&format!(
+            "error: 10.1.1.1:8082 already has 2 active pins, {} ({PRIME_SUBJECT}) and {} ({PRIME_SUBJECT}); a second active pin would trust both certificates, so nothing was pinned\nhint: [..]\nhint: [..]\nhint: [..]\n",
+            first.fingerprint(),
+            second.fingerprint()
+        ));
+    // Staging is unchanged, and an endpoint with only a staged pin takes an active one.
+    env.run(&[
+        "addcert",
+        "host",
+        "10.1.1.1:8082",
+        "--cert",
+        &file3,
+        "--next",
+    ])
+    .success();
+    env.run(&[
+        "addcert",
+        "host",
+        "10.1.1.2:8082",
+        "--cert",
+        &file3,
+        "--next",
+    ])
+    .success();
+    env.run(&["addcert", "host", "10.1.1.2:8082", "--cert", &file])
+        .success();
+    env.run(&[
+        "addcert",
+        "host",
+        "10.1.1.3:8082",
+        "--cert",
+        &file,
+        "--next",
+        "--additional",
+    ])
+    .code(2);
+    let help = env.run(&["addcert", "--help"]);
+    assert!(help.stdout.contains("--additional"), "{}", help.stdout);
+}

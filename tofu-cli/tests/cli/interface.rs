@@ -131,6 +131,7 @@ fn completions_and_man_page_are_generated_from_the_definitions() {
             "check",
             "expiring-within",
             "fingerprint",
+            "additional",
         ] {
             assert!(run.stdout.contains(word), "{shell} completions lack {word}");
         }

@@ -350,7 +350,16 @@ fn deletecert_with_a_fingerprint_removes_one_pin_of_several() {
     let env = Env::new();
     let (a, b) = (prime_cert("prime-pri"), prime_cert("prime-sec"));
     env.pin("10.1.1.1:8082", &a);
-    env.pin("10.1.1.1:8082", &b);
+    let (b_file, _) = env.write_cert("b", &b);
+    env.run(&[
+        "addcert",
+        "host",
+        "10.1.1.1:8082",
+        "--cert",
+        &b_file,
+        "--additional",
+    ])
+    .success();
     env.run(&["deletecert", "host", "10.1.1.1_8082", "--fingerprint", &b.fingerprint()])
         .success()
         .stdout(&format!(
@@ -697,4 +706,50 @@ removed quarantined host=10.1.1.1_8082;  subject= {PRIME_SUBJECT}  ({q_fp})
             next_fp = next.fingerprint(),
             q_fp = intruder.fingerprint(),
         ));
+}
+
+/// Issue 11, item 7: keys written before endpoints were canonicalised further
+/// (`[::ffff:127.0.0.1]:443` is now 127.0.0.1:443, `0x7f000001:443` is now refused) must be
+/// read without a panic until a migration rewrites them: a key that parses to another
+/// canonical text is listed under it, one that no longer parses is a store error (status 1).
+#[test]
+fn keys_stored_in_a_spelling_that_is_no_longer_canonical_do_not_panic() {
+    let env = Env::new();
+    let cert = prime_cert("prime-pri");
+    env.pin("10.9.9.9:443", &cert);
+    let db = rusqlite::Connection::open(env.store().join(tofu_core::DATABASE_FILE)).unwrap();
+    db.execute(
+        "UPDATE pin SET endpoint = '[::ffff:127.0.0.1]:443' WHERE endpoint = '10.9.9.9:443'",
+        [],
+    )
+    .unwrap();
+    env.run(&["listcerts"])
+        .success()
+        .stdout(&format!("host=127.0.0.1_443;  subject= {PRIME_SUBJECT}\n"));
+    env.run(&["export"]).success();
+
+    db.execute(
+        "UPDATE pin SET endpoint = '0x7f000001:443' WHERE endpoint = '[::ffff:127.0.0.1]:443'",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    for args in [
+        &["listcerts"][..],
+        &["listcerts", "--format", "json"],
+        &["export"],
+    ] {
+        let run = env.run(args);
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {run:#?}");
+        run.code(1)
+            .stderr("error: [..]0x7f000001[..]\nhint: [..]\n");
+    }
+    for args in [
+        &["showcert", "host", "127.0.0.1:443"][..],
+        &["deletecert", "host", "127.0.0.1_443"],
+        &["log"],
+    ] {
+        let run = env.run(args);
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {run:#?}");
+    }
 }

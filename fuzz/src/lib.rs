@@ -67,8 +67,8 @@ pub fn endpoint(data: &[u8]) {
                     // that address: such names are refused.
                     let last = name.rsplit('.').next().unwrap_or_default();
                     assert!(
-                        !last.bytes().all(|b| b.is_ascii_digit())
-                            && !(last.starts_with("0x")
+                        !(last.bytes().all(|b| b.is_ascii_digit())
+                            || last.starts_with("0x")
                                 && last[2..].bytes().all(|b| b.is_ascii_hexdigit())),
                         "{text:?} is the name {name:?}, which ends in a number"
                     );

@@ -64,10 +64,12 @@ pub fn endpoint(data: &[u8]) {
                     // A name a URL parser would read as an IPv4 address is a second key for
                     // that address: such names are refused.
                     let last = name.rsplit('.').next().unwrap_or_default();
+                    let decimal = last.bytes().all(|b| b.is_ascii_digit());
+                    let hex = last
+                        .strip_prefix("0x")
+                        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
                     assert!(
-                        !last.bytes().all(|b| b.is_ascii_digit())
-                            && !(last.starts_with("0x")
-                                && last[2..].bytes().all(|b| b.is_ascii_hexdigit())),
+                        !decimal && !hex,
                         "{text:?} is the name {name:?}, which ends in a number"
                     );
                     name.clone()

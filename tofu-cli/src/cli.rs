@@ -52,6 +52,16 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "NAME", default_value = "tofu-certs")]
     pub(crate) actor: String,
 
+    /// Show more of what the library logs: -v information, -vv debugging (also rustls's);
+    /// warnings are shown without it [default: RUST_LOG's levels when it is set].
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub(crate) verbose: u8,
+
+    /// Show only errors, not the library's warnings (an expired pin presented, a store owned
+    /// by another user).
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }

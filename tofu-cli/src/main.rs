@@ -5,12 +5,14 @@
 mod cli;
 mod commands;
 mod error;
+mod logger;
 mod output;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::parse();
+    logger::init(cli.verbose, cli.quiet);
     match commands::run(cli) {
         Ok(exit) => exit.into(),
         Err(err) => err.report(),

@@ -81,8 +81,11 @@ hint: `tofu-certs accept host {endpoint} --fingerprint {fp}{s}` pins exactly the
     ] {
         let mut args = vec!["probe", "host", &endpoint];
         args.extend_from_slice(policy);
+        // The verifier's own log of the refusal comes first (the library logs it for services,
+        // which may not print the error), then the command's error.
         env.run(&args).code(4).stdout("").stderr(&format!(
-            "error: the certificate presented by {endpoint} does not match the certificate pinned for it.
+            "warning: refused {endpoint}: it presented {new} ({PRIME_SUBJECT}), which matches none of its pins
+error: the certificate presented by {endpoint} does not match the certificate pinned for it.
 {configured}
 
   pinned     subject      {PRIME_SUBJECT}
@@ -288,8 +291,9 @@ fn probe_from_a_list_reports_each_endpoint_and_the_worst_status() {
         b.fingerprint()
     ));
     assert!(run.stderr.starts_with(&format!(
-        "error: the certificate presented by {b_endpoint} does not match the certificate pinned for it.\n"
-    )));
+        "warning: refused {b_endpoint}: it presented {} (/C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-b), which matches none of its pins\nerror: the certificate presented by {b_endpoint} does not match the certificate pinned for it.\n",
+        other.fingerprint()
+    )), "{}", run.stderr);
     assert!(run.stderr.ends_with(&format!(
         "probed 2 endpoints: 1 mismatch, 1 failed\nhint: `tofu-certs listcerts --quarantined --format table{}` lists the endpoints with quarantined certificates\n",
         env.store_arg()
@@ -408,4 +412,98 @@ fn a_timeout_is_at_least_a_millisecond() {
     env.run(&["probe", "host", &silent, "--timeout", "1ms"])
         .code(1)
         .stderr("error: [..]\nhint: `--timeout SECS` waits longer than 0.001 s\n");
+}
+
+/// Issue 11, item 8: tofu-core's warnings (here: "the certificate pinned for … expired",
+/// which the verifier logs when an expired pin is presented) were dropped, because the
+/// command installed no logger. They reach stderr as `warning:` lines; `-q` hides them, `-v`
+/// adds information, RUST_LOG chooses when no flag does.
+#[test]
+fn library_warnings_reach_stderr_and_quiet_hides_them() {
+    let env = Env::new();
+    let mut params = rcgen::CertificateParams::new(vec!["prime-pri".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2019, 1, 2);
+    params.not_after = rcgen::date_time_ymd(2020, 1, 2);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let expired = TestCert {
+        der: cert.der().clone(),
+        pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    };
+    let (cert_file, key_file) = env.write_cert("expired", &expired);
+    let server = TlsServer::start(&cert_file, &key_file, free_port());
+    let endpoint = server.endpoint();
+    env.run(&["addcert", "host", &endpoint, "--cert", &cert_file])
+        .code(0);
+    let fp = expired.fingerprint();
+    let matched = format!(
+        "match: {endpoint} presented its pinned certificate {fp} (/CN=rcgen self signed cert)\n"
+    );
+    let warning = format!(
+        "warning: the certificate pinned for {endpoint} ({fp}) expired at 2020-01-02T00:00:00Z; it is still accepted because trust-on-first-use trusts the identity, not the dates\n"
+    );
+
+    env.run(&["probe", "host", &endpoint])
+        .code(0)
+        .stdout(&matched)
+        .stderr(&warning);
+    env.run(&["-q", "probe", "host", &endpoint])
+        .success()
+        .stdout(&matched);
+    env.run(&["probe", "host", &endpoint, "--quiet"])
+        .success()
+        .stdout(&matched);
+    let mut cmd = env.command(&["probe", "host", &endpoint]);
+    cmd.env("RUST_LOG", "error");
+    Run::from(cmd.output().unwrap()).success().stdout(&matched);
+    let mut cmd = env.command(&["-q", "probe", "host", &endpoint]);
+    cmd.env("RUST_LOG", "debug");
+    Run::from(cmd.output().unwrap()).success().stdout(&matched);
+    // -vv: debug lines too, each labelled and on one line.
+    let run = env.run(&["-vv", "probe", "host", &endpoint]);
+    run.code(0).stdout(&matched);
+    assert!(run.stderr.contains(&warning), "{}", run.stderr);
+    assert!(
+        run.stderr.lines().any(|l| l.starts_with("debug: ")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .lines()
+            .all(|l| l.split_once(": ").is_some_and(|(label, _)| {
+                ["error", "warning", "info", "debug", "trace"].contains(&label)
+                    || label.starts_with("debug ")
+                    || label.starts_with("trace ")
+            })),
+        "{}",
+        run.stderr
+    );
+    env.run(&["-q", "-v", "listcerts"]).code(2);
+
+    // A closed standard error, and one whose reader is gone (`2>&1 >FILE | :`), lose the
+    // warning but not the command.
+    let out = env.path("out.txt");
+    for (inner, outer) in [("2>&-", ""), ("", "2>&1 | :")] {
+        let redirect = format!("{inner}{outer}");
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "{{ \"$0\" --store \"$1\" probe host \"$2\" >\"$3\" {inner}; echo $? >\"$3.status\"; }} {outer}"
+            ))
+            .arg(BIN)
+            .arg(env.store())
+            .arg(&endpoint)
+            .arg(&out);
+        let run = Run::from(cmd.output().unwrap());
+        assert_eq!(run.code, 0, "{redirect}: {run:#?}");
+        let status = std::fs::read_to_string(env.path("out.txt.status")).unwrap();
+        assert_eq!(status, "0\n", "{redirect}");
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            matched,
+            "{redirect}"
+        );
+    }
 }

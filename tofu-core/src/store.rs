@@ -359,7 +359,9 @@ impl Store {
                 check_no_wal_frames(&db_path, &e)?;
                 let mut conn = open_immutable(&db_path)?;
                 check_schema(&mut conn, &db_path, true)?;
-                log::warn!(
+                // Info, not a warning: reading is unaffected, and a write reports the same
+                // cause as its own error.
+                log::info!(
                     "pin store {} opened read-only from its database file alone: {e}",
                     db_path.display()
                 );

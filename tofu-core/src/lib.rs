@@ -59,6 +59,7 @@ mod endpoint;
 mod error;
 mod export;
 mod fingerprint;
+mod location;
 mod pin;
 mod policy;
 mod quarantine;
@@ -79,6 +80,9 @@ pub use export::{
     MAX_EXPORT_LEN,
 };
 pub use fingerprint::{Fingerprint, FingerprintError};
+pub use location::{
+    LocationError, PostgresHost, PostgresLocation, SslMode, StoreLocation, DEFAULT_CONNECT_TIMEOUT,
+};
 pub use pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
 pub use policy::{decide, Decision, Policy};
 pub use rejection::{shell_quote, store_arg, Mismatch, NotPinned, TofuError};

@@ -28,6 +28,10 @@ use crate::pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
 use crate::quarantine::{self, Admission, Slot};
 use crate::{CertificateDetails, Endpoint, Fingerprint, Timestamp};
 
+// The boundary the SQLite code is being moved behind (see backend.rs).
+#[allow(dead_code)]
+mod backend;
+
 /// How long a write waits for another process's write to finish before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 

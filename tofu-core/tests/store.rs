@@ -1257,8 +1257,8 @@ fn a_new_store_is_private_to_its_owner() {
         .unwrap();
     assert_eq!(mode(&dir), 0o700, "store directory");
     let db = dir.join(DATABASE_FILE);
-    assert_eq!(store.database_path(), db);
-    assert_eq!(store.dir(), dir);
+    assert_eq!(store.database_path(), Some(db.as_path()));
+    assert_eq!(store.dir(), Some(dir.as_path()));
     assert_eq!(mode(&db), 0o600, "database file");
     for side in ["-wal", "-shm"] {
         let path = PathBuf::from(format!("{}{side}", db.display()));

@@ -1,172 +1,51 @@
-//! The persistent pin store: a directory holding one SQLite database in WAL mode.
+//! The persistent pin store: the public [`Store`] facade over a storage backend.
 //!
-//! Every change is one `BEGIN IMMEDIATE` transaction, committed with `synchronous=FULL` before
-//! the call returns, so changes are atomic across threads and processes and survive a crash or
-//! power loss once acknowledged. Readers never block writers and writers never block readers
-//! (WAL), so the CLI works while services hold the store open. Each process keeps a
-//! *generation* number that moves whenever anyone committed a change (seen from SQLite's
-//! WAL-index header, then `PRAGMA data_version`), which lets callers cache what they read and
-//! still see another process's change on their next lookup.
-//!
-//! This module is the only one that speaks SQL; another backend would replace it alone.
+//! Every change is one transaction of the backend ([`backend::Backend::update`]): load the
+//! endpoint's record, decide with the pure rules of `plan.rs`, apply what they planned,
+//! commit durably before returning. So the rules (first use, several pins, staged promotion,
+//! compare-and-swap, the quarantine's bounds, the audit log) exist once, and each backend
+//! only stores rows: `sqlite.rs` for a store directory, `postgres.rs` (cargo feature
+//! `postgres`) for a shared database.
 
-use std::fs;
-use std::io;
 use std::ops::ControlFlow;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transaction};
 use rustls::pki_types::CertificateDer;
 
-use crate::audit::{Actor, AuditEntry, AuditEvent};
+use std::sync::Arc;
+
+use crate::audit::{Actor, AuditEntry};
 use crate::error::{Error, Result};
 use crate::pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
-use crate::quarantine::{self, Admission, Slot};
-use crate::{CertificateDetails, Endpoint, Fingerprint, Timestamp};
+use crate::{CertificateDetails, Endpoint, Fingerprint, StoreLocation, Timestamp};
 
-// The boundary the SQLite code is being moved behind (see backend.rs).
-#[allow(dead_code)]
 mod backend;
+mod plan;
+mod sqlite;
 
-/// How long a write waits for another process's write to finish before giving up.
-pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The name of the database file inside a store directory.
-pub const DATABASE_FILE: &str = "pins.sqlite3";
-
-/// The environment variable naming the users, other than the one running, that may own a
-/// store: a comma-separated list of user ids or user names (looked up in `/etc/passwd`), such
-/// as `TOFU_CERTS_ALLOW_OWNER=tofu-svc` for a service account's store that an operator (or
-/// root) uses too. Without it a store owned by anyone else, root included, is refused, as
-/// OpenSSH's `StrictModes` refuses another user's `authorized_keys`: whoever owns the store
-/// can change whom this process trusts.
-pub const ALLOW_OWNER_VARIABLE: &str = "TOFU_CERTS_ALLOW_OWNER";
-
-/// `MIGRATIONS[i]` takes a store from schema version `i + 1` to `i + 2`. A new store is
-/// created at version 1 (`SCHEMA`) and migrated like any other, so every migration runs
-/// whenever a store is created.
-const MIGRATIONS: &[&str] = &[
-    // 2: who created and who last upgraded the store, so that a version refusing a store
-    // written by a newer one can say which.
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
-    // 3: what the quarantine's bounds need (`quarantine.rs`): which change of an endpoint's
-    // pins each quarantined certificate came after, and per endpoint the number of that
-    // change and the refusals since.
-    "CREATE TABLE endpoint_state (
-        endpoint       TEXT    PRIMARY KEY,
-        epoch          INTEGER NOT NULL DEFAULT 0,
-        refusals       INTEGER NOT NULL DEFAULT 0,
-        audited        INTEGER NOT NULL DEFAULT 0,
-        failing_since  INTEGER,
-        last_refused   INTEGER,
-        last_presented BLOB CHECK (last_presented IS NULL OR length(last_presented) = 32)
-    ) WITHOUT ROWID;
-    ALTER TABLE quarantine ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;",
-];
-
-/// The schema this build writes. Older stores are migrated on open; newer ones are refused.
-const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
-
-/// Written to the `meta` table.
-const WRITER: &str = concat!("tofu-core ", env!("CARGO_PKG_VERSION"));
-
-/// `PRAGMA application_id` of a tofu-certs store ("ToFU"), so that another SQLite database is
-/// never mistaken for one.
-const APPLICATION_ID: i32 = 0x546f_4655;
-
-const SCHEMA: &str = "
-CREATE TABLE pin (
-    id               INTEGER PRIMARY KEY,
-    endpoint         TEXT    NOT NULL,
-    state            TEXT    NOT NULL CHECK (state IN ('active', 'next')),
-    fingerprint      BLOB    NOT NULL CHECK (length(fingerprint) = 32),
-    spki_fingerprint BLOB    NOT NULL CHECK (length(spki_fingerprint) = 32),
-    der              BLOB    NOT NULL,
-    subject          TEXT    NOT NULL,
-    issuer           TEXT    NOT NULL,
-    sans             TEXT    NOT NULL,
-    not_before       INTEGER NOT NULL,
-    not_after        INTEGER NOT NULL,
-    pinned_at        INTEGER NOT NULL,
-    first_seen       INTEGER,
-    last_seen        INTEGER,
-    times_seen       INTEGER NOT NULL DEFAULT 0,
-    source           TEXT    NOT NULL,
-    label            TEXT,
-    UNIQUE (endpoint, fingerprint)
-);
-CREATE TABLE quarantine (
-    id          INTEGER PRIMARY KEY,
-    endpoint    TEXT    NOT NULL,
-    fingerprint BLOB    NOT NULL CHECK (length(fingerprint) = 32),
-    der         BLOB    NOT NULL,
-    first_seen  INTEGER NOT NULL,
-    last_seen   INTEGER NOT NULL,
-    times_seen  INTEGER NOT NULL,
-    UNIQUE (endpoint, fingerprint)
-);
-CREATE TABLE audit (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    at          INTEGER NOT NULL,
-    endpoint    TEXT    NOT NULL,
-    event       TEXT    NOT NULL,
-    fingerprint BLOB,
-    previous    BLOB,
-    subject     TEXT,
-    actor       TEXT    NOT NULL
-);
-CREATE INDEX audit_by_endpoint ON audit (endpoint, id);
-CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-";
-
-const PIN_COLUMNS: &str = "endpoint, state, der, fingerprint, spki_fingerprint, subject, issuer, \
-     sans, not_before, not_after, pinned_at, first_seen, last_seen, times_seen, source, label";
+use backend::{Backend, Loaded};
+use sqlite::SqliteBackend;
+pub use sqlite::{ALLOW_OWNER_VARIABLE, DATABASE_FILE};
 
 /// A persistent store of pinned certificates, shared safely by threads and processes.
 ///
 /// `Store` is `Send + Sync`; share one per process behind an `Arc`.
 pub struct Store {
-    dir: PathBuf,
-    db_path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: Box<[Shard]>,
-    generation: AtomicU64,
+    backend: Arc<dyn Backend>,
+    /// The same backend, when it is SQLite: what only a store directory has (its paths,
+    /// SQLite's own integrity check).
+    sqlite: Option<Arc<SqliteBackend>>,
     actor: Actor,
-    read_only: bool,
-    /// Opened with SQLite's `immutable=1`, because the write-ahead log's index could not be
-    /// set up (a full disk, a read-only directory): read-only, and blind to later changes.
-    immutable: bool,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("dir", &self.dir)
+            .field("location", self.backend.location())
             .field("actor", &self.actor)
-            .field("read_only", &self.read_only)
+            .field("read_only", &self.backend.is_read_only())
             .finish_non_exhaustive()
     }
-}
-
-/// A reader shard on cache lines of its own: a thread taking and releasing its shard's lock
-/// on every lookup must not slow down the threads using the neighbouring shards.
-#[repr(align(128))]
-struct Shard(Mutex<Reader>);
-
-struct Reader {
-    conn: Option<Connection>,
-    data_version: Option<i64>,
-    /// The store's WAL-index (`-shm`) file, once this connection is known to be in WAL mode.
-    wal_index: Option<fs::File>,
-    /// The WAL-index header as read just before `data_version` was last queried.
-    wal_header: Option<[u8; WAL_INDEX_HEADER_LEN]>,
 }
 
 /// The outcome of [`Store::pin_first_use`].
@@ -250,9 +129,6 @@ pub struct Finding {
     pub detail: String,
 }
 
-/// At most this many findings per check are listed; a store that damaged is named anyway.
-const MAX_FINDINGS_PER_CHECK: usize = 100;
-
 /// What [`Store::import`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ImportReport {
@@ -263,7 +139,6 @@ pub struct ImportReport {
     /// Existing pins removed because `replace` was asked for.
     pub replaced: usize,
 }
-
 impl Store {
     /// Opens the store in directory `dir`, creating the directory (mode 0700) and the database
     /// (mode 0600) if they do not exist.
@@ -272,7 +147,7 @@ impl Store {
     /// When the directory or file cannot be created or used, the file is not a tofu-certs
     /// store, is damaged, or was written by a newer version.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with(dir.as_ref(), true)
+        Self::open_sqlite(dir.as_ref(), true)
     }
 
     /// Opens an existing store; never creates anything.
@@ -280,7 +155,49 @@ impl Store {
     /// # Errors
     /// [`Error::StoreNotFound`] when there is no store in `dir`, and those of [`Store::open`].
     pub fn open_existing(dir: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with(dir.as_ref(), false)
+        Self::open_sqlite(dir.as_ref(), false)
+    }
+
+    /// Opens the store at `location`, creating it if it does not exist, as [`Store::open`]
+    /// does for a directory.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a kind of store this build cannot open, and those of
+    /// opening that kind of store.
+    pub fn open_location(location: &StoreLocation) -> Result<Self> {
+        Self::open_at(location, true)
+    }
+
+    /// Opens the existing store at `location`; never creates anything.
+    ///
+    /// # Errors
+    /// [`Error::StoreNotFound`] when there is no store there, and those of
+    /// [`Store::open_location`].
+    pub fn open_existing_location(location: &StoreLocation) -> Result<Self> {
+        Self::open_at(location, false)
+    }
+
+    fn open_at(location: &StoreLocation, create: bool) -> Result<Self> {
+        match location {
+            StoreLocation::Directory(dir) => Self::open_sqlite(dir, create),
+            // The PostgreSQL backend's arm: under `#[cfg(feature = "postgres")]` it opens
+            // `postgres::PostgresBackend` here; without the feature it stays this refusal.
+            StoreLocation::Postgres(_) => Err(Error::Unsupported {
+                location: location.to_string(),
+                reason: "this build has no PostgreSQL support; build with the cargo feature \
+                         `postgres`, or give --store a directory"
+                    .into(),
+            }),
+        }
+    }
+
+    fn open_sqlite(dir: &Path, create: bool) -> Result<Self> {
+        let sqlite = Arc::new(SqliteBackend::open(dir, create)?);
+        Ok(Self {
+            backend: sqlite.clone(),
+            sqlite: Some(sqlite),
+            actor: Actor::current_process(),
+        })
     }
 
     /// Names the actor written to the audit log for changes made through this handle
@@ -296,127 +213,26 @@ impl Store {
         dirs::data_dir().map(|d| d.join("tofu-certs"))
     }
 
-    /// The store directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The SQLite database file inside the store directory.
-    pub fn database_path(&self) -> &Path {
-        &self.db_path
-    }
-
     /// Whether this process can only read the store.
     pub fn is_read_only(&self) -> bool {
-        self.read_only
+        self.backend.is_read_only()
     }
 
-    fn open_with(dir: &Path, create: bool) -> Result<Self> {
-        let db_path = dir.join(DATABASE_FILE);
-        check_no_link_in_path(dir)?;
-        prepare_directory(dir, create)?;
-        check_not_linked(&db_path)?;
-        match fs::symlink_metadata(&db_path) {
-            Ok(meta) if meta.len() == 0 => {
-                return Err(Error::Corrupt {
-                    path: db_path,
-                    detail: "the file is empty; it was truncated".into(),
-                })
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if !create {
-                    return Err(Error::StoreNotFound {
-                        path: dir.to_path_buf(),
-                    });
-                }
-                create_database(dir, &db_path)?;
-            }
-            Err(source) => {
-                return Err(Error::Io {
-                    path: db_path,
-                    source,
-                })
-            }
-        }
-        let sides = side_files(&db_path);
-        for side in &sides {
-            check_not_linked(side)?;
-        }
-        for file in std::iter::once(&db_path).chain(&sides) {
-            check_store_file(dir, file)?;
-        }
-        let sides_existed = sides.iter().map(|p| p.exists()).collect::<Vec<_>>();
-        check_header(&db_path)?;
+    /// Where the store is: its directory, or its database (printable: never with a
+    /// password).
+    pub fn location(&self) -> &StoreLocation {
+        self.backend.location()
+    }
 
-        let opened = open_connection(&db_path).and_then(|mut conn| {
-            let read_only = conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true);
-            check_schema(&mut conn, &db_path, read_only)?;
-            Ok((conn, read_only))
-        });
-        let (writer, read_only, immutable) = match opened {
-            Ok((conn, read_only)) => (conn, read_only, false),
-            // SQLite could not create the write-ahead log or its index (no space, a
-            // read-only directory or filesystem). An idle store can still be read from the
-            // database file alone, so that listing and matching go on.
-            Err(e) if wal_unavailable(&e) => {
-                check_no_wal_frames(&db_path, &e)?;
-                let mut conn = open_immutable(&db_path)?;
-                check_schema(&mut conn, &db_path, true)?;
-                // Info, not a warning: reading is unaffected, and a write reports the same
-                // cause as its own error.
-                log::info!(
-                    "pin store {} opened read-only from its database file alone: {e}",
-                    db_path.display()
-                );
-                (conn, true, true)
-            }
-            Err(e) => return Err(e),
-        };
-        if !read_only {
-            let mode: String = writer
-                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-                .map_err(|e| Error::db(&db_path, e))?;
-            if !mode.eq_ignore_ascii_case("wal") {
-                log::warn!(
-                    "pin store {} is in journal mode {mode}, not WAL",
-                    db_path.display()
-                );
-            }
-            // The log and its index were just created: make their names durable, as the
-            // database's own name was made durable when it was created.
-            if sides
-                .iter()
-                .zip(&sides_existed)
-                .any(|(p, &e)| !e && p.exists())
-            {
-                sync_directory(dir)?;
-            }
-        }
+    /// The store directory, for a store that is one (SQLite); `None` otherwise.
+    pub fn dir(&self) -> Option<&Path> {
+        self.sqlite.as_deref().map(SqliteBackend::dir)
+    }
 
-        let shards = std::thread::available_parallelism()
-            .map_or(4, |n| n.get() * 2)
-            .max(4);
-        let readers = (0..shards)
-            .map(|_| {
-                Shard(Mutex::new(Reader {
-                    conn: None,
-                    data_version: None,
-                    wal_index: None,
-                    wal_header: None,
-                }))
-            })
-            .collect();
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            db_path,
-            writer: Mutex::new(writer),
-            readers,
-            generation: AtomicU64::new(1),
-            actor: Actor::current_process(),
-            read_only,
-            immutable,
-        })
+    /// The SQLite database file inside the store directory; `None` for another kind of
+    /// store.
+    pub fn database_path(&self) -> Option<&Path> {
+        self.sqlite.as_deref().map(SqliteBackend::database_path)
     }
 
     /// A number that changes whenever the store may have changed, in this process or any
@@ -427,35 +243,7 @@ impl Store {
     /// # Errors
     /// When the database cannot be read.
     pub fn generation(&self) -> Result<u64> {
-        let mut guard = self.reader();
-        let reader = &mut *guard;
-        let path = &self.db_path;
-        reader_conn(reader, path, self.immutable)?;
-        // Every commit, by any process, rewrites the WAL-index header (its change counter goes
-        // up), and SQLite's own `data_version` moves only when that header differs from the
-        // one the connection read last. So while the header is byte for byte the one read
-        // before this connection's last `data_version`, the answer cannot have changed, and
-        // SQLite's read transaction (file locks, system calls, a global mutex) is skipped.
-        // The header is read before the query, so what is recorded is never newer than what
-        // the query saw.
-        let header = reader.wal_index.as_ref().and_then(read_wal_header);
-        if header.is_some() && header == reader.wal_header {
-            return Ok(self.generation.load(Ordering::Acquire));
-        }
-        let conn = reader.conn.as_mut().expect("opened just above");
-        let version: i64 = conn
-            .prepare_cached("PRAGMA data_version")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .map_err(|e| Error::db(path, e))?;
-        reader.wal_header = header;
-        if reader.wal_index.is_none() && !self.read_only {
-            reader.wal_index = open_wal_index(conn, path);
-        }
-        if reader.data_version != Some(version) {
-            reader.data_version = Some(version);
-            return Ok(self.generation.fetch_add(1, Ordering::AcqRel) + 1);
-        }
-        Ok(self.generation.load(Ordering::Acquire))
+        self.backend.generation()
     }
 
     /// Everything stored for `endpoint`: active and staged pins and quarantined certificates.
@@ -463,12 +251,7 @@ impl Store {
     /// # Errors
     /// When the database cannot be read.
     pub fn endpoint(&self, endpoint: &Endpoint) -> Result<EndpointRecord> {
-        let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let record = read_endpoint(&tx, endpoint).map_err(|e| self.err(e))?;
-        drop(tx);
-        Ok(record)
+        self.backend.load(endpoint).map(plan::record)
     }
 
     /// Pins `der` for `endpoint` if, and only if, the endpoint has no pin (active or staged).
@@ -478,41 +261,9 @@ impl Store {
     /// # Errors
     /// When the certificate does not parse or the database cannot be written.
     pub fn pin_first_use(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<FirstUse> {
-        let details = self.details(endpoint, der)?;
-        self.write(|tx| {
-            let existing = read_endpoint(tx, endpoint)?;
-            if existing.is_pinned() {
-                return Ok(FirstUse::AlreadyPinned(existing));
-            }
-            // The lookup above went through the (endpoint, fingerprint) index. An index that
-            // lost the endpoint's entry would make a pinned endpoint look unpinned, and what
-            // is presented now would be trusted beside the real pin: the one write that can
-            // reopen trust is only made once the table itself agrees.
-            if pinned_in_table(tx, endpoint)? {
-                return Err(self
-                    .corrupt(format!(
-                        "the pin table holds a pin of {endpoint} that its index does not; \
-                         nothing was pinned. Run `tofu-certs check`"
-                    ))
-                    .into());
-            }
-            let now = Timestamp::now();
-            let pin = Pin {
-                endpoint: endpoint.clone(),
-                state: PinState::Active,
-                der: der.clone().into_owned(),
-                details,
-                pinned_at: now,
-                first_seen: Some(now),
-                last_seen: Some(now),
-                times_seen: 1,
-                source: PinSource::FirstUse,
-                label: None,
-            };
-            insert_pin(tx, &pin)?;
-            pins_changed(tx, endpoint)?;
-            self.audit(tx, endpoint, AuditEvent::Pinned, Some(&pin.details), None)?;
-            Ok(FirstUse::Pinned(Box::new(pin)))
+        let details = details(endpoint, der)?;
+        self.update(endpoint, |loaded, now, actor| {
+            plan::first_use(endpoint, loaded, der, details.clone(), now, actor)
         })
     }
 
@@ -529,36 +280,18 @@ impl Store {
         state: PinState,
         label: Option<&str>,
     ) -> Result<Pin> {
-        let details = self.details(endpoint, der)?;
-        self.write(|tx| {
-            if let Some(existing) = find_pin(tx, endpoint, &details.fingerprint)? {
-                return Err(Error::AlreadyPinned {
-                    endpoint: endpoint.clone(),
-                    fingerprint: details.fingerprint,
-                    state: existing.state,
-                }
-                .into());
-            }
-            let pin = Pin {
-                endpoint: endpoint.clone(),
+        let details = details(endpoint, der)?;
+        self.update(endpoint, |loaded, now, actor| {
+            plan::add(
+                endpoint,
+                loaded,
+                der,
+                details.clone(),
                 state,
-                der: der.clone().into_owned(),
-                details,
-                pinned_at: Timestamp::now(),
-                first_seen: None,
-                last_seen: None,
-                times_seen: 0,
-                source: PinSource::Operator,
-                label: label.map(|l| crate::text::bounded(l.to_owned(), crate::MAX_LABEL_CHARS)),
-            };
-            insert_pin(tx, &pin)?;
-            pins_changed(tx, endpoint)?;
-            let event = match state {
-                PinState::Active => AuditEvent::Added,
-                PinState::Next => AuditEvent::Staged,
-            };
-            self.audit(tx, endpoint, event, Some(&pin.details), None)?;
-            Ok(pin)
+                label,
+                now,
+                actor,
+            )
         })
     }
 
@@ -574,47 +307,10 @@ impl Store {
         der: &CertificateDer<'_>,
         source: PinSource,
     ) -> Result<Pin> {
-        let details = self.details(endpoint, der)?;
-        self.write(|tx| {
-            let old = match find_pin(tx, endpoint, expected)? {
-                Some(old) if old.state == PinState::Active => old,
-                _ => {
-                    return Err(Error::PinChanged {
-                        endpoint: endpoint.clone(),
-                        expected: *expected,
-                    }
-                    .into())
-                }
-            };
-            delete_pin(tx, endpoint, expected)?;
-            if details.fingerprint != *expected {
-                if let Some(dup) = find_pin(tx, endpoint, &details.fingerprint)? {
-                    delete_pin(tx, endpoint, &dup.details.fingerprint)?;
-                }
-            }
-            let now = Timestamp::now();
-            let pin = Pin {
-                endpoint: endpoint.clone(),
-                state: PinState::Active,
-                der: der.clone().into_owned(),
-                details,
-                pinned_at: now,
-                first_seen: None,
-                last_seen: None,
-                times_seen: 0,
-                source,
-                label: old.label.clone(),
-            };
-            insert_pin(tx, &pin)?;
-            pins_changed(tx, endpoint)?;
-            self.audit(
-                tx,
-                endpoint,
-                AuditEvent::Replaced,
-                Some(&pin.details),
-                Some(expected),
-            )?;
-            Ok(pin)
+        let details = details(endpoint, der)?;
+        self.update(endpoint, |loaded, now, actor| {
+            let details = details.clone();
+            plan::replace(endpoint, loaded, expected, der, details, source, now, actor)
         })
     }
 
@@ -631,53 +327,10 @@ impl Store {
         der: &CertificateDer<'_>,
         source: PinSource,
     ) -> Result<Pin> {
-        let details = self.details(endpoint, der)?;
-        self.write(|tx| {
-            let record = read_endpoint(tx, endpoint)?;
-            let mut current: Vec<Fingerprint> = record.active().map(Pin::fingerprint).collect();
-            let mut wanted = expected.to_vec();
-            current.sort_unstable();
-            wanted.sort_unstable();
-            if wanted.is_empty() || current != wanted {
-                return Err(Error::PinChanged {
-                    endpoint: endpoint.clone(),
-                    expected: expected.first().copied().unwrap_or(details.fingerprint),
-                }
-                .into());
-            }
-            for old in record.active() {
-                delete_pin(tx, endpoint, &old.details.fingerprint)?;
-            }
-            if let Some(staged) = record
-                .staged()
-                .find(|p| p.fingerprint() == details.fingerprint)
-            {
-                delete_pin(tx, endpoint, &staged.details.fingerprint)?;
-            }
-            let pin = Pin {
-                endpoint: endpoint.clone(),
-                state: PinState::Active,
-                der: der.clone().into_owned(),
-                details,
-                pinned_at: Timestamp::now(),
-                first_seen: None,
-                last_seen: None,
-                times_seen: 0,
-                source,
-                label: record.active().find_map(|p| p.label.clone()),
-            };
-            insert_pin(tx, &pin)?;
-            pins_changed(tx, endpoint)?;
-            for old in &wanted {
-                self.audit(
-                    tx,
-                    endpoint,
-                    AuditEvent::Replaced,
-                    Some(&pin.details),
-                    Some(old),
-                )?;
-            }
-            Ok(pin)
+        let details = details(endpoint, der)?;
+        self.update(endpoint, |loaded, now, actor| {
+            let details = details.clone();
+            plan::replace_active(endpoint, loaded, expected, der, details, source, now, actor)
         })
     }
 
@@ -687,31 +340,8 @@ impl Store {
     /// # Errors
     /// When the database cannot be written.
     pub fn remove_endpoint(&self, endpoint: &Endpoint) -> Result<Removed> {
-        self.write(|tx| {
-            let record = read_endpoint(tx, endpoint)?;
-            for pin in &record.pins {
-                self.audit(tx, endpoint, AuditEvent::Removed, Some(&pin.details), None)?;
-            }
-            for q in &record.quarantined {
-                self.audit(tx, endpoint, AuditEvent::Discarded, Some(&q.details), None)?;
-            }
-            tx.execute(
-                "DELETE FROM pin WHERE endpoint = ?1",
-                [endpoint.to_string()],
-            )?;
-            tx.execute(
-                "DELETE FROM quarantine WHERE endpoint = ?1",
-                [endpoint.to_string()],
-            )?;
-            // Nothing is left to bound or count: the next refusal starts afresh.
-            tx.execute(
-                "DELETE FROM endpoint_state WHERE endpoint = ?1",
-                [endpoint.to_string()],
-            )?;
-            Ok(Removed {
-                pins: record.pins,
-                quarantined: record.quarantined,
-            })
+        self.update(endpoint, |loaded, now, actor| {
+            Ok(plan::remove_endpoint(endpoint, loaded, now, actor))
         })
     }
 
@@ -724,14 +354,8 @@ impl Store {
         endpoint: &Endpoint,
         fingerprint: &Fingerprint,
     ) -> Result<Option<Pin>> {
-        self.write(|tx| {
-            let Some(pin) = find_pin(tx, endpoint, fingerprint)? else {
-                return Ok(None);
-            };
-            delete_pin(tx, endpoint, fingerprint)?;
-            pins_changed(tx, endpoint)?;
-            self.audit(tx, endpoint, AuditEvent::Removed, Some(&pin.details), None)?;
-            Ok(Some(pin))
+        self.update(endpoint, |loaded, now, actor| {
+            Ok(plan::remove_pin(endpoint, loaded, fingerprint, now, actor))
         })
     }
 
@@ -745,74 +369,16 @@ impl Store {
     /// # Errors
     /// When the certificate does not parse or the database cannot be written.
     pub fn quarantine(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<bool> {
-        let details = self.details(endpoint, der)?;
-        self.write(|tx| {
-            let now = Timestamp::now().unix();
-            let key = endpoint.to_string();
-            let fp = details.fingerprint.as_bytes().as_slice();
-            tx.execute(
-                "INSERT INTO endpoint_state (endpoint) VALUES (?1) ON CONFLICT DO NOTHING",
-                [&key],
-            )?;
-            let (epoch, audited): (i64, i64) = tx.query_row(
-                "UPDATE endpoint_state SET refusals = refusals + 1, \
-                 failing_since = coalesce(failing_since, ?2), last_refused = ?2, \
-                 last_presented = ?3 WHERE endpoint = ?1 RETURNING epoch, audited",
-                params![key, now, fp],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let repeated = tx.execute(
-                "UPDATE quarantine SET last_seen = ?3, times_seen = times_seen + 1 \
-                 WHERE endpoint = ?1 AND fingerprint = ?2",
-                params![key, fp, now],
-            )?;
-            if repeated > 0 {
-                return Ok(true);
-            }
-            let slots: Vec<Slot> = tx
-                .prepare_cached(
-                    "SELECT id, epoch, length(der), last_seen FROM quarantine WHERE endpoint = ?1",
-                )?
-                .query_map([&key], |r| {
-                    Ok(Slot {
-                        id: r.get(0)?,
-                        epoch: r.get(1)?,
-                        len: r.get::<_, i64>(2)?.try_into().unwrap_or(usize::MAX),
-                        last_seen: r.get(3)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            let kept = match quarantine::admit(&slots, epoch, der.len()) {
-                Admission::Keep { evict } => {
-                    for id in evict {
-                        tx.execute("DELETE FROM quarantine WHERE id = ?1", [id])?;
-                    }
-                    tx.execute(
-                        "INSERT INTO quarantine (endpoint, fingerprint, der, first_seen, \
-                         last_seen, times_seen, epoch) VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5)",
-                        params![key, fp, der.as_ref(), now, epoch],
-                    )?;
-                    true
-                }
-                Admission::Full => false,
-            };
-            if quarantine::audits_refusal(audited) {
-                tx.execute(
-                    "UPDATE endpoint_state SET audited = audited + 1 WHERE endpoint = ?1",
-                    [&key],
-                )?;
-                let pinned: bool = tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM pin WHERE endpoint = ?1)",
-                    [&key],
-                    |r| r.get(0),
-                )?;
-                let event = match pinned {
-                    true => AuditEvent::MismatchRejected,
-                    false => AuditEvent::UnpinnedRejected,
-                };
-                self.audit(tx, endpoint, event, Some(&details), None)?;
-            }
-            Ok(kept)
+        let details = details(endpoint, der)?;
+        self.update(endpoint, |loaded, now, actor| {
+            Ok(plan::quarantine(
+                endpoint,
+                loaded,
+                der,
+                details.clone(),
+                now,
+                actor,
+            ))
         })
     }
 
@@ -828,57 +394,8 @@ impl Store {
         endpoint: &Endpoint,
         fingerprint: &Fingerprint,
     ) -> Result<Promoted> {
-        self.write(|tx| {
-            let record = read_endpoint(tx, endpoint)?;
-            let Some(q) = record
-                .quarantined
-                .iter()
-                .find(|q| q.details.fingerprint == *fingerprint)
-            else {
-                return Err(Error::NotQuarantined {
-                    endpoint: endpoint.clone(),
-                    fingerprint: *fingerprint,
-                    quarantined: record
-                        .quarantined
-                        .iter()
-                        .map(|q| q.details.fingerprint)
-                        .collect(),
-                }
-                .into());
-            };
-            let retired = self.retire_active(tx, endpoint, &record, fingerprint)?;
-            // Pinned meanwhile (staged, or added or pinned by another process after it was
-            // quarantined): the accepted pin takes its place.
-            if record.pins.iter().any(|p| p.fingerprint() == *fingerprint) {
-                delete_pin(tx, endpoint, fingerprint)?;
-            }
-            tx.execute(
-                "DELETE FROM quarantine WHERE endpoint = ?1 AND fingerprint = ?2",
-                params![endpoint.to_string(), fingerprint.as_bytes().as_slice()],
-            )?;
-            let pin = Pin {
-                endpoint: endpoint.clone(),
-                state: PinState::Active,
-                der: q.der.clone(),
-                details: q.details.clone(),
-                pinned_at: Timestamp::now(),
-                first_seen: Some(q.first_seen),
-                last_seen: Some(q.last_seen),
-                times_seen: q.times_seen,
-                source: PinSource::Accepted,
-                label: retired.iter().find_map(|p| p.label.clone()),
-            };
-            insert_pin(tx, &pin)?;
-            pins_changed(tx, endpoint)?;
-            let previous = retired.first().map(Pin::fingerprint);
-            self.audit(
-                tx,
-                endpoint,
-                AuditEvent::Accepted,
-                Some(&pin.details),
-                previous.as_ref(),
-            )?;
-            Ok(Promoted { pin, retired })
+        self.update(endpoint, |loaded, now, actor| {
+            plan::accept_quarantined(endpoint, loaded, fingerprint, now, actor)
         })
     }
 
@@ -893,56 +410,15 @@ impl Store {
         endpoint: &Endpoint,
         fingerprint: &Fingerprint,
     ) -> Result<Option<Promoted>> {
-        self.write(|tx| {
-            let record = read_endpoint(tx, endpoint)?;
-            let Some(staged) = record
-                .staged()
-                .find(|p| p.fingerprint() == *fingerprint)
-                .cloned()
-            else {
-                return Ok(None);
-            };
-            let retired = self.retire_active(tx, endpoint, &record, fingerprint)?;
-            let now = Timestamp::now();
-            tx.execute(
-                "UPDATE pin SET state = 'active', first_seen = coalesce(first_seen, ?3), \
-                 last_seen = ?3, times_seen = times_seen + 1 \
-                 WHERE endpoint = ?1 AND fingerprint = ?2",
-                params![
-                    endpoint.to_string(),
-                    fingerprint.as_bytes().as_slice(),
-                    now.unix()
-                ],
-            )?;
-            pins_changed(tx, endpoint)?;
-            let previous = retired.first().map(Pin::fingerprint);
-            self.audit(
-                tx,
+        self.update(endpoint, |loaded, now, actor| {
+            Ok(plan::promote_staged(
                 endpoint,
-                AuditEvent::Promoted,
-                Some(&staged.details),
-                previous.as_ref(),
-            )?;
-            let pin = find_pin(tx, endpoint, fingerprint)?
-                .expect("the pin was updated in this transaction");
-            Ok(Some(Promoted { pin, retired }))
+                loaded,
+                fingerprint,
+                now,
+                actor,
+            ))
         })
-    }
-
-    fn retire_active(
-        &self,
-        tx: &Transaction<'_>,
-        endpoint: &Endpoint,
-        record: &EndpointRecord,
-        keep: &Fingerprint,
-    ) -> TxResult<Vec<Pin>> {
-        let mut retired = Vec::new();
-        for pin in record.active().filter(|p| p.fingerprint() != *keep) {
-            delete_pin(tx, endpoint, &pin.details.fingerprint)?;
-            self.audit(tx, endpoint, AuditEvent::Retired, Some(&pin.details), None)?;
-            retired.push(pin.clone());
-        }
-        Ok(retired)
     }
 
     /// Records `count` more handshakes that presented the pin `fingerprint`, the latest at
@@ -958,19 +434,11 @@ impl Store {
         count: u64,
         at: Timestamp,
     ) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE pin SET first_seen = coalesce(first_seen, ?3), \
-                 last_seen = max(coalesce(last_seen, ?3), ?3), times_seen = times_seen + ?4 \
-                 WHERE endpoint = ?1 AND fingerprint = ?2",
-                params![
-                    endpoint.to_string(),
-                    fingerprint.as_bytes().as_slice(),
-                    at.unix(),
-                    i64::try_from(count).unwrap_or(i64::MAX)
-                ],
-            )?;
-            Ok(())
+        self.update(endpoint, |_, _, _| {
+            Ok(plan::Planned {
+                writes: plan::record_seen(fingerprint, count, at),
+                outcome: (),
+            })
         })
     }
 
@@ -989,7 +457,7 @@ impl Store {
         let mut groups: Vec<(&Endpoint, Vec<(&NewPin, CertificateDetails)>)> = Vec::new();
         let mut index = std::collections::HashMap::new();
         for p in pins {
-            let details = self.details(&p.endpoint, &p.der)?;
+            let details = details(&p.endpoint, &p.der)?;
             let slot = *index.entry(&p.endpoint).or_insert_with(|| {
                 groups.push((&p.endpoint, Vec::new()));
                 groups.len() - 1
@@ -1011,67 +479,32 @@ impl Store {
             }
             groups[slot].1.push((p, details));
         }
-        self.write(|tx| {
-            let mut report = ImportReport::default();
-            for (endpoint, entries) in &groups {
-                let record = read_endpoint(tx, endpoint)?;
-                let changes_before = report.added + report.replaced;
-                let in_file = |pin: &Pin| {
-                    entries
-                        .iter()
-                        .any(|(p, d)| d.fingerprint == pin.fingerprint() && p.state == pin.state)
-                };
-                let foreign: Vec<&Pin> = record.pins.iter().filter(|pin| !in_file(pin)).collect();
-                if let Some(other) = foreign.first() {
-                    if !replace {
-                        let imported = entries
-                            .iter()
-                            .find(|(_, d)| d.fingerprint != other.fingerprint())
-                            .map_or(other.fingerprint(), |(_, d)| d.fingerprint);
-                        return Err(Error::ImportConflict {
-                            endpoint: (*endpoint).clone(),
-                            existing: other.fingerprint(),
-                            imported,
-                        }
-                        .into());
-                    }
-                    for old in &foreign {
-                        delete_pin(tx, endpoint, &old.details.fingerprint)?;
-                        self.audit(tx, endpoint, AuditEvent::Removed, Some(&old.details), None)?;
-                        report.replaced += 1;
-                    }
-                }
-                for (p, details) in entries {
-                    if record
-                        .pins
-                        .iter()
-                        .any(|x| x.fingerprint() == details.fingerprint && x.state == p.state)
-                    {
-                        report.unchanged += 1;
-                        continue;
-                    }
-                    let pin = Pin {
-                        endpoint: p.endpoint.clone(),
-                        state: p.state,
-                        der: p.der.clone(),
-                        details: details.clone(),
-                        pinned_at: p.pinned_at.unwrap_or_else(Timestamp::now),
-                        first_seen: p.first_seen,
-                        last_seen: p.last_seen,
-                        times_seen: p.times_seen,
-                        source: p.source,
-                        label: p.label.clone(),
-                    };
-                    insert_pin(tx, &pin)?;
-                    self.audit(tx, endpoint, AuditEvent::Imported, Some(details), None)?;
-                    report.added += 1;
-                }
-                if report.added + report.replaced > changes_before {
-                    pins_changed(tx, endpoint)?;
-                }
-            }
-            Ok(report)
-        })
+        let endpoints: Vec<&Endpoint> = groups.iter().map(|(e, _)| *e).collect();
+        let mut reports = vec![ImportReport::default(); groups.len()];
+        let actor = self.actor.as_str();
+        self.backend.update(&endpoints, &mut |endpoint, loaded| {
+            // By position, not appended: a backend that retries plans every endpoint again.
+            let Some(i) = groups.iter().position(|(e, _)| *e == endpoint) else {
+                return Ok(Vec::new());
+            };
+            let planned = plan::import(
+                endpoint,
+                loaded,
+                &groups[i].1,
+                replace,
+                Timestamp::now(),
+                actor,
+            )?;
+            reports[i] = planned.outcome;
+            Ok(planned.writes)
+        })?;
+        Ok(reports
+            .into_iter()
+            .fold(ImportReport::default(), |sum, r| ImportReport {
+                added: sum.added + r.added,
+                unchanged: sum.unchanged + r.unchanged,
+                replaced: sum.replaced + r.replaced,
+            }))
     }
 
     /// Calls `f` with every pin, ordered by endpoint (then active before staged, then age),
@@ -1081,40 +514,7 @@ impl Store {
     /// # Errors
     /// When the database cannot be read.
     pub fn for_each_pin(&self, mut f: impl FnMut(Pin) -> ControlFlow<()>) -> Result<()> {
-        // `ORDER BY endpoint` walks the (endpoint, fingerprint) index with no sort. Adding
-        // `state, id` made SQLite copy every row, certificate included, through a temporary
-        // sorter per endpoint (a quarter of the time of listing a million pins); the few pins
-        // of one endpoint are put in that order here instead.
-        let sql = format!("SELECT {PIN_COLUMNS}, id FROM pin ORDER BY endpoint");
-        let mut group: Vec<(Pin, i64)> = Vec::new();
-        let mut emit = |group: &mut Vec<(Pin, i64)>| {
-            group.sort_by(|(a, a_id), (b, b_id)| {
-                (a.state.as_str(), a_id).cmp(&(b.state.as_str(), b_id))
-            });
-            group.drain(..).try_for_each(|(pin, _)| f(pin))
-        };
-        let mut stopped = false;
-        self.stream(
-            &sql,
-            [],
-            |row| Ok((pin_from_row(row)?, row.get::<_, i64>(16)?)),
-            |(pin, id)| {
-                if group
-                    .first()
-                    .is_some_and(|(p, _)| p.endpoint != pin.endpoint)
-                    && emit(&mut group).is_break()
-                {
-                    stopped = true;
-                    return ControlFlow::Break(());
-                }
-                group.push((pin, id));
-                ControlFlow::Continue(())
-            },
-        )?;
-        if !stopped {
-            let _ = emit(&mut group);
-        }
-        Ok(())
+        self.backend.for_each_pin(&mut f)
     }
 
     /// Calls `f` with every quarantined certificate, ordered by endpoint.
@@ -1123,11 +523,9 @@ impl Store {
     /// When the database cannot be read.
     pub fn for_each_quarantined(
         &self,
-        f: impl FnMut(Quarantined) -> ControlFlow<()>,
+        mut f: impl FnMut(Quarantined) -> ControlFlow<()>,
     ) -> Result<()> {
-        let sql = "SELECT endpoint, der, first_seen, last_seen, times_seen FROM quarantine \
-                   ORDER BY endpoint, last_seen DESC, id DESC";
-        self.stream(sql, [], quarantined_from_row, f)
+        self.backend.for_each_quarantined(&mut f)
     }
 
     /// Calls `f` with the audit log, oldest first, of one endpoint or of all.
@@ -1137,41 +535,9 @@ impl Store {
     pub fn for_each_audit(
         &self,
         endpoint: Option<&Endpoint>,
-        f: impl FnMut(AuditEntry) -> ControlFlow<()>,
+        mut f: impl FnMut(AuditEntry) -> ControlFlow<()>,
     ) -> Result<()> {
-        let base =
-            "SELECT id, at, endpoint, event, fingerprint, previous, subject, actor FROM audit";
-        match endpoint {
-            Some(e) => self.stream(
-                &format!("{base} WHERE endpoint = ?1 ORDER BY id"),
-                [e.to_string()],
-                audit_from_row,
-                f,
-            ),
-            None => self.stream(&format!("{base} ORDER BY id"), [], audit_from_row, f),
-        }
-    }
-
-    /// Runs `sql` in one read transaction (one consistent snapshot) and calls `f` with each
-    /// row as `from_row` reads it, until the rows end or `f` breaks.
-    fn stream<T>(
-        &self,
-        sql: &str,
-        params: impl rusqlite::Params,
-        from_row: fn(&Row<'_>) -> rusqlite::Result<T>,
-        mut f: impl FnMut(T) -> ControlFlow<()>,
-    ) -> Result<()> {
-        let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let mut stmt = tx.prepare(sql).map_err(|e| self.err(e))?;
-        let mut rows = stmt.query(params).map_err(|e| self.err(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            if f(from_row(row).map_err(|e| self.err(e))?).is_break() {
-                break;
-            }
-        }
-        Ok(())
+        self.backend.for_each_audit(endpoint, &mut f)
     }
 
     /// Checks the whole store: SQLite's `PRAGMA integrity_check` (every page, and every index
@@ -1185,1170 +551,57 @@ impl Store {
     /// # Errors
     /// Only when the store cannot be read at all; damage is reported as findings.
     pub fn check(&self) -> Result<CheckReport> {
-        let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let mut report = CheckReport::default();
-        let find = |report: &mut CheckReport, kind: &'static str, detail: String| {
-            if report.findings.iter().filter(|f| f.kind == kind).count() < MAX_FINDINGS_PER_CHECK {
-                report.findings.push(Finding { kind, detail });
-            }
-        };
-        let failed = |e: rusqlite::Error| format!("cannot be read: {e}");
-
-        match tx
-            .prepare("PRAGMA integrity_check")
-            .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect())
-        {
-            Ok(rows) => {
-                let rows: Vec<String> = rows;
-                for row in rows.into_iter().filter(|r| r != "ok") {
-                    find(&mut report, "sqlite", row);
-                }
-            }
-            Err(e) => find(&mut report, "sqlite", failed(e)),
-        }
-
-        let header = (|| -> rusqlite::Result<(i32, i64)> {
-            Ok((
-                tx.query_row("PRAGMA application_id", [], |r| r.get(0))?,
-                tx.query_row("PRAGMA user_version", [], |r| r.get(0))?,
-            ))
-        })();
-        match header {
-            Ok((app, version)) => {
-                if app != APPLICATION_ID {
-                    find(
-                        &mut report,
-                        "schema",
-                        format!("application_id is {app:#x}, not {APPLICATION_ID:#x}"),
-                    );
-                }
-                if version != SCHEMA_VERSION {
-                    find(
-                        &mut report,
-                        "schema",
-                        format!("schema version is {version}, not {SCHEMA_VERSION}"),
-                    );
-                }
-            }
-            Err(e) => find(&mut report, "schema", failed(e)),
-        }
-
-        let pins = (|| -> rusqlite::Result<()> {
-            let mut st = tx.prepare(&format!("SELECT id, {PIN_COLUMNS} FROM pin NOT INDEXED"))?;
-            let mut rows = st.query([])?;
-            while let Some(row) = rows.next()? {
-                report.pins += 1;
-                let id: i64 = row.get(0)?;
-                if let Some(problem) = pin_problem(row) {
-                    find(&mut report, "pin", format!("pin {id}: {problem}"));
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = pins {
-            find(&mut report, "pin", format!("the pin table {}", failed(e)));
-        }
-
-        let dups = (|| -> rusqlite::Result<Vec<(String, Vec<u8>, i64)>> {
-            tx.prepare(
-                "SELECT endpoint, fingerprint, count(*) FROM pin NOT INDEXED \
-                 GROUP BY endpoint, fingerprint HAVING count(*) > 1",
-            )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect()
-        })();
-        match dups {
-            Ok(dups) => {
-                for (endpoint, fp, n) in dups {
-                    let fp = <[u8; 32]>::try_from(fp.as_slice())
-                        .map(|a| Fingerprint::from_bytes(a).to_string())
-                        .unwrap_or_else(|_| "a malformed fingerprint".into());
-                    find(
-                        &mut report,
-                        "duplicate",
-                        format!("{endpoint} has {n} pins of {fp}"),
-                    );
-                }
-            }
-            Err(e) => find(&mut report, "duplicate", failed(e)),
-        }
-
-        let quarantine = (|| -> rusqlite::Result<()> {
-            let mut st = tx.prepare(
-                "SELECT endpoint, der, first_seen, last_seen, times_seen, id, fingerprint \
-                 FROM quarantine NOT INDEXED",
-            )?;
-            let mut rows = st.query([])?;
-            while let Some(row) = rows.next()? {
-                report.quarantined += 1;
-                let id: i64 = row.get(5)?;
-                match quarantined_from_row(row) {
-                    Ok(q) if fingerprint_col(row, 6).ok() != Some(q.details.fingerprint) => find(
-                        &mut report,
-                        "quarantine",
-                        format!("quarantined {id}: its fingerprint is not its certificate's"),
-                    ),
-                    Ok(_) => {}
-                    Err(e) => find(&mut report, "quarantine", format!("quarantined {id}: {e}")),
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = quarantine {
-            find(
-                &mut report,
-                "quarantine",
-                format!("the quarantine {}", failed(e)),
-            );
-        }
-
-        let audit = (|| -> rusqlite::Result<()> {
-            let mut st = tx.prepare(
-                "SELECT id, at, endpoint, event, fingerprint, previous, subject, actor \
-                 FROM audit NOT INDEXED",
-            )?;
-            let mut rows = st.query([])?;
-            while let Some(row) = rows.next()? {
-                report.audit_entries += 1;
-                if let Err(e) = audit_from_row(row) {
-                    let id: i64 = row.get(0)?;
-                    find(&mut report, "audit", format!("audit entry {id}: {e}"));
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = audit {
-            find(&mut report, "audit", format!("the audit log {}", failed(e)));
-        }
-        drop(tx);
-        Ok(report)
+        self.backend.check()
     }
 
-    /// Runs SQLite's `PRAGMA integrity_check`; `Ok(())` when the database is sound.
+    /// Runs SQLite's `PRAGMA integrity_check`; `Ok(())` when the database is sound. For
+    /// another kind of store, [`Store::check`] stands in for it.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] with SQLite's findings.
+    /// [`Error::Corrupt`] with the findings.
     pub fn integrity_check(&self) -> Result<()> {
-        let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
-        let mut stmt = conn
-            .prepare("PRAGMA integrity_check")
-            .map_err(|e| self.err(e))?;
-        let findings: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
-        if findings == ["ok"] {
-            Ok(())
-        } else {
-            Err(Error::Corrupt {
-                path: self.db_path.clone(),
-                detail: findings.join("; "),
-            })
+        if let Some(sqlite) = &self.sqlite {
+            return sqlite.integrity_check();
         }
-    }
-
-    fn details(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<CertificateDetails> {
-        CertificateDetails::from_der(der).map_err(|source| Error::Certificate {
-            endpoint: endpoint.clone(),
-            source,
+        let report = self.backend.check()?;
+        if report.is_sound() {
+            return Ok(());
+        }
+        Err(Error::Corrupt {
+            path: PathBuf::from(self.location().to_string()),
+            detail: report
+                .findings
+                .iter()
+                .map(|f| format!("{}: {}", f.kind, f.detail))
+                .collect::<Vec<_>>()
+                .join("; "),
         })
     }
 
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> TxResult<T>) -> Result<T> {
-        if self.read_only {
-            if self.immutable {
-                if let Some(full) = no_space(&self.db_path) {
-                    return Err(full);
-                }
-            }
-            return Err(Error::ReadOnly {
-                path: self.db_path.clone(),
-            });
-        }
-        // A panic while the lock was held dropped its transaction, which rolled back: the
-        // connection is sound.
-        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
-        let out = f(&tx).map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        Ok(out)
-    }
-
-    fn audit(
+    /// One change of one endpoint: `plan` decides, from what the backend loaded (inside the
+    /// transaction), the time and this handle's actor, what to write and what to answer.
+    /// Called again if the backend retries the transaction; the last call's answer stands.
+    fn update<T>(
         &self,
-        tx: &Transaction<'_>,
         endpoint: &Endpoint,
-        event: AuditEvent,
-        cert: Option<&CertificateDetails>,
-        previous: Option<&Fingerprint>,
-    ) -> TxResult<()> {
-        tx.execute(
-            "INSERT INTO audit (at, endpoint, event, fingerprint, previous, subject, actor) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                Timestamp::now().unix(),
-                endpoint.to_string(),
-                event.as_str(),
-                cert.map(|c| c.fingerprint.as_bytes().to_vec()),
-                previous.map(|f| f.as_bytes().to_vec()),
-                cert.map(|c| c.subject.as_str()),
-                self.actor.as_str(),
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// The reader shard for this thread: threads spread over several connections, so readers
-    /// on different threads do not wait for each other.
-    fn reader(&self) -> MutexGuard<'_, Reader> {
-        thread_local! {
-            static SHARD: usize = next_thread_number();
-        }
-        let start = SHARD.with(|s| *s);
-        let n = self.readers.len();
-        for i in 0..n {
-            if let Ok(guard) = self.readers[(start + i) % n].0.try_lock() {
-                return guard;
-            }
-        }
-        self.readers[start % n]
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn corrupt(&self, detail: impl std::fmt::Display) -> Error {
-        Error::Corrupt {
-            path: self.db_path.clone(),
-            detail: detail.to_string(),
-        }
-    }
-
-    fn err(&self, e: impl Into<StoreFailure>) -> Error {
-        match e.into() {
-            StoreFailure::Sqlite(e) => Error::db(&self.db_path, e),
-            StoreFailure::Error(e) => e,
-        }
+        mut plan: impl FnMut(Loaded, Timestamp, &str) -> Result<plan::Planned<T>>,
+    ) -> Result<T> {
+        let mut outcome = None;
+        let actor = self.actor.as_str();
+        self.backend.update(&[endpoint], &mut |_, loaded| {
+            let planned = plan(loaded, Timestamp::now(), actor)?;
+            outcome = Some(planned.outcome);
+            Ok(planned.writes)
+        })?;
+        // `update` returns `Ok` only after it planned (and committed) every endpoint given.
+        Ok(outcome.expect("the backend planned the one endpoint it was given"))
     }
 }
 
-fn next_thread_number() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Errors inside a transaction: SQLite's, or ours with their context already attached.
-pub(crate) enum StoreFailure {
-    Sqlite(rusqlite::Error),
-    Error(Error),
-}
-
-impl From<rusqlite::Error> for StoreFailure {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreFailure::Sqlite(e)
-    }
-}
-
-impl From<Error> for StoreFailure {
-    fn from(e: Error) -> Self {
-        StoreFailure::Error(e)
-    }
-}
-
-type TxResult<T> = std::result::Result<T, StoreFailure>;
-
-fn prepare_directory(dir: &Path, create: bool) -> Result<()> {
-    match fs::metadata(dir) {
-        Ok(meta) if !meta.is_dir() => Err(Error::Unusable {
-            path: dir.to_path_buf(),
-            reason: "it is a file, not a directory; a store is a directory (give --store the \
-                     directory that holds pins.sqlite3)"
-                .into(),
-        }),
-        Ok(meta) => {
-            if meta.permissions().mode() & 0o022 != 0 {
-                return Err(Error::Unsafe {
-                    path: dir.to_path_buf(),
-                    problem: format!(
-                        "the directory is writable by other users (mode {:o}), so anyone could \
-                         replace the pins",
-                        meta.permissions().mode() & 0o777,
-                    ),
-                    fix: format!("chmod 700 {}", quote(dir)),
-                });
-            }
-            check_owner(dir, &meta, true)
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound && create => fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| Error::Io {
-                path: dir.to_path_buf(),
-                source,
-            }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::StoreNotFound {
-            path: dir.to_path_buf(),
-        }),
-        Err(source) => Err(Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-/// Refuses a symbolic link where a store file belongs: writing through one would let whoever
-/// planted it direct the store's writes elsewhere.
-fn check_not_linked(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => Err(Error::Unusable {
-            path: path.to_path_buf(),
-            reason: "it is a symbolic link; the store never follows links in place of its files. \
-                     Remove the link and point --store at the real store directory"
-                .into(),
-        }),
-        Ok(meta) if !meta.is_file() => Err(Error::Unusable {
-            path: path.to_path_buf(),
-            reason: "it is not a regular file".into(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-fn quote(path: &Path) -> String {
-    crate::shell_quote(&path.to_string_lossy())
-}
-
-/// Refuses a symbolic link anywhere in the store's path, naming it and where it points.
-/// SQLite, opened with `SQLITE_OPEN_NOFOLLOW`, refuses such a path anyway, but says only
-/// "unable to open database file"; and a link in the path lets whoever can change it swap the
-/// store for another.
-fn check_no_link_in_path(dir: &Path) -> Result<()> {
-    let absolute = std::path::absolute(dir).map_err(|source| Error::Io {
-        path: dir.to_path_buf(),
+/// The certificate's details, or why it cannot be pinned for `endpoint`.
+fn details(endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<CertificateDetails> {
+    CertificateDetails::from_der(der).map_err(|source| Error::Certificate {
+        endpoint: endpoint.clone(),
         source,
-    })?;
-    let mut prefix = PathBuf::new();
-    for component in absolute.components() {
-        prefix.push(component);
-        match fs::symlink_metadata(&prefix) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let target = fs::read_link(&prefix)
-                    .map(|t| t.display().to_string())
-                    .unwrap_or_else(|e| format!("an unreadable target ({e})"));
-                let rest = absolute.strip_prefix(&prefix).unwrap_or(Path::new(""));
-                let real = fs::canonicalize(&prefix).map(|r| r.join(rest));
-                return Err(Error::Unsafe {
-                    path: prefix.clone(),
-                    problem: format!(
-                        "{} is a symbolic link to {target}; a store is never opened through a \
-                         link, since whoever can change the link could swap the store",
-                        prefix.display()
-                    ),
-                    fix: match real {
-                        Ok(real) => format!("--store {}", quote(&real)),
-                        Err(_) => format!("rm {}", quote(&prefix)),
-                    },
-                });
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    Ok(())
-}
-
-/// The user ids [`ALLOW_OWNER_VARIABLE`] allows, besides this process's own.
-fn allowed_owners() -> Result<Vec<u32>> {
-    let Some(value) = std::env::var_os(ALLOW_OWNER_VARIABLE) else {
-        return Ok(Vec::new());
-    };
-    let value = value.to_string_lossy().into_owned();
-    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(|v| {
-            v.parse::<u32>()
-                .ok()
-                .or_else(|| user_id(&passwd, v))
-                .ok_or_else(|| Error::Unusable {
-                    path: PathBuf::from(format!("${ALLOW_OWNER_VARIABLE}")),
-                    reason: format!(
-                        "{ALLOW_OWNER_VARIABLE} names {v:?}, which is neither a user id nor a \
-                         user in /etc/passwd; give the store owner's user id"
-                    ),
-                })
-        })
-        .collect()
-}
-
-fn user_id(passwd: &str, name: &str) -> Option<u32> {
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        (fields.next()? == name).then_some(())?;
-        fields.nth(1)?.parse().ok()
-    })
-}
-
-fn user_name(uid: u32) -> Option<String> {
-    let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
-    })
-}
-
-fn describe_user(uid: u32) -> String {
-    match user_name(uid) {
-        Some(name) => format!("uid {uid} ({name})"),
-        None => format!("uid {uid}"),
-    }
-}
-
-/// Refuses a store directory or file owned by anyone but this user (root included), unless
-/// [`ALLOW_OWNER_VARIABLE`] names its owner.
-fn check_owner(path: &Path, meta: &fs::Metadata, is_dir: bool) -> Result<()> {
-    let uid = rustix::process::geteuid().as_raw();
-    if meta.uid() == uid || allowed_owners()?.contains(&meta.uid()) {
-        return Ok(());
-    }
-    Err(Error::Unsafe {
-        path: path.to_path_buf(),
-        problem: format!(
-            "it belongs to {}, not to this user ({}), and whoever owns the store decides whom \
-             this process trusts. If that user is meant to own it (a service account's shared \
-             store), allow exactly that owner with {ALLOW_OWNER_VARIABLE}={}",
-            describe_user(meta.uid()),
-            describe_user(uid),
-            meta.uid()
-        ),
-        fix: format!(
-            "chown {}{uid} {}",
-            if is_dir { "-R " } else { "" },
-            quote(path)
-        ),
-    })
-}
-
-/// The checks of OpenSSH's `StrictModes` on a store file that exists: writable by no one
-/// else, owned by this user (or one allowed), and with one name only. A database reached by
-/// two names gets two write-ahead logs, one per name, and writes acknowledged through one
-/// are lost to the other.
-fn check_store_file(dir: &Path, path: &Path) -> Result<()> {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    if !meta.is_file() {
-        return Ok(());
-    }
-    if meta.permissions().mode() & 0o022 != 0 {
-        return Err(Error::Unsafe {
-            path: path.to_path_buf(),
-            problem: format!(
-                "the file is writable by other users (mode {:o}), so anyone could change the \
-                 pins",
-                meta.permissions().mode() & 0o777
-            ),
-            fix: format!("chmod 600 {}", quote(path)),
-        });
-    }
-    check_owner(path, &meta, false)?;
-    if meta.nlink() <= 1 {
-        return Ok(());
-    }
-    let mut others = same_file_in(dir, path, &meta);
-    // A name this crate gave a new database before linking it into place, left by a creator
-    // killed between the link and the removal: ours, so removed.
-    let ours = format!(".{DATABASE_FILE}.new-");
-    let (temporary, rest): (Vec<_>, Vec<_>) = others.drain(..).partition(|p| {
-        p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with(&ours))
-    });
-    for t in &temporary {
-        let _ = fs::remove_file(t);
-    }
-    let nlink = fs::symlink_metadata(path).map_or(meta.nlink(), |m| m.nlink());
-    if nlink <= 1 {
-        return Ok(());
-    }
-    let fix = match rest.first() {
-        Some(other) => format!("rm {}", quote(other)),
-        None => format!(
-            "find {} -xdev -samefile {}",
-            quote(&mount_point(path).unwrap_or_else(|| PathBuf::from("/"))),
-            quote(path)
-        ),
-    };
-    Err(Error::Unsafe {
-        path: path.to_path_buf(),
-        problem: format!(
-            "the file has {nlink} hard links: SQLite keeps one write-ahead log per name, so \
-             writes acknowledged through another name would be lost; remove every other name"
-        ),
-        fix,
-    })
-}
-
-/// The other names of `path`'s file in `dir`.
-fn same_file_in(dir: &Path, path: &Path, meta: &fs::Metadata) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p != path)
-        .filter(|p| {
-            fs::symlink_metadata(p).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
-        })
-        .collect()
-}
-
-/// The mount point of the filesystem holding `path`, from `/proc/self/mountinfo`.
-pub(crate) fn mount_point(path: &Path) -> Option<PathBuf> {
-    let real = fs::canonicalize(path)
-        .ok()
-        .or_else(|| fs::canonicalize(path.parent()?).ok())?;
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(unescape_mountinfo)
-        .filter(|m| real.starts_with(m))
-        .max_by_key(|m| m.as_os_str().len())
-}
-
-/// Mount points in mountinfo escape space, tab, newline and backslash as octal.
-fn unescape_mountinfo(field: &str) -> PathBuf {
-    let mut out = String::new();
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            let code: String = chars.by_ref().take(3).collect();
-            match u8::from_str_radix(&code, 8) {
-                Ok(b) => out.push(char::from(b)),
-                Err(_) => {
-                    out.push('\\');
-                    out.push_str(&code);
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    PathBuf::from(out)
-}
-
-/// Refuses another application's SQLite database from its header alone, before SQLite opens
-/// it: closing an SQLite connection may checkpoint a write-ahead log that application left
-/// behind into its file, and a file that is not a store must be left untouched. Also refuses
-/// a store cut short inside a page: SQLite reads the missing bytes as zeros, so such a file
-/// opens, passes `PRAGMA integrity_check` and yields damaged pins. Anything else that is not
-/// SQLite is left for SQLite to report.
-fn check_header(db_path: &Path) -> Result<()> {
-    use std::io::Read;
-    let mut header = Vec::with_capacity(100);
-    let len = match fs::File::open(db_path).and_then(|f| {
-        let len = f.metadata()?.len();
-        f.take(100).read_to_end(&mut header)?;
-        Ok(len)
-    }) {
-        Ok(len) => len,
-        // SQLite would say only "unable to open database file", not why.
-        Err(source) if source.kind() == io::ErrorKind::PermissionDenied => {
-            return Err(Error::Io {
-                path: db_path.to_path_buf(),
-                source,
-            })
-        }
-        Err(_) => return Ok(()),
-    };
-    // SQLite takes a file shorter than its header for an empty database.
-    if header.len() < 100 {
-        return Err(Error::Corrupt {
-            path: db_path.to_path_buf(),
-            detail: format!(
-                "it is {len} bytes long, shorter than the 100-byte header every SQLite \
-                 database starts with; it was truncated"
-            ),
-        });
-    }
-    if !header.starts_with(b"SQLite format 3\0") {
-        return Ok(());
-    }
-    let app = i32::from_be_bytes(header[68..72].try_into().expect("four bytes"));
-    if app != APPLICATION_ID {
-        return Err(Error::NotAStore {
-            path: db_path.to_path_buf(),
-            detail: format!("its application_id is {app:#x}"),
-        });
-    }
-    // SQLite writes whole pages only; the page size is at offset 16, with 1 meaning 65536.
-    // A write-ahead log left by a crash may still rewrite the last pages, so then SQLite
-    // decides.
-    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
-        1 => 65536,
-        n => u64::from(n),
-    };
-    let wal = PathBuf::from(format!("{}-wal", db_path.display()));
-    let wal_has_frames = fs::symlink_metadata(wal).is_ok_and(|m| m.len() > 0);
-    if page_size >= 512 && len % page_size != 0 && !wal_has_frames {
-        return Err(Error::Corrupt {
-            path: db_path.to_path_buf(),
-            detail: format!(
-                "it is {len} bytes long, not a whole number of its {page_size}-byte pages; it \
-                 was truncated or appended to"
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Creates the database under a temporary name and links it into place, so the store file
-/// is never seen half-initialised: a zero-length or schema-less store file can only mean
-/// damage, and is reported as such instead of being silently recreated.
-fn create_database(dir: &Path, db_path: &Path) -> Result<()> {
-    // Unique per call, not only per process: threads of one process may create the store at
-    // the same moment, and each must not remove the file another is still writing.
-    static CREATIONS: AtomicUsize = AtomicUsize::new(0);
-    let tmp = dir.join(format!(
-        ".{DATABASE_FILE}.new-{}-{}",
-        std::process::id(),
-        CREATIONS.fetch_add(1, Ordering::Relaxed)
-    ));
-    let io_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    let _ = fs::remove_file(&tmp);
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    let result = (|| {
-        let mut conn = Connection::open_with_flags(
-            &tmp,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;")?;
-        conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; \
-             PRAGMA user_version = 1; COMMIT;"
-        ))?;
-        migrate(&mut conn)?;
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('created_by', ?1)",
-            [WRITER],
-        )?;
-        conn.close().map_err(|(_, e)| e)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::db(&tmp, e));
-    }
-    let linked = fs::hard_link(&tmp, db_path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        // Another process created the store at the same moment; theirs is as good as ours.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(Error::Io {
-            path: db_path.to_path_buf(),
-            source,
-        }),
-        Ok(()) => sync_directory(dir),
-    }
-}
-
-/// Makes the names in `dir` durable (a new file's directory entry is not, until then).
-fn sync_directory(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
-}
-
-/// The write-ahead log and its index beside `db_path`.
-fn side_files(db_path: &Path) -> [PathBuf; 2] {
-    ["-wal", "-shm"].map(|suffix| PathBuf::from(format!("{}{suffix}", db_path.display())))
-}
-
-fn open_connection(db_path: &Path) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-    let conn = Connection::open_with_flags(db_path, flags)
-        .or_else(|_| {
-            Connection::open_with_flags(
-                db_path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                    | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-            )
-        })
-        .map_err(|e| Error::db(db_path, e))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| Error::db(db_path, e))?;
-    // FULL: in WAL mode, every commit is fsynced before it returns. NORMAL could lose the
-    // last acknowledged pins on power loss, reopening the first-use window.
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA trusted_schema = OFF;")
-        .map_err(|e| Error::db(db_path, e))?;
-    Ok(conn)
-}
-
-/// Whether opening failed because SQLite could not set up the write-ahead log or its index.
-fn wal_unavailable(e: &Error) -> bool {
-    use rusqlite::ErrorCode;
-    match e {
-        Error::ReadOnly { .. } | Error::NoSpace { .. } => true,
-        Error::Database {
-            source: rusqlite::Error::SqliteFailure(f, _),
-            ..
-        } => matches!(f.code, ErrorCode::SystemIoFailure | ErrorCode::CannotOpen),
-        _ => false,
-    }
-}
-
-/// Refuses to read the database file alone while the write-ahead log holds frames (more than
-/// its 32-byte header): they may be committed changes that the file does not have yet, a
-/// deletion or a replaced pin among them.
-fn check_no_wal_frames(db_path: &Path, cause: &Error) -> Result<()> {
-    let [wal, _] = side_files(db_path);
-    match fs::symlink_metadata(&wal) {
-        Ok(meta) if meta.len() > 32 => Err(Error::Unusable {
-            path: wal,
-            reason: format!(
-                "{cause}; and the write-ahead log holds {} bytes of changes that the database \
-                 file alone does not have, so the store is not read without it. Free space on \
-                 (or make writable) the filesystem holding the store, then retry",
-                meta.len()
-            ),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Opens the database file alone, read-only, with SQLite's `immutable=1`: no write-ahead
-/// log, no index, no locks. Only for an idle store (see [`check_no_wal_frames`]).
-fn open_immutable(db_path: &Path) -> Result<Connection> {
-    let mut uri = String::from("file:");
-    for b in db_path.as_os_str().as_encoded_bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'.' | b'_' | b'~' => {
-                uri.push(char::from(*b))
-            }
-            _ => uri.push_str(&format!("%{b:02X}")),
-        }
-    }
-    uri.push_str("?immutable=1");
-    let conn = Connection::open_with_flags(
-        &uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )
-    .map_err(|e| Error::db(db_path, e))?;
-    conn.execute_batch("PRAGMA trusted_schema = OFF;")
-        .map_err(|e| Error::db(db_path, e))?;
-    Ok(conn)
-}
-
-/// [`Error::NoSpace`] when the filesystem holding `path` has (almost) no space left.
-pub(crate) fn no_space(path: &Path) -> Option<Error> {
-    let dir = path.parent().unwrap_or(path);
-    let st = rustix::fs::statvfs(dir).ok()?;
-    let available = st.f_bavail.saturating_mul(st.f_frsize);
-    (available < 64 * 1024).then(|| Error::NoSpace {
-        path: path.to_path_buf(),
-        filesystem: mount_point(path).unwrap_or_else(|| dir.to_path_buf()),
-        available,
-    })
-}
-
-fn reader_conn<'a>(
-    reader: &'a mut Reader,
-    db_path: &Path,
-    immutable: bool,
-) -> Result<&'a mut Connection> {
-    if reader.conn.is_none() {
-        reader.conn = Some(match immutable {
-            true => open_immutable(db_path)?,
-            false => open_connection(db_path)?,
-        });
-        reader.data_version = None;
-        reader.wal_index = None;
-        reader.wal_header = None;
-    }
-    Ok(reader.conn.as_mut().expect("opened just above"))
-}
-
-/// The two copies of SQLite's 48-byte WAL-index header at the start of the `-shm` file
-/// (<https://sqlite.org/walformat.html>); what follows them changes on reads too.
-const WAL_INDEX_HEADER_LEN: usize = 96;
-
-/// Opens the `-shm` file for [`Store::generation`], when `conn` (which has read the database)
-/// is in WAL mode; `None` otherwise, and then `generation` always asks SQLite. Stays valid as
-/// long as `conn` is open: SQLite neither leaves WAL mode nor removes or reinitialises the
-/// file while another connection has it mapped.
-fn open_wal_index(conn: &Connection, db_path: &Path) -> Option<fs::File> {
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .ok()?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return None;
-    }
-    let path = PathBuf::from(format!("{}-shm", db_path.display()));
-    let file = fs::File::open(&path).ok()?;
-    // Only the file SQLite maps: never through a link, never another file.
-    let opened = file.metadata().ok()?;
-    let named = fs::symlink_metadata(&path).ok()?;
-    (opened.is_file()
-        && named.is_file()
-        && opened.dev() == named.dev()
-        && opened.ino() == named.ino())
-    .then_some(file)
-}
-
-/// The WAL-index header, or `None` when it cannot be read whole.
-fn read_wal_header(file: &fs::File) -> Option<[u8; WAL_INDEX_HEADER_LEN]> {
-    use std::os::unix::fs::FileExt;
-    let mut header = [0u8; WAL_INDEX_HEADER_LEN];
-    file.read_exact_at(&mut header, 0).ok()?;
-    Some(header)
-}
-
-fn check_schema(conn: &mut Connection, db_path: &Path, read_only: bool) -> Result<()> {
-    let header = (|| -> rusqlite::Result<(i32, i64, i64)> {
-        let app: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-        Ok((app, version, tables))
-    })();
-    let (app, version, tables) = header.map_err(|e| Error::db(db_path, e))?;
-    if app != APPLICATION_ID {
-        return Err(Error::NotAStore {
-            path: db_path.to_path_buf(),
-            detail: format!("its application_id is {app:#x} and it has {tables} schema objects"),
-        });
-    }
-    if version > SCHEMA_VERSION {
-        // Best effort: a newer schema may have moved this, and the refusal stands regardless.
-        let written_by = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key IN ('upgraded_by', 'created_by') \
-                 ORDER BY key = 'upgraded_by' DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .ok();
-        return Err(Error::NewerSchema {
-            path: db_path.to_path_buf(),
-            found: version,
-            supported: SCHEMA_VERSION,
-            written_by,
-        });
-    }
-    if version < 1 {
-        return Err(Error::Corrupt {
-            path: db_path.to_path_buf(),
-            detail: format!("schema version {version} is not one tofu-certs ever wrote"),
-        });
-    }
-    if version < SCHEMA_VERSION {
-        if read_only {
-            return Err(Error::Unusable {
-                path: db_path.to_path_buf(),
-                reason: format!(
-                    "the store has schema version {version} and needs an upgrade to \
-                     {SCHEMA_VERSION}, which needs write access; run any tofu-certs command \
-                     once as the store's owner"
-                ),
-            });
-        }
-        migrate(conn).map_err(|e| Error::db(db_path, e))?;
-    }
-    Ok(())
-}
-
-/// Brings the schema to `SCHEMA_VERSION` in one transaction that reads the version under the
-/// write lock, so that processes opening an old store at the same moment migrate it once.
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version >= SCHEMA_VERSION {
-        return Ok(());
-    }
-    let from = usize::try_from(version - 1).unwrap_or(0);
-    for step in &MIGRATIONS[from..] {
-        tx.execute_batch(step)?;
-    }
-    tx.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('upgraded_by', ?1)",
-        [WRITER],
-    )?;
-    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-    tx.commit()
-}
-
-fn read_endpoint(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<EndpointRecord> {
-    let key = endpoint.to_string();
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {PIN_COLUMNS} FROM pin WHERE endpoint = ?1 ORDER BY state, id"
-    ))?;
-    let pins = stmt
-        .query_map([&key], pin_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut stmt = tx.prepare_cached(
-        "SELECT endpoint, der, first_seen, last_seen, times_seen FROM quarantine \
-         WHERE endpoint = ?1 ORDER BY last_seen DESC, id DESC",
-    )?;
-    let quarantined = stmt
-        .query_map([&key], quarantined_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(EndpointRecord { pins, quarantined })
-}
-
-/// Whether the pin table itself, read without any index, holds a pin of `endpoint`. Scans
-/// the table (see BENCHMARKS.md for its cost); only the first-use write pays it.
-fn pinned_in_table(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<bool> {
-    tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM pin NOT INDEXED WHERE endpoint = ?1)")?
-        .query_row([endpoint.to_string()], |r| r.get(0))
-}
-
-fn find_pin(
-    tx: &Transaction<'_>,
-    endpoint: &Endpoint,
-    fp: &Fingerprint,
-) -> rusqlite::Result<Option<Pin>> {
-    tx.prepare_cached(&format!(
-        "SELECT {PIN_COLUMNS} FROM pin WHERE endpoint = ?1 AND fingerprint = ?2"
-    ))?
-    .query_row(
-        params![endpoint.to_string(), fp.as_bytes().as_slice()],
-        pin_from_row,
-    )
-    .optional()
-}
-
-fn delete_pin(tx: &Transaction<'_>, endpoint: &Endpoint, fp: &Fingerprint) -> rusqlite::Result<()> {
-    tx.execute(
-        "DELETE FROM pin WHERE endpoint = ?1 AND fingerprint = ?2",
-        params![endpoint.to_string(), fp.as_bytes().as_slice()],
-    )?;
-    Ok(())
-}
-
-/// Notes that the pins of `endpoint` changed: its refusals start over, and the certificates
-/// quarantined before become the first to be evicted (`quarantine.rs`). Called once by every
-/// operation that changes an endpoint's pins.
-fn pins_changed(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO endpoint_state (endpoint, epoch) VALUES (?1, 1) \
-         ON CONFLICT (endpoint) DO UPDATE SET epoch = epoch + 1, refusals = 0, audited = 0, \
-         failing_since = NULL, last_refused = NULL, last_presented = NULL",
-    )?
-    .execute([endpoint.to_string()])?;
-    Ok(())
-}
-
-/// Writes `pin`, and takes its certificate out of the endpoint's quarantine: however it got
-/// pinned (first use after a strict refusal, addcert, import), a quarantined copy would go on
-/// being shown as "presented, matched no pin, not trusted", with an `accept` to run.
-fn insert_pin(tx: &Transaction<'_>, pin: &Pin) -> rusqlite::Result<()> {
-    let d = &pin.details;
-    tx.prepare_cached("DELETE FROM quarantine WHERE endpoint = ?1 AND fingerprint = ?2")?
-        .execute(params![
-            pin.endpoint.to_string(),
-            d.fingerprint.as_bytes().as_slice()
-        ])?;
-    tx.prepare_cached(&format!(
-        "INSERT INTO pin ({PIN_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-    ))?
-    .execute(params![
-        pin.endpoint.to_string(),
-        pin.state.as_str(),
-        pin.der.as_ref(),
-        d.fingerprint.as_bytes().as_slice(),
-        d.spki_fingerprint.as_bytes().as_slice(),
-        d.subject,
-        d.issuer,
-        d.sans.join("\n"),
-        d.not_before.unix(),
-        d.not_after.unix(),
-        pin.pinned_at.unix(),
-        pin.first_seen.map(Timestamp::unix),
-        pin.last_seen.map(Timestamp::unix),
-        i64::try_from(pin.times_seen).unwrap_or(i64::MAX),
-        pin.source.as_str(),
-        pin.label,
-    ])?;
-    Ok(())
-}
-
-/// What is wrong with a pin row (`id` then [`PIN_COLUMNS`]), if anything: what
-/// [`pin_from_row`] cannot read, or stored details that are not its certificate's.
-fn pin_problem(row: &Row<'_>) -> Option<String> {
-    // `pin_from_row` reads PIN_COLUMNS from column 0; here they start at 1.
-    let text = |col: usize| row.get::<_, String>(col).unwrap_or_default();
-    let endpoint = text(1);
-    match endpoint.parse::<Endpoint>() {
-        Ok(e) if e.to_string() == endpoint => {}
-        Ok(e) => {
-            return Some(format!(
-                "endpoint {endpoint:?} is not in canonical form ({e})"
-            ))
-        }
-        Err(e) => return Some(format!("endpoint {endpoint:?}: {e}")),
-    }
-    if text(2).parse::<PinState>().is_err() {
-        return Some(format!(
-            "{endpoint}: state {:?} is not active or next",
-            text(2)
-        ));
-    }
-    if text(15).parse::<PinSource>().is_err() {
-        return Some(format!(
-            "{endpoint}: source {:?} is not a pin source",
-            text(15)
-        ));
-    }
-    let der: Vec<u8> = match row.get(3) {
-        Ok(der) => der,
-        Err(e) => return Some(format!("{endpoint}: certificate: {e}")),
-    };
-    let details = match CertificateDetails::from_der(&der) {
-        Ok(d) => d,
-        Err(e) => return Some(format!("{endpoint}: the certificate does not parse: {e}")),
-    };
-    let stored = |col| {
-        row.get::<_, Vec<u8>>(col)
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
-            .map(Fingerprint::from_bytes)
-    };
-    if stored(4) != Some(details.fingerprint) {
-        return Some(format!(
-            "{endpoint}: the stored fingerprint is not the certificate's"
-        ));
-    }
-    if stored(5) != Some(details.spki_fingerprint) {
-        return Some(format!(
-            "{endpoint}: the stored SPKI fingerprint is not the certificate's"
-        ));
-    }
-    if text(6) != details.subject || text(7) != details.issuer {
-        return Some(format!(
-            "{endpoint}: the stored subject or issuer is not the certificate's"
-        ));
-    }
-    None
-}
-
-fn bad_value(col: usize, what: impl std::fmt::Display) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        col,
-        rusqlite::types::Type::Text,
-        format!("stored value is invalid: {what}").into(),
-    )
-}
-
-fn fingerprint_col(row: &Row<'_>, col: usize) -> rusqlite::Result<Fingerprint> {
-    let bytes: Vec<u8> = row.get(col)?;
-    let arr: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| bad_value(col, "fingerprint length"))?;
-    Ok(Fingerprint::from_bytes(arr))
-}
-
-fn endpoint_col(row: &Row<'_>, col: usize) -> rusqlite::Result<Endpoint> {
-    let text: String = row.get(col)?;
-    text.parse().map_err(|e| bad_value(col, e))
-}
-
-fn parsed_col<T: std::str::FromStr<Err = String>>(
-    row: &Row<'_>,
-    col: usize,
-) -> rusqlite::Result<T> {
-    let text: String = row.get(col)?;
-    text.parse().map_err(|e| bad_value(col, e))
-}
-
-fn pin_from_row(row: &Row<'_>) -> rusqlite::Result<Pin> {
-    let sans: String = row.get(7)?;
-    let times: i64 = row.get(13)?;
-    Ok(Pin {
-        endpoint: endpoint_col(row, 0)?,
-        state: parsed_col(row, 1)?,
-        der: CertificateDer::from(row.get::<_, Vec<u8>>(2)?),
-        details: CertificateDetails {
-            fingerprint: fingerprint_col(row, 3)?,
-            spki_fingerprint: fingerprint_col(row, 4)?,
-            subject: row.get(5)?,
-            issuer: row.get(6)?,
-            sans: if sans.is_empty() {
-                Vec::new()
-            } else {
-                sans.split('\n').map(str::to_owned).collect()
-            },
-            not_before: Timestamp::from_unix(row.get(8)?),
-            not_after: Timestamp::from_unix(row.get(9)?),
-        },
-        pinned_at: Timestamp::from_unix(row.get(10)?),
-        first_seen: row.get::<_, Option<i64>>(11)?.map(Timestamp::from_unix),
-        last_seen: row.get::<_, Option<i64>>(12)?.map(Timestamp::from_unix),
-        times_seen: u64::try_from(times).unwrap_or(0),
-        source: parsed_col(row, 14)?,
-        label: row.get(15)?,
-    })
-}
-
-fn quarantined_from_row(row: &Row<'_>) -> rusqlite::Result<Quarantined> {
-    let der: Vec<u8> = row.get(1)?;
-    let details = CertificateDetails::from_der(&der).map_err(|e| bad_value(1, e))?;
-    let times: i64 = row.get(4)?;
-    Ok(Quarantined {
-        endpoint: endpoint_col(row, 0)?,
-        der: CertificateDer::from(der),
-        details,
-        first_seen: Timestamp::from_unix(row.get(2)?),
-        last_seen: Timestamp::from_unix(row.get(3)?),
-        times_seen: u64::try_from(times).unwrap_or(0),
-    })
-}
-
-fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
-    let opt_fp = |col| -> rusqlite::Result<Option<Fingerprint>> {
-        match row.get::<_, Option<Vec<u8>>>(col)? {
-            None => Ok(None),
-            Some(b) => {
-                let arr: [u8; 32] = b
-                    .try_into()
-                    .map_err(|_| bad_value(col, "fingerprint length"))?;
-                Ok(Some(Fingerprint::from_bytes(arr)))
-            }
-        }
-    };
-    Ok(AuditEntry {
-        id: row.get(0)?,
-        at: Timestamp::from_unix(row.get(1)?),
-        endpoint: endpoint_col(row, 2)?,
-        event: parsed_col(row, 3)?,
-        fingerprint: opt_fp(4)?,
-        previous: opt_fp(5)?,
-        subject: row.get(6)?,
-        actor: row.get(7)?,
     })
 }

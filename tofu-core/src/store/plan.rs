@@ -1045,7 +1045,7 @@ mod tests {
             state: EndpointState::default(),
         };
         let planned = accept_quarantined(&ep(), loaded, &fingerprint, NOW, ACTOR).unwrap();
-        assert_eq!(planned.outcome.retired, [active_pin.clone()]);
+        assert_eq!(planned.outcome.retired, std::slice::from_ref(&active_pin));
         assert_eq!(
             planned.outcome.pin.label, active_pin.label,
             "the label carries over"

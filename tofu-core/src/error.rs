@@ -144,14 +144,28 @@ pub enum Error {
         available: u64,
     },
 
-    /// Any other database error.
-    #[error("the pin store {} failed: {source}", path.display())]
+    /// Any other error of the database holding the store.
+    #[error(
+        "the pin store {store} failed ({backend}: {source}); a change it was making was \
+         rolled back. Retry; if it fails again, run `tofu-certs check` on the store"
+    )]
     Database {
-        /// The database file.
-        path: PathBuf,
-        /// What SQLite reported.
+        /// The store, as its location prints (never with a password).
+        store: String,
+        /// The kind of database: `SQLite`, `PostgreSQL`.
+        backend: &'static str,
+        /// What the database or its driver reported.
         #[source]
-        source: rusqlite::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The store's location names a kind of store this build cannot open.
+    #[error("cannot open the pin store {location}: {reason}")]
+    Unsupported {
+        /// The store, as its location prints (never with a password).
+        location: String,
+        /// Why, and what to do.
+        reason: String,
     },
 
     /// A certificate could not be used.
@@ -222,49 +236,6 @@ pub enum Error {
         /// The imported fingerprint.
         imported: Fingerprint,
     },
-}
-
-impl Error {
-    pub(crate) fn db(path: &std::path::Path, source: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode;
-        let path = path.to_path_buf();
-        if let rusqlite::Error::SqliteFailure(e, ref msg) = source {
-            let detail = msg.clone().unwrap_or_else(|| e.to_string());
-            match e.code {
-                ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
-                    return Error::Corrupt { path, detail }
-                }
-                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
-                    return Error::Busy {
-                        path,
-                        timeout_secs: crate::store::BUSY_TIMEOUT.as_secs(),
-                    }
-                }
-                ErrorCode::ReadOnly => return Error::ReadOnly { path },
-                ErrorCode::DiskFull | ErrorCode::SystemIoFailure => {
-                    if let Some(full) = crate::store::no_space(&path) {
-                        return full;
-                    }
-                }
-                // Damage SQLite reports under another code ("malformed database schema"
-                // while preparing a statement): fail closed, as for SQLITE_CORRUPT.
-                _ if detail.contains("malformed") => return Error::Corrupt { path, detail },
-                _ => {}
-            }
-        }
-        // A stored value this crate never writes (a state, an endpoint, a fingerprint's
-        // length): the row is damaged, and must not be read as "no pin".
-        if let rusqlite::Error::FromSqlConversionFailure(..)
-        | rusqlite::Error::InvalidColumnType(..)
-        | rusqlite::Error::IntegralValueOutOfRange(..) = source
-        {
-            return Error::Corrupt {
-                path,
-                detail: source.to_string(),
-            };
-        }
-        Error::Database { path, source }
-    }
 }
 
 /// The store's result type.

@@ -518,7 +518,7 @@ impl std::fmt::Debug for TofuVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TofuVerifier")
             .field("endpoint", &self.endpoint)
-            .field("store", &self.store.dir())
+            .field("store", self.store.location())
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
@@ -647,7 +647,9 @@ impl TofuVerifierBuilder {
             .with_safe_default_protocol_versions()
             .map_err(BuildError::Provider)?;
         if self.policy.pins_on_first_use() && self.store.is_read_only() {
-            return Err(BuildError::ReadOnlyStore(self.store.dir().to_path_buf()));
+            return Err(BuildError::ReadOnlyStore(
+                self.store.location().to_string().into(),
+            ));
         }
         let server_name = match self.server_name {
             None => self.endpoint.server_name(),
@@ -664,7 +666,7 @@ impl TofuVerifierBuilder {
         };
         // Always named: the operator reading a service's log is often another user, whose
         // default store is not the service's.
-        let store_arg = crate::store_arg(self.store.dir());
+        let store_arg = crate::store_arg(std::path::Path::new(&self.store.location().to_string()));
         Ok(Arc::new(TofuVerifier {
             store: self.store,
             endpoint: self.endpoint,

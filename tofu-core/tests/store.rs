@@ -1257,8 +1257,8 @@ fn a_new_store_is_private_to_its_owner() {
         .unwrap();
     assert_eq!(mode(&dir), 0o700, "store directory");
     let db = dir.join(DATABASE_FILE);
-    assert_eq!(store.database_path(), db);
-    assert_eq!(store.dir(), dir);
+    assert_eq!(store.database_path(), Some(db.as_path()));
+    assert_eq!(store.dir(), Some(dir.as_path()));
     assert_eq!(mode(&db), 0o600, "database file");
     for side in ["-wal", "-shm"] {
         let path = PathBuf::from(format!("{}{side}", db.display()));
@@ -1840,4 +1840,28 @@ fn a_hostile_name_with_a_newline_stays_one_name_through_the_store() {
     );
     assert!(pin.details.subject.ends_with(r"/CN=evil\x0ACN=prime-pri"));
     assert_eq!(store.endpoint(&e).unwrap().pins, [pin]);
+}
+
+#[test]
+fn a_directory_location_opens_the_sqlite_store_and_says_where_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let location = tofu_core::StoreLocation::Directory(dir.clone());
+    let err = Store::open_existing_location(&location).expect_err("nothing there yet");
+    assert!(matches!(err, Error::StoreNotFound { .. }), "{err:?}");
+    let store = Store::open_location(&location).unwrap();
+    assert_eq!(store.location().to_string(), dir.display().to_string());
+    assert_eq!(store.dir(), Some(dir.as_path()));
+}
+
+#[test]
+fn a_postgres_location_is_refused_by_a_build_without_the_feature() {
+    let location = tofu_core::StoreLocation::parse("postgres://db.example/tofu").unwrap();
+    let err = Store::open_location(&location).expect_err("no PostgreSQL in this build");
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("build with the cargo feature `postgres`"),
+        "{err}"
+    );
 }

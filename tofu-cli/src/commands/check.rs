@@ -46,7 +46,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         Format::Json => {
             let doc = Document {
                 version: 1,
-                store: store.dir().display().to_string(),
+                store: store.location().to_string(),
                 sound: report.is_sound(),
                 report: &report,
             };
@@ -77,7 +77,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     }
     Err(CliError::failure(format!(
         "the pin store {} is damaged ({} findings); do not trust what it says is unpinned",
-        store.database_path().display(),
+        store.location(),
         report.findings.len()
     ))
     .hint(format!(

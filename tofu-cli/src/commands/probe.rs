@@ -252,9 +252,12 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     };
     // Pinning needs to write; say so before any connection, as the store error it is.
     if args.pin && store.is_read_only() {
-        let error = tofu_core::Error::ReadOnly {
-            path: store.database_path().to_path_buf(),
+        // The database file for a store directory, as every read-only error names it.
+        let path = match store.database_path() {
+            Some(file) => file.to_path_buf(),
+            None => store.location().to_string().into(),
         };
+        let error = tofu_core::Error::ReadOnly { path };
         return Err(CliError::store(&error, ctx));
     }
     let probe = Probe {

@@ -1,4 +1,4 @@
-//! The persistent pin store: a directory holding one SQLite database in WAL mode.
+//! The SQLite backend: a store directory holding one database in WAL mode.
 //!
 //! Every change is one `BEGIN IMMEDIATE` transaction, committed with `synchronous=FULL` before
 //! the call returns, so changes are atomic across threads and processes and survive a crash or
@@ -8,7 +8,10 @@
 //! WAL-index header, then `PRAGMA data_version`), which lets callers cache what they read and
 //! still see another process's change on their next lookup.
 //!
-//! This module is the only one that speaks SQL; another backend would replace it alone.
+//! This module is the only one that speaks SQLite: it loads an endpoint's record and applies
+//! the [`Write`]s that `plan.rs` decided, and decides nothing itself. The files' safety checks
+//! (OpenSSH's `StrictModes`, no links, whole pages) are here too, because only a store made of
+//! files needs them.
 
 use std::fs;
 use std::io;
@@ -19,18 +22,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OpenFlags, Row, Transaction};
 use rustls::pki_types::CertificateDer;
 
-use crate::audit::{Actor, AuditEntry, AuditEvent};
+use super::backend::{Backend, EndpointState, Held, Loaded, Plan, Write};
+use super::{CheckReport, Finding};
+use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
-use crate::pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
-use crate::quarantine::{self, Admission, Slot};
-use crate::{CertificateDetails, Endpoint, Fingerprint, Timestamp};
-
-// The boundary the SQLite code is being moved behind (see backend.rs).
-#[allow(dead_code)]
-mod backend;
+use crate::pin::{Pin, PinSource, PinState, Quarantined};
+use crate::{CertificateDetails, Endpoint, Fingerprint, StoreLocation, Timestamp};
 
 /// How long a write waits for another process's write to finish before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -131,25 +131,29 @@ const PIN_COLUMNS: &str = "endpoint, state, der, fingerprint, spki_fingerprint, 
 
 /// A persistent store of pinned certificates, shared safely by threads and processes.
 ///
-/// `Store` is `Send + Sync`; share one per process behind an `Arc`.
-pub struct Store {
+/// At most this many findings per check are listed; a store that damaged is named anyway.
+const MAX_FINDINGS_PER_CHECK: usize = 100;
+
+/// A store directory's database, shared by every thread of the process: one writer
+/// connection behind a lock, and reader shards so that lookups on different threads do not
+/// wait for each other.
+pub(crate) struct SqliteBackend {
+    location: StoreLocation,
     dir: PathBuf,
     db_path: PathBuf,
     writer: Mutex<Connection>,
     readers: Box<[Shard]>,
     generation: AtomicU64,
-    actor: Actor,
     read_only: bool,
     /// Opened with SQLite's `immutable=1`, because the write-ahead log's index could not be
     /// set up (a full disk, a read-only directory): read-only, and blind to later changes.
     immutable: bool,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for SqliteBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
+        f.debug_struct("SqliteBackend")
             .field("dir", &self.dir)
-            .field("actor", &self.actor)
             .field("read_only", &self.read_only)
             .finish_non_exhaustive()
     }
@@ -168,150 +172,20 @@ struct Reader {
     /// The WAL-index header as read just before `data_version` was last queried.
     wal_header: Option<[u8; WAL_INDEX_HEADER_LEN]>,
 }
-
-/// The outcome of [`Store::pin_first_use`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FirstUse {
-    /// The endpoint had no pin; this certificate is now its pin.
-    Pinned(Box<Pin>),
-    /// The endpoint was pinned already (perhaps a moment ago, by another process); nothing was
-    /// written. The record shows what is pinned.
-    AlreadyPinned(EndpointRecord),
-}
-
-/// The outcome of [`Store::promote_staged`] and [`Store::accept_quarantined`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Promoted {
-    /// The pin that is now active.
-    pub pin: Pin,
-    /// The active pins it replaced, now removed (and audited as retired).
-    pub retired: Vec<Pin>,
-}
-
-/// What [`Store::remove_endpoint`] removed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Removed {
-    /// The pins removed, active and staged.
-    pub pins: Vec<Pin>,
-    /// The quarantined certificates discarded.
-    pub quarantined: Vec<Quarantined>,
-}
-
-/// A pin to be written by [`Store::import`], with the recorded history it carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewPin {
-    /// The endpoint.
-    pub endpoint: Endpoint,
-    /// The leaf certificate.
-    pub der: CertificateDer<'static>,
-    /// Active or staged.
-    pub state: PinState,
-    /// How the pin first got into a store (kept across export and import).
-    pub source: PinSource,
-    /// An operator's note.
-    pub label: Option<String>,
-    /// When it was pinned; now, if unknown.
-    pub pinned_at: Option<Timestamp>,
-    /// When first presented.
-    pub first_seen: Option<Timestamp>,
-    /// When last presented.
-    pub last_seen: Option<Timestamp>,
-    /// How many handshakes presented it.
-    pub times_seen: u64,
-}
-
-/// What [`Store::check`] found: the store is sound when `findings` is empty.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct CheckReport {
-    /// Pins read from the table itself (not through its index).
-    pub pins: u64,
-    /// Quarantined certificates read.
-    pub quarantined: u64,
-    /// Audit entries read.
-    pub audit_entries: u64,
-    /// Each problem found, in the order the checks ran.
-    pub findings: Vec<Finding>,
-}
-
-impl CheckReport {
-    /// Whether nothing was found wrong.
-    pub fn is_sound(&self) -> bool {
-        self.findings.is_empty()
-    }
-}
-
-/// One problem [`Store::check`] found.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Finding {
-    /// Which check found it: `sqlite` (`PRAGMA integrity_check`), `schema` (application id
-    /// or schema version), `pin`, `duplicate`, `quarantine`, `audit`.
-    pub kind: &'static str,
-    /// What is wrong, naming the row (`pin 12`, its endpoint) where there is one.
-    pub detail: String,
-}
-
-/// At most this many findings per check are listed; a store that damaged is named anyway.
-const MAX_FINDINGS_PER_CHECK: usize = 100;
-
-/// What [`Store::import`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ImportReport {
-    /// Pins written.
-    pub added: usize,
-    /// Pins already present with the same certificate and state.
-    pub unchanged: usize,
-    /// Existing pins removed because `replace` was asked for.
-    pub replaced: usize,
-}
-
-impl Store {
-    /// Opens the store in directory `dir`, creating the directory (mode 0700) and the database
-    /// (mode 0600) if they do not exist.
-    ///
-    /// # Errors
-    /// When the directory or file cannot be created or used, the file is not a tofu-certs
-    /// store, is damaged, or was written by a newer version.
-    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with(dir.as_ref(), true)
-    }
-
-    /// Opens an existing store; never creates anything.
-    ///
-    /// # Errors
-    /// [`Error::StoreNotFound`] when there is no store in `dir`, and those of [`Store::open`].
-    pub fn open_existing(dir: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with(dir.as_ref(), false)
-    }
-
-    /// Names the actor written to the audit log for changes made through this handle
-    /// (default: the process's executable name, pid and uid).
-    pub fn with_actor(mut self, actor: Actor) -> Self {
-        self.actor = actor;
-        self
-    }
-
-    /// The per-user default store directory: `tofu-certs` in the platform's data directory
-    /// (`$XDG_DATA_HOME/tofu-certs`, else `~/.local/share/tofu-certs`, on Linux).
-    pub fn default_dir() -> Option<PathBuf> {
-        dirs::data_dir().map(|d| d.join("tofu-certs"))
-    }
-
+impl SqliteBackend {
     /// The store directory.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// The SQLite database file inside the store directory.
-    pub fn database_path(&self) -> &Path {
+    /// The database file inside the store directory.
+    pub(crate) fn database_path(&self) -> &Path {
         &self.db_path
     }
 
-    /// Whether this process can only read the store.
-    pub fn is_read_only(&self) -> bool {
-        self.read_only
-    }
-
-    fn open_with(dir: &Path, create: bool) -> Result<Self> {
+    /// Opens the store in `dir`, creating the directory (mode 0700) and the database (mode
+    /// 0600) when `create` is set and they do not exist.
+    pub(crate) fn open(dir: &Path, create: bool) -> Result<Self> {
         let db_path = dir.join(DATABASE_FILE);
         check_no_link_in_path(dir)?;
         prepare_directory(dir, create)?;
@@ -376,7 +250,7 @@ impl Store {
         if !read_only {
             let mode: String = writer
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-                .map_err(|e| Error::db(&db_path, e))?;
+                .map_err(|e| db_error(&db_path, e))?;
             if !mode.eq_ignore_ascii_case("wal") {
                 log::warn!(
                     "pin store {} is in journal mode {mode}, not WAL",
@@ -408,25 +282,265 @@ impl Store {
             })
             .collect();
         Ok(Self {
+            location: StoreLocation::Directory(dir.to_path_buf()),
             dir: dir.to_path_buf(),
             db_path,
             writer: Mutex::new(writer),
             readers,
             generation: AtomicU64::new(1),
-            actor: Actor::current_process(),
             read_only,
             immutable,
         })
     }
 
-    /// A number that changes whenever the store may have changed, in this process or any
-    /// other. Cheap (one read of the WAL-index header, no lock and no disk write; one
-    /// `PRAGMA data_version` on a per-thread connection when that header moved), so callers
-    /// may call it on every lookup and reload what they cached when it moves.
+    /// Refuses a write before taking any lock, when this process can only read.
+    fn check_writable(&self) -> Result<()> {
+        if !self.read_only {
+            return Ok(());
+        }
+        if self.immutable {
+            if let Some(full) = no_space(&self.db_path) {
+                return Err(full);
+            }
+        }
+        Err(Error::ReadOnly {
+            path: self.db_path.clone(),
+        })
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> TxResult<T>) -> Result<T> {
+        self.check_writable()?;
+        // A panic while the lock was held dropped its transaction, which rolled back: the
+        // connection is sound.
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let out = f(&tx).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(out)
+    }
+
+    /// Applies one planned write, with the SQL each has always had.
+    fn apply(&self, tx: &Transaction<'_>, endpoint: &Endpoint, write: &Write) -> TxResult<()> {
+        let key = endpoint.to_string();
+        match write {
+            Write::CheckNoPinInTable => {
+                // The load went through the (endpoint, fingerprint) index; the table itself
+                // must agree before the write that can open trust.
+                if pinned_in_table(tx, endpoint)? {
+                    return Err(self
+                        .corrupt(format!(
+                            "the pin table holds a pin of {endpoint} that its index does not; \
+                             nothing was pinned. Run `tofu-certs check`"
+                        ))
+                        .into());
+                }
+            }
+            Write::InsertPin(pin) => insert_pin(tx, pin)?,
+            Write::DeletePin(fp) => delete_pin(tx, endpoint, fp)?,
+            Write::ActivatePin { fingerprint, at } => {
+                tx.execute(
+                    "UPDATE pin SET state = 'active', first_seen = coalesce(first_seen, ?3), \
+                     last_seen = ?3, times_seen = times_seen + 1 \
+                     WHERE endpoint = ?1 AND fingerprint = ?2",
+                    params![key, fingerprint.as_bytes().as_slice(), at.unix()],
+                )?;
+            }
+            Write::Seen {
+                fingerprint,
+                count,
+                at,
+            } => {
+                tx.prepare_cached(
+                    "UPDATE pin SET first_seen = coalesce(first_seen, ?3), \
+                     last_seen = max(coalesce(last_seen, ?3), ?3), times_seen = times_seen + ?4 \
+                     WHERE endpoint = ?1 AND fingerprint = ?2",
+                )?
+                .execute(params![
+                    key,
+                    fingerprint.as_bytes().as_slice(),
+                    at.unix(),
+                    i64::try_from(*count).unwrap_or(i64::MAX)
+                ])?;
+            }
+            Write::DeleteEndpoint => {
+                tx.execute("DELETE FROM pin WHERE endpoint = ?1", [&key])?;
+                tx.execute("DELETE FROM quarantine WHERE endpoint = ?1", [&key])?;
+                tx.execute("DELETE FROM endpoint_state WHERE endpoint = ?1", [&key])?;
+            }
+            Write::PinsChanged => pins_changed(tx, endpoint)?,
+            Write::SetState(state) => {
+                tx.prepare_cached(
+                    "INSERT INTO endpoint_state (endpoint, epoch, refusals, audited, \
+                     failing_since, last_refused, last_presented) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                     ON CONFLICT (endpoint) DO UPDATE SET epoch = excluded.epoch, \
+                     refusals = excluded.refusals, audited = excluded.audited, \
+                     failing_since = excluded.failing_since, \
+                     last_refused = excluded.last_refused, \
+                     last_presented = excluded.last_presented",
+                )?
+                .execute(params![
+                    key,
+                    state.epoch,
+                    state.refusals,
+                    state.audited,
+                    state.failing_since,
+                    state.last_refused,
+                    state.last_presented.map(|f| f.as_bytes().to_vec()),
+                ])?;
+            }
+            Write::QuarantineSeen { fingerprint, at } => {
+                tx.prepare_cached(
+                    "UPDATE quarantine SET last_seen = ?3, times_seen = times_seen + 1 \
+                     WHERE endpoint = ?1 AND fingerprint = ?2",
+                )?
+                .execute(params![
+                    key,
+                    fingerprint.as_bytes().as_slice(),
+                    at.unix()
+                ])?;
+            }
+            Write::Quarantine { entry, epoch } => {
+                tx.prepare_cached(
+                    "INSERT INTO quarantine (endpoint, fingerprint, der, first_seen, \
+                     last_seen, times_seen, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    entry.endpoint.to_string(),
+                    entry.details.fingerprint.as_bytes().as_slice(),
+                    entry.der.as_ref(),
+                    entry.first_seen.unix(),
+                    entry.last_seen.unix(),
+                    i64::try_from(entry.times_seen).unwrap_or(i64::MAX),
+                    epoch,
+                ])?;
+            }
+            Write::Evict(id) => {
+                tx.execute(
+                    "DELETE FROM quarantine WHERE id = ?1 AND endpoint = ?2",
+                    params![id, key],
+                )?;
+            }
+            Write::Unquarantine(fp) => {
+                tx.execute(
+                    "DELETE FROM quarantine WHERE endpoint = ?1 AND fingerprint = ?2",
+                    params![key, fp.as_bytes().as_slice()],
+                )?;
+            }
+            Write::Audit(entry) => {
+                tx.prepare_cached(
+                    "INSERT INTO audit (at, endpoint, event, fingerprint, previous, subject, \
+                     actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    entry.at.unix(),
+                    entry.endpoint.to_string(),
+                    entry.event.as_str(),
+                    entry.fingerprint.map(|f| f.as_bytes().to_vec()),
+                    entry.previous.map(|f| f.as_bytes().to_vec()),
+                    entry.subject.as_deref(),
+                    entry.actor.as_str(),
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs SQLite's `PRAGMA integrity_check`; `Ok(())` when the database is sound.
     ///
     /// # Errors
-    /// When the database cannot be read.
-    pub fn generation(&self) -> Result<u64> {
+    /// [`Error::Corrupt`] with SQLite's findings.
+    pub(crate) fn integrity_check(&self) -> Result<()> {
+        let mut reader = self.reader();
+        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
+        let mut stmt = conn
+            .prepare("PRAGMA integrity_check")
+            .map_err(|e| self.err(e))?;
+        let findings: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        if findings == ["ok"] {
+            Ok(())
+        } else {
+            Err(Error::Corrupt {
+                path: self.db_path.clone(),
+                detail: findings.join("; "),
+            })
+        }
+    }
+
+    /// The reader shard for this thread: threads spread over several connections, so readers
+    /// on different threads do not wait for each other.
+    fn reader(&self) -> MutexGuard<'_, Reader> {
+        thread_local! {
+            static SHARD: usize = next_thread_number();
+        }
+        let start = SHARD.with(|s| *s);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Ok(guard) = self.readers[(start + i) % n].0.try_lock() {
+                return guard;
+            }
+        }
+        self.readers[start % n]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn corrupt(&self, detail: impl std::fmt::Display) -> Error {
+        Error::Corrupt {
+            path: self.db_path.clone(),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn err(&self, e: impl Into<StoreFailure>) -> Error {
+        match e.into() {
+            StoreFailure::Sqlite(e) => db_error(&self.db_path, e),
+            StoreFailure::Error(e) => e,
+        }
+    }
+
+    /// Runs `sql` in one read transaction (one consistent snapshot) and calls `f` with each
+    /// row as `from_row` reads it, until the rows end or `f` breaks.
+    fn stream<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        from_row: fn(&Row<'_>) -> rusqlite::Result<T>,
+        mut f: impl FnMut(T) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let mut reader = self.reader();
+        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let mut stmt = tx.prepare(sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query(params).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            if f(from_row(row).map_err(|e| self.err(e))?).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Cheap: one read of the WAL-index header, no lock and no disk write; one
+    /// `PRAGMA data_version` on a per-thread connection when that header moved.
+    fn generation(&self) -> Result<u64> {
         let mut guard = self.reader();
         let reader = &mut *guard;
         let path = &self.db_path;
@@ -446,7 +560,7 @@ impl Store {
         let version: i64 = conn
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .map_err(|e| Error::db(path, e))?;
+            .map_err(|e| db_error(path, e))?;
         reader.wal_header = header;
         if reader.wal_index.is_none() && !self.read_only {
             reader.wal_index = open_wal_index(conn, path);
@@ -458,629 +572,30 @@ impl Store {
         Ok(self.generation.load(Ordering::Acquire))
     }
 
-    /// Everything stored for `endpoint`: active and staged pins and quarantined certificates.
-    ///
-    /// # Errors
-    /// When the database cannot be read.
-    pub fn endpoint(&self, endpoint: &Endpoint) -> Result<EndpointRecord> {
+    fn load(&self, endpoint: &Endpoint) -> Result<Loaded> {
         let mut reader = self.reader();
         let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let record = read_endpoint(&tx, endpoint).map_err(|e| self.err(e))?;
+        let loaded = load(&tx, endpoint).map_err(|e| self.err(e))?;
         drop(tx);
-        Ok(record)
+        Ok(loaded)
     }
 
-    /// Pins `der` for `endpoint` if, and only if, the endpoint has no pin (active or staged).
-    /// Of several threads or processes racing to pin one endpoint, exactly one gets
-    /// [`FirstUse::Pinned`]; the others get [`FirstUse::AlreadyPinned`] with the winner's pin.
-    ///
-    /// # Errors
-    /// When the certificate does not parse or the database cannot be written.
-    pub fn pin_first_use(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<FirstUse> {
-        let details = self.details(endpoint, der)?;
+    /// One `BEGIN IMMEDIATE` transaction on the writer connection: SQLite's write lock keeps
+    /// every other writer, in any process, out until the commit, so nothing is retried.
+    fn update(&self, endpoints: &[&Endpoint], plan: &mut Plan<'_>) -> Result<()> {
         self.write(|tx| {
-            let existing = read_endpoint(tx, endpoint)?;
-            if existing.is_pinned() {
-                return Ok(FirstUse::AlreadyPinned(existing));
-            }
-            // The lookup above went through the (endpoint, fingerprint) index. An index that
-            // lost the endpoint's entry would make a pinned endpoint look unpinned, and what
-            // is presented now would be trusted beside the real pin: the one write that can
-            // reopen trust is only made once the table itself agrees.
-            if pinned_in_table(tx, endpoint)? {
-                return Err(self
-                    .corrupt(format!(
-                        "the pin table holds a pin of {endpoint} that its index does not; \
-                         nothing was pinned. Run `tofu-certs check`"
-                    ))
-                    .into());
-            }
-            let now = Timestamp::now();
-            let pin = Pin {
-                endpoint: endpoint.clone(),
-                state: PinState::Active,
-                der: der.clone().into_owned(),
-                details,
-                pinned_at: now,
-                first_seen: Some(now),
-                last_seen: Some(now),
-                times_seen: 1,
-                source: PinSource::FirstUse,
-                label: None,
-            };
-            insert_pin(tx, &pin)?;
-            pins_changed(tx, endpoint)?;
-            self.audit(tx, endpoint, AuditEvent::Pinned, Some(&pin.details), None)?;
-            Ok(FirstUse::Pinned(Box::new(pin)))
-        })
-    }
-
-    /// Adds a pin ahead of first use (`state` active) or stages one for a planned rotation
-    /// (`state` next). Other pins of the endpoint are kept.
-    ///
-    /// # Errors
-    /// [`Error::AlreadyPinned`] when the endpoint already has this certificate, and those of
-    /// reading the certificate or writing the database.
-    pub fn add_pin(
-        &self,
-        endpoint: &Endpoint,
-        der: &CertificateDer<'_>,
-        state: PinState,
-        label: Option<&str>,
-    ) -> Result<Pin> {
-        let details = self.details(endpoint, der)?;
-        self.write(|tx| {
-            if let Some(existing) = find_pin(tx, endpoint, &details.fingerprint)? {
-                return Err(Error::AlreadyPinned {
-                    endpoint: endpoint.clone(),
-                    fingerprint: details.fingerprint,
-                    state: existing.state,
-                }
-                .into());
-            }
-            let pin = Pin {
-                endpoint: endpoint.clone(),
-                state,
-                der: der.clone().into_owned(),
-                details,
-                pinned_at: Timestamp::now(),
-                first_seen: None,
-                last_seen: None,
-                times_seen: 0,
-                source: PinSource::Operator,
-                label: label.map(|l| crate::text::bounded(l.to_owned(), crate::MAX_LABEL_CHARS)),
-            };
-            insert_pin(tx, &pin)?;
-            pins_changed(tx, endpoint)?;
-            let event = match state {
-                PinState::Active => AuditEvent::Added,
-                PinState::Next => AuditEvent::Staged,
-            };
-            self.audit(tx, endpoint, event, Some(&pin.details), None)?;
-            Ok(pin)
-        })
-    }
-
-    /// Compare-and-swap: replaces the active pin `expected` of `endpoint` by `der`, only if
-    /// `expected` is still an active pin of the endpoint.
-    ///
-    /// # Errors
-    /// [`Error::PinChanged`] when `expected` is no longer pinned; nothing is written then.
-    pub fn replace_pin(
-        &self,
-        endpoint: &Endpoint,
-        expected: &Fingerprint,
-        der: &CertificateDer<'_>,
-        source: PinSource,
-    ) -> Result<Pin> {
-        let details = self.details(endpoint, der)?;
-        self.write(|tx| {
-            let old = match find_pin(tx, endpoint, expected)? {
-                Some(old) if old.state == PinState::Active => old,
-                _ => {
-                    return Err(Error::PinChanged {
-                        endpoint: endpoint.clone(),
-                        expected: *expected,
-                    }
-                    .into())
-                }
-            };
-            delete_pin(tx, endpoint, expected)?;
-            if details.fingerprint != *expected {
-                if let Some(dup) = find_pin(tx, endpoint, &details.fingerprint)? {
-                    delete_pin(tx, endpoint, &dup.details.fingerprint)?;
+            for endpoint in endpoints {
+                let loaded = load(tx, endpoint)?;
+                for write in &plan(endpoint, loaded)? {
+                    self.apply(tx, endpoint, write)?;
                 }
             }
-            let now = Timestamp::now();
-            let pin = Pin {
-                endpoint: endpoint.clone(),
-                state: PinState::Active,
-                der: der.clone().into_owned(),
-                details,
-                pinned_at: now,
-                first_seen: None,
-                last_seen: None,
-                times_seen: 0,
-                source,
-                label: old.label.clone(),
-            };
-            insert_pin(tx, &pin)?;
-            pins_changed(tx, endpoint)?;
-            self.audit(
-                tx,
-                endpoint,
-                AuditEvent::Replaced,
-                Some(&pin.details),
-                Some(expected),
-            )?;
-            Ok(pin)
-        })
-    }
-
-    /// Compare-and-swap over the whole active set: replaces the active pins of `endpoint` by
-    /// `der`, only if they are still exactly `expected` (in any order). Staged pins are kept.
-    ///
-    /// # Errors
-    /// [`Error::PinChanged`] when the active pins are no longer `expected`; nothing is
-    /// written then.
-    pub fn replace_active(
-        &self,
-        endpoint: &Endpoint,
-        expected: &[Fingerprint],
-        der: &CertificateDer<'_>,
-        source: PinSource,
-    ) -> Result<Pin> {
-        let details = self.details(endpoint, der)?;
-        self.write(|tx| {
-            let record = read_endpoint(tx, endpoint)?;
-            let mut current: Vec<Fingerprint> = record.active().map(Pin::fingerprint).collect();
-            let mut wanted = expected.to_vec();
-            current.sort_unstable();
-            wanted.sort_unstable();
-            if wanted.is_empty() || current != wanted {
-                return Err(Error::PinChanged {
-                    endpoint: endpoint.clone(),
-                    expected: expected.first().copied().unwrap_or(details.fingerprint),
-                }
-                .into());
-            }
-            for old in record.active() {
-                delete_pin(tx, endpoint, &old.details.fingerprint)?;
-            }
-            if let Some(staged) = record
-                .staged()
-                .find(|p| p.fingerprint() == details.fingerprint)
-            {
-                delete_pin(tx, endpoint, &staged.details.fingerprint)?;
-            }
-            let pin = Pin {
-                endpoint: endpoint.clone(),
-                state: PinState::Active,
-                der: der.clone().into_owned(),
-                details,
-                pinned_at: Timestamp::now(),
-                first_seen: None,
-                last_seen: None,
-                times_seen: 0,
-                source,
-                label: record.active().find_map(|p| p.label.clone()),
-            };
-            insert_pin(tx, &pin)?;
-            pins_changed(tx, endpoint)?;
-            for old in &wanted {
-                self.audit(
-                    tx,
-                    endpoint,
-                    AuditEvent::Replaced,
-                    Some(&pin.details),
-                    Some(old),
-                )?;
-            }
-            Ok(pin)
-        })
-    }
-
-    /// Removes every pin of `endpoint`, active and staged, and its quarantined certificates.
-    /// An empty result means there was nothing to remove.
-    ///
-    /// # Errors
-    /// When the database cannot be written.
-    pub fn remove_endpoint(&self, endpoint: &Endpoint) -> Result<Removed> {
-        self.write(|tx| {
-            let record = read_endpoint(tx, endpoint)?;
-            for pin in &record.pins {
-                self.audit(tx, endpoint, AuditEvent::Removed, Some(&pin.details), None)?;
-            }
-            for q in &record.quarantined {
-                self.audit(tx, endpoint, AuditEvent::Discarded, Some(&q.details), None)?;
-            }
-            tx.execute(
-                "DELETE FROM pin WHERE endpoint = ?1",
-                [endpoint.to_string()],
-            )?;
-            tx.execute(
-                "DELETE FROM quarantine WHERE endpoint = ?1",
-                [endpoint.to_string()],
-            )?;
-            // Nothing is left to bound or count: the next refusal starts afresh.
-            tx.execute(
-                "DELETE FROM endpoint_state WHERE endpoint = ?1",
-                [endpoint.to_string()],
-            )?;
-            Ok(Removed {
-                pins: record.pins,
-                quarantined: record.quarantined,
-            })
-        })
-    }
-
-    /// Removes one pin of `endpoint` by fingerprint; `None` when it had no such pin.
-    ///
-    /// # Errors
-    /// When the database cannot be written.
-    pub fn remove_pin(
-        &self,
-        endpoint: &Endpoint,
-        fingerprint: &Fingerprint,
-    ) -> Result<Option<Pin>> {
-        self.write(|tx| {
-            let Some(pin) = find_pin(tx, endpoint, fingerprint)? else {
-                return Ok(None);
-            };
-            delete_pin(tx, endpoint, fingerprint)?;
-            pins_changed(tx, endpoint)?;
-            self.audit(tx, endpoint, AuditEvent::Removed, Some(&pin.details), None)?;
-            Ok(Some(pin))
-        })
-    }
-
-    /// Records that `endpoint` presented `der`, which matched none of its pins, after the
-    /// server proved it holds the certificate's key: counts the refusal, keeps the
-    /// certificate in quarantine (a repeat only counts) and audits it, within the bounds of
-    /// `quarantine.rs`, so that no peer can grow the store without bound or evict the
-    /// certificates an operator is reading about. Returns whether the certificate is in
-    /// quarantine (so that it can be accepted by fingerprint).
-    ///
-    /// # Errors
-    /// When the certificate does not parse or the database cannot be written.
-    pub fn quarantine(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<bool> {
-        let details = self.details(endpoint, der)?;
-        self.write(|tx| {
-            let now = Timestamp::now().unix();
-            let key = endpoint.to_string();
-            let fp = details.fingerprint.as_bytes().as_slice();
-            tx.execute(
-                "INSERT INTO endpoint_state (endpoint) VALUES (?1) ON CONFLICT DO NOTHING",
-                [&key],
-            )?;
-            let (epoch, audited): (i64, i64) = tx.query_row(
-                "UPDATE endpoint_state SET refusals = refusals + 1, \
-                 failing_since = coalesce(failing_since, ?2), last_refused = ?2, \
-                 last_presented = ?3 WHERE endpoint = ?1 RETURNING epoch, audited",
-                params![key, now, fp],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let repeated = tx.execute(
-                "UPDATE quarantine SET last_seen = ?3, times_seen = times_seen + 1 \
-                 WHERE endpoint = ?1 AND fingerprint = ?2",
-                params![key, fp, now],
-            )?;
-            if repeated > 0 {
-                return Ok(true);
-            }
-            let slots: Vec<Slot> = tx
-                .prepare_cached(
-                    "SELECT id, epoch, length(der), last_seen FROM quarantine WHERE endpoint = ?1",
-                )?
-                .query_map([&key], |r| {
-                    Ok(Slot {
-                        id: r.get(0)?,
-                        epoch: r.get(1)?,
-                        len: r.get::<_, i64>(2)?.try_into().unwrap_or(usize::MAX),
-                        last_seen: r.get(3)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            let kept = match quarantine::admit(&slots, epoch, der.len()) {
-                Admission::Keep { evict } => {
-                    for id in evict {
-                        tx.execute("DELETE FROM quarantine WHERE id = ?1", [id])?;
-                    }
-                    tx.execute(
-                        "INSERT INTO quarantine (endpoint, fingerprint, der, first_seen, \
-                         last_seen, times_seen, epoch) VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5)",
-                        params![key, fp, der.as_ref(), now, epoch],
-                    )?;
-                    true
-                }
-                Admission::Full => false,
-            };
-            if quarantine::audits_refusal(audited) {
-                tx.execute(
-                    "UPDATE endpoint_state SET audited = audited + 1 WHERE endpoint = ?1",
-                    [&key],
-                )?;
-                let pinned: bool = tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM pin WHERE endpoint = ?1)",
-                    [&key],
-                    |r| r.get(0),
-                )?;
-                let event = match pinned {
-                    true => AuditEvent::MismatchRejected,
-                    false => AuditEvent::UnpinnedRejected,
-                };
-                self.audit(tx, endpoint, event, Some(&details), None)?;
-            }
-            Ok(kept)
-        })
-    }
-
-    /// Accepts the quarantined certificate of `endpoint` whose fingerprint is `fingerprint`:
-    /// it becomes the endpoint's active pin and the active pins are retired. Because the
-    /// certificate is named by fingerprint, a different certificate presented later can never
-    /// be accepted by mistake. Staged pins are kept.
-    ///
-    /// # Errors
-    /// [`Error::NotQuarantined`] when no quarantined certificate has that fingerprint.
-    pub fn accept_quarantined(
-        &self,
-        endpoint: &Endpoint,
-        fingerprint: &Fingerprint,
-    ) -> Result<Promoted> {
-        self.write(|tx| {
-            let record = read_endpoint(tx, endpoint)?;
-            let Some(q) = record
-                .quarantined
-                .iter()
-                .find(|q| q.details.fingerprint == *fingerprint)
-            else {
-                return Err(Error::NotQuarantined {
-                    endpoint: endpoint.clone(),
-                    fingerprint: *fingerprint,
-                    quarantined: record
-                        .quarantined
-                        .iter()
-                        .map(|q| q.details.fingerprint)
-                        .collect(),
-                }
-                .into());
-            };
-            let retired = self.retire_active(tx, endpoint, &record, fingerprint)?;
-            // Pinned meanwhile (staged, or added or pinned by another process after it was
-            // quarantined): the accepted pin takes its place.
-            if record.pins.iter().any(|p| p.fingerprint() == *fingerprint) {
-                delete_pin(tx, endpoint, fingerprint)?;
-            }
-            tx.execute(
-                "DELETE FROM quarantine WHERE endpoint = ?1 AND fingerprint = ?2",
-                params![endpoint.to_string(), fingerprint.as_bytes().as_slice()],
-            )?;
-            let pin = Pin {
-                endpoint: endpoint.clone(),
-                state: PinState::Active,
-                der: q.der.clone(),
-                details: q.details.clone(),
-                pinned_at: Timestamp::now(),
-                first_seen: Some(q.first_seen),
-                last_seen: Some(q.last_seen),
-                times_seen: q.times_seen,
-                source: PinSource::Accepted,
-                label: retired.iter().find_map(|p| p.label.clone()),
-            };
-            insert_pin(tx, &pin)?;
-            pins_changed(tx, endpoint)?;
-            let previous = retired.first().map(Pin::fingerprint);
-            self.audit(
-                tx,
-                endpoint,
-                AuditEvent::Accepted,
-                Some(&pin.details),
-                previous.as_ref(),
-            )?;
-            Ok(Promoted { pin, retired })
-        })
-    }
-
-    /// Promotes the staged pin `fingerprint` of `endpoint` to active, retiring the active pins,
-    /// because a handshake just presented it. Returns `None` when it is not staged any more
-    /// (another thread or process promoted or removed it first).
-    ///
-    /// # Errors
-    /// When the database cannot be written.
-    pub fn promote_staged(
-        &self,
-        endpoint: &Endpoint,
-        fingerprint: &Fingerprint,
-    ) -> Result<Option<Promoted>> {
-        self.write(|tx| {
-            let record = read_endpoint(tx, endpoint)?;
-            let Some(staged) = record
-                .staged()
-                .find(|p| p.fingerprint() == *fingerprint)
-                .cloned()
-            else {
-                return Ok(None);
-            };
-            let retired = self.retire_active(tx, endpoint, &record, fingerprint)?;
-            let now = Timestamp::now();
-            tx.execute(
-                "UPDATE pin SET state = 'active', first_seen = coalesce(first_seen, ?3), \
-                 last_seen = ?3, times_seen = times_seen + 1 \
-                 WHERE endpoint = ?1 AND fingerprint = ?2",
-                params![
-                    endpoint.to_string(),
-                    fingerprint.as_bytes().as_slice(),
-                    now.unix()
-                ],
-            )?;
-            pins_changed(tx, endpoint)?;
-            let previous = retired.first().map(Pin::fingerprint);
-            self.audit(
-                tx,
-                endpoint,
-                AuditEvent::Promoted,
-                Some(&staged.details),
-                previous.as_ref(),
-            )?;
-            let pin = find_pin(tx, endpoint, fingerprint)?
-                .expect("the pin was updated in this transaction");
-            Ok(Some(Promoted { pin, retired }))
-        })
-    }
-
-    fn retire_active(
-        &self,
-        tx: &Transaction<'_>,
-        endpoint: &Endpoint,
-        record: &EndpointRecord,
-        keep: &Fingerprint,
-    ) -> TxResult<Vec<Pin>> {
-        let mut retired = Vec::new();
-        for pin in record.active().filter(|p| p.fingerprint() != *keep) {
-            delete_pin(tx, endpoint, &pin.details.fingerprint)?;
-            self.audit(tx, endpoint, AuditEvent::Retired, Some(&pin.details), None)?;
-            retired.push(pin.clone());
-        }
-        Ok(retired)
-    }
-
-    /// Records `count` more handshakes that presented the pin `fingerprint`, the latest at
-    /// `at`. Callers coalesce these (the verifier writes at most once a minute per pin) so a
-    /// handshake is not a disk write. A pin removed meanwhile is ignored.
-    ///
-    /// # Errors
-    /// When the database cannot be written.
-    pub fn record_seen(
-        &self,
-        endpoint: &Endpoint,
-        fingerprint: &Fingerprint,
-        count: u64,
-        at: Timestamp,
-    ) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE pin SET first_seen = coalesce(first_seen, ?3), \
-                 last_seen = max(coalesce(last_seen, ?3), ?3), times_seen = times_seen + ?4 \
-                 WHERE endpoint = ?1 AND fingerprint = ?2",
-                params![
-                    endpoint.to_string(),
-                    fingerprint.as_bytes().as_slice(),
-                    at.unix(),
-                    i64::try_from(count).unwrap_or(i64::MAX)
-                ],
-            )?;
             Ok(())
         })
     }
 
-    /// Writes `pins` in one transaction: all of them or, on any error, none.
-    ///
-    /// A pin whose endpoint already has the same certificate in the same state is left as it
-    /// is. An endpoint that has other pins is a conflict, unless `replace` is set, in which case
-    /// its existing pins are removed first.
-    ///
-    /// # Errors
-    /// [`Error::ImportConflict`] and those of reading certificates or writing the database.
-    pub fn import(&self, pins: &[NewPin], replace: bool) -> Result<ImportReport> {
-        // The file's pins, grouped by endpoint in the order the endpoints first appear: an
-        // endpoint's pins in one file belong together (an HA pair, an active pin and its
-        // staged successor) and are compared with the store's as a set.
-        let mut groups: Vec<(&Endpoint, Vec<(&NewPin, CertificateDetails)>)> = Vec::new();
-        let mut index = std::collections::HashMap::new();
-        for p in pins {
-            let details = self.details(&p.endpoint, &p.der)?;
-            let slot = *index.entry(&p.endpoint).or_insert_with(|| {
-                groups.push((&p.endpoint, Vec::new()));
-                groups.len() - 1
-            });
-            // The same certificate twice for one endpoint: once is enough, but not in two states.
-            if let Some((q, _)) = groups[slot]
-                .1
-                .iter()
-                .find(|(_, d)| d.fingerprint == details.fingerprint)
-            {
-                if q.state == p.state {
-                    continue;
-                }
-                return Err(Error::ImportConflict {
-                    endpoint: p.endpoint.clone(),
-                    existing: details.fingerprint,
-                    imported: details.fingerprint,
-                });
-            }
-            groups[slot].1.push((p, details));
-        }
-        self.write(|tx| {
-            let mut report = ImportReport::default();
-            for (endpoint, entries) in &groups {
-                let record = read_endpoint(tx, endpoint)?;
-                let changes_before = report.added + report.replaced;
-                let in_file = |pin: &Pin| {
-                    entries
-                        .iter()
-                        .any(|(p, d)| d.fingerprint == pin.fingerprint() && p.state == pin.state)
-                };
-                let foreign: Vec<&Pin> = record.pins.iter().filter(|pin| !in_file(pin)).collect();
-                if let Some(other) = foreign.first() {
-                    if !replace {
-                        let imported = entries
-                            .iter()
-                            .find(|(_, d)| d.fingerprint != other.fingerprint())
-                            .map_or(other.fingerprint(), |(_, d)| d.fingerprint);
-                        return Err(Error::ImportConflict {
-                            endpoint: (*endpoint).clone(),
-                            existing: other.fingerprint(),
-                            imported,
-                        }
-                        .into());
-                    }
-                    for old in &foreign {
-                        delete_pin(tx, endpoint, &old.details.fingerprint)?;
-                        self.audit(tx, endpoint, AuditEvent::Removed, Some(&old.details), None)?;
-                        report.replaced += 1;
-                    }
-                }
-                for (p, details) in entries {
-                    if record
-                        .pins
-                        .iter()
-                        .any(|x| x.fingerprint() == details.fingerprint && x.state == p.state)
-                    {
-                        report.unchanged += 1;
-                        continue;
-                    }
-                    let pin = Pin {
-                        endpoint: p.endpoint.clone(),
-                        state: p.state,
-                        der: p.der.clone(),
-                        details: details.clone(),
-                        pinned_at: p.pinned_at.unwrap_or_else(Timestamp::now),
-                        first_seen: p.first_seen,
-                        last_seen: p.last_seen,
-                        times_seen: p.times_seen,
-                        source: p.source,
-                        label: p.label.clone(),
-                    };
-                    insert_pin(tx, &pin)?;
-                    self.audit(tx, endpoint, AuditEvent::Imported, Some(details), None)?;
-                    report.added += 1;
-                }
-                if report.added + report.replaced > changes_before {
-                    pins_changed(tx, endpoint)?;
-                }
-            }
-            Ok(report)
-        })
-    }
-
-    /// Calls `f` with every pin, ordered by endpoint (then active before staged, then age),
-    /// reading them one at a time so a million pins never sit in memory at once. `f` may stop
-    /// early by returning `ControlFlow::Break`.
-    ///
-    /// # Errors
-    /// When the database cannot be read.
-    pub fn for_each_pin(&self, mut f: impl FnMut(Pin) -> ControlFlow<()>) -> Result<()> {
+    fn for_each_pin(&self, f: &mut dyn FnMut(Pin) -> ControlFlow<()>) -> Result<()> {
         // `ORDER BY endpoint` walks the (endpoint, fingerprint) index with no sort. Adding
         // `state, id` made SQLite copy every row, certificate included, through a temporary
         // sorter per endpoint (a quarter of the time of listing a million pins); the few pins
@@ -1117,27 +632,19 @@ impl Store {
         Ok(())
     }
 
-    /// Calls `f` with every quarantined certificate, ordered by endpoint.
-    ///
-    /// # Errors
-    /// When the database cannot be read.
-    pub fn for_each_quarantined(
+    fn for_each_quarantined(
         &self,
-        f: impl FnMut(Quarantined) -> ControlFlow<()>,
+        f: &mut dyn FnMut(Quarantined) -> ControlFlow<()>,
     ) -> Result<()> {
         let sql = "SELECT endpoint, der, first_seen, last_seen, times_seen FROM quarantine \
                    ORDER BY endpoint, last_seen DESC, id DESC";
         self.stream(sql, [], quarantined_from_row, f)
     }
 
-    /// Calls `f` with the audit log, oldest first, of one endpoint or of all.
-    ///
-    /// # Errors
-    /// When the database cannot be read.
-    pub fn for_each_audit(
+    fn for_each_audit(
         &self,
         endpoint: Option<&Endpoint>,
-        f: impl FnMut(AuditEntry) -> ControlFlow<()>,
+        f: &mut dyn FnMut(AuditEntry) -> ControlFlow<()>,
     ) -> Result<()> {
         let base =
             "SELECT id, at, endpoint, event, fingerprint, previous, subject, actor FROM audit";
@@ -1152,39 +659,10 @@ impl Store {
         }
     }
 
-    /// Runs `sql` in one read transaction (one consistent snapshot) and calls `f` with each
-    /// row as `from_row` reads it, until the rows end or `f` breaks.
-    fn stream<T>(
-        &self,
-        sql: &str,
-        params: impl rusqlite::Params,
-        from_row: fn(&Row<'_>) -> rusqlite::Result<T>,
-        mut f: impl FnMut(T) -> ControlFlow<()>,
-    ) -> Result<()> {
-        let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        let mut stmt = tx.prepare(sql).map_err(|e| self.err(e))?;
-        let mut rows = stmt.query(params).map_err(|e| self.err(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            if f(from_row(row).map_err(|e| self.err(e))?).is_break() {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Checks the whole store: SQLite's `PRAGMA integrity_check` (every page, and every index
-    /// against its table), the application id and schema version, and the store's own
-    /// invariants, reading the tables themselves rather than their indexes: every pin's
-    /// certificate parses and its stored fingerprints, subject and issuer are the
-    /// certificate's, its endpoint and state and source are valid, no endpoint has the same
-    /// certificate twice, and every quarantined certificate and audit entry can be read.
-    /// Reads every row, so it takes time in proportion to the store (`tofu-certs check`).
-    ///
-    /// # Errors
-    /// Only when the store cannot be read at all; damage is reported as findings.
-    pub fn check(&self) -> Result<CheckReport> {
+    /// SQLite's `PRAGMA integrity_check` (every page, and every index against its table),
+    /// the application id and schema version, then every row read from the tables
+    /// themselves (`NOT INDEXED`) rather than through their indexes.
+    fn check(&self) -> Result<CheckReport> {
         let mut reader = self.reader();
         let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
         let tx = conn.transaction().map_err(|e| self.err(e))?;
@@ -1324,117 +802,6 @@ impl Store {
         }
         drop(tx);
         Ok(report)
-    }
-
-    /// Runs SQLite's `PRAGMA integrity_check`; `Ok(())` when the database is sound.
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`] with SQLite's findings.
-    pub fn integrity_check(&self) -> Result<()> {
-        let mut reader = self.reader();
-        let conn = reader_conn(&mut reader, &self.db_path, self.immutable)?;
-        let mut stmt = conn
-            .prepare("PRAGMA integrity_check")
-            .map_err(|e| self.err(e))?;
-        let findings: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
-        if findings == ["ok"] {
-            Ok(())
-        } else {
-            Err(Error::Corrupt {
-                path: self.db_path.clone(),
-                detail: findings.join("; "),
-            })
-        }
-    }
-
-    fn details(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<CertificateDetails> {
-        CertificateDetails::from_der(der).map_err(|source| Error::Certificate {
-            endpoint: endpoint.clone(),
-            source,
-        })
-    }
-
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> TxResult<T>) -> Result<T> {
-        if self.read_only {
-            if self.immutable {
-                if let Some(full) = no_space(&self.db_path) {
-                    return Err(full);
-                }
-            }
-            return Err(Error::ReadOnly {
-                path: self.db_path.clone(),
-            });
-        }
-        // A panic while the lock was held dropped its transaction, which rolled back: the
-        // connection is sound.
-        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
-        let out = f(&tx).map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        Ok(out)
-    }
-
-    fn audit(
-        &self,
-        tx: &Transaction<'_>,
-        endpoint: &Endpoint,
-        event: AuditEvent,
-        cert: Option<&CertificateDetails>,
-        previous: Option<&Fingerprint>,
-    ) -> TxResult<()> {
-        tx.execute(
-            "INSERT INTO audit (at, endpoint, event, fingerprint, previous, subject, actor) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                Timestamp::now().unix(),
-                endpoint.to_string(),
-                event.as_str(),
-                cert.map(|c| c.fingerprint.as_bytes().to_vec()),
-                previous.map(|f| f.as_bytes().to_vec()),
-                cert.map(|c| c.subject.as_str()),
-                self.actor.as_str(),
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// The reader shard for this thread: threads spread over several connections, so readers
-    /// on different threads do not wait for each other.
-    fn reader(&self) -> MutexGuard<'_, Reader> {
-        thread_local! {
-            static SHARD: usize = next_thread_number();
-        }
-        let start = SHARD.with(|s| *s);
-        let n = self.readers.len();
-        for i in 0..n {
-            if let Ok(guard) = self.readers[(start + i) % n].0.try_lock() {
-                return guard;
-            }
-        }
-        self.readers[start % n]
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn corrupt(&self, detail: impl std::fmt::Display) -> Error {
-        Error::Corrupt {
-            path: self.db_path.clone(),
-            detail: detail.to_string(),
-        }
-    }
-
-    fn err(&self, e: impl Into<StoreFailure>) -> Error {
-        match e.into() {
-            StoreFailure::Sqlite(e) => Error::db(&self.db_path, e),
-            StoreFailure::Error(e) => e,
-        }
     }
 }
 
@@ -1854,7 +1221,7 @@ fn create_database(dir: &Path, db_path: &Path) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(Error::db(&tmp, e));
+        return Err(db_error(&tmp, e));
     }
     let linked = fs::hard_link(&tmp, db_path);
     let _ = fs::remove_file(&tmp);
@@ -1897,13 +1264,13 @@ fn open_connection(db_path: &Path) -> Result<Connection> {
                     | OpenFlags::SQLITE_OPEN_NOFOLLOW,
             )
         })
-        .map_err(|e| Error::db(db_path, e))?;
+        .map_err(|e| db_error(db_path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| Error::db(db_path, e))?;
+        .map_err(|e| db_error(db_path, e))?;
     // FULL: in WAL mode, every commit is fsynced before it returns. NORMAL could lose the
     // last acknowledged pins on power loss, reopening the first-use window.
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA trusted_schema = OFF;")
-        .map_err(|e| Error::db(db_path, e))?;
+        .map_err(|e| db_error(db_path, e))?;
     Ok(conn)
 }
 
@@ -1912,10 +1279,11 @@ fn wal_unavailable(e: &Error) -> bool {
     use rusqlite::ErrorCode;
     match e {
         Error::ReadOnly { .. } | Error::NoSpace { .. } => true,
-        Error::Database {
-            source: rusqlite::Error::SqliteFailure(f, _),
-            ..
-        } => matches!(f.code, ErrorCode::SystemIoFailure | ErrorCode::CannotOpen),
+        Error::Database { source, .. } => matches!(
+            source.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(f.code, ErrorCode::SystemIoFailure | ErrorCode::CannotOpen)
+        ),
         _ => false,
     }
 }
@@ -1959,9 +1327,9 @@ fn open_immutable(db_path: &Path) -> Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )
-    .map_err(|e| Error::db(db_path, e))?;
+    .map_err(|e| db_error(db_path, e))?;
     conn.execute_batch("PRAGMA trusted_schema = OFF;")
-        .map_err(|e| Error::db(db_path, e))?;
+        .map_err(|e| db_error(db_path, e))?;
     Ok(conn)
 }
 
@@ -2036,7 +1404,7 @@ fn check_schema(conn: &mut Connection, db_path: &Path, read_only: bool) -> Resul
         let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
         Ok((app, version, tables))
     })();
-    let (app, version, tables) = header.map_err(|e| Error::db(db_path, e))?;
+    let (app, version, tables) = header.map_err(|e| db_error(db_path, e))?;
     if app != APPLICATION_ID {
         return Err(Error::NotAStore {
             path: db_path.to_path_buf(),
@@ -2077,7 +1445,7 @@ fn check_schema(conn: &mut Connection, db_path: &Path, read_only: bool) -> Resul
                 ),
             });
         }
-        migrate(conn).map_err(|e| Error::db(db_path, e))?;
+        migrate(conn).map_err(|e| db_error(db_path, e))?;
     }
     Ok(())
 }
@@ -2102,7 +1470,9 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-fn read_endpoint(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<EndpointRecord> {
+/// The endpoint's pins (active, then staged, each in the order pinned), its quarantine
+/// (most recently presented first, with its rows' ids and epochs) and its counters.
+fn load(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<Loaded> {
     let key = endpoint.to_string();
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {PIN_COLUMNS} FROM pin WHERE endpoint = ?1 ORDER BY state, id"
@@ -2111,13 +1481,41 @@ fn read_endpoint(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<
         .query_map([&key], pin_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut stmt = tx.prepare_cached(
-        "SELECT endpoint, der, first_seen, last_seen, times_seen FROM quarantine \
+        "SELECT endpoint, der, first_seen, last_seen, times_seen, id, epoch FROM quarantine \
          WHERE endpoint = ?1 ORDER BY last_seen DESC, id DESC",
     )?;
     let quarantined = stmt
-        .query_map([&key], quarantined_from_row)?
+        .query_map([&key], |row| {
+            Ok(Held {
+                entry: quarantined_from_row(row)?,
+                id: row.get(5)?,
+                epoch: row.get(6)?,
+            })
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(EndpointRecord { pins, quarantined })
+    let state = tx
+        .prepare_cached(
+            "SELECT epoch, refusals, audited, failing_since, last_refused, last_presented \
+             FROM endpoint_state WHERE endpoint = ?1",
+        )?
+        .query_map([&key], |row| {
+            Ok(EndpointState {
+                epoch: row.get(0)?,
+                refusals: row.get(1)?,
+                audited: row.get(2)?,
+                failing_since: row.get(3)?,
+                last_refused: row.get(4)?,
+                last_presented: optional_fingerprint_col(row, 5)?,
+            })
+        })?
+        .next()
+        .transpose()?
+        .unwrap_or_default();
+    Ok(Loaded {
+        pins,
+        quarantined,
+        state,
+    })
 }
 
 /// Whether the pin table itself, read without any index, holds a pin of `endpoint`. Scans
@@ -2125,21 +1523,6 @@ fn read_endpoint(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<
 fn pinned_in_table(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<bool> {
     tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM pin NOT INDEXED WHERE endpoint = ?1)")?
         .query_row([endpoint.to_string()], |r| r.get(0))
-}
-
-fn find_pin(
-    tx: &Transaction<'_>,
-    endpoint: &Endpoint,
-    fp: &Fingerprint,
-) -> rusqlite::Result<Option<Pin>> {
-    tx.prepare_cached(&format!(
-        "SELECT {PIN_COLUMNS} FROM pin WHERE endpoint = ?1 AND fingerprint = ?2"
-    ))?
-    .query_row(
-        params![endpoint.to_string(), fp.as_bytes().as_slice()],
-        pin_from_row,
-    )
-    .optional()
 }
 
 fn delete_pin(tx: &Transaction<'_>, endpoint: &Endpoint, fp: &Fingerprint) -> rusqlite::Result<()> {
@@ -2329,26 +1712,75 @@ fn quarantined_from_row(row: &Row<'_>) -> rusqlite::Result<Quarantined> {
     })
 }
 
-fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
-    let opt_fp = |col| -> rusqlite::Result<Option<Fingerprint>> {
-        match row.get::<_, Option<Vec<u8>>>(col)? {
-            None => Ok(None),
-            Some(b) => {
-                let arr: [u8; 32] = b
-                    .try_into()
-                    .map_err(|_| bad_value(col, "fingerprint length"))?;
-                Ok(Some(Fingerprint::from_bytes(arr)))
-            }
+fn optional_fingerprint_col(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<Fingerprint>> {
+    match row.get::<_, Option<Vec<u8>>>(col)? {
+        None => Ok(None),
+        Some(b) => {
+            let arr: [u8; 32] = b
+                .try_into()
+                .map_err(|_| bad_value(col, "fingerprint length"))?;
+            Ok(Some(Fingerprint::from_bytes(arr)))
         }
-    };
+    }
+}
+
+fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
     Ok(AuditEntry {
         id: row.get(0)?,
         at: Timestamp::from_unix(row.get(1)?),
         endpoint: endpoint_col(row, 2)?,
         event: parsed_col(row, 3)?,
-        fingerprint: opt_fp(4)?,
-        previous: opt_fp(5)?,
+        fingerprint: optional_fingerprint_col(row, 4)?,
+        previous: optional_fingerprint_col(row, 5)?,
         subject: row.get(6)?,
         actor: row.get(7)?,
     })
+}
+
+/// The crate's error for what SQLite reported about the database file `path`: damage, a
+/// lock held too long, a read-only or full filesystem get their own variants, so that each
+/// says what to do; anything else is [`Error::Database`].
+pub(crate) fn db_error(path: &Path, source: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    let path = path.to_path_buf();
+    if let rusqlite::Error::SqliteFailure(e, ref msg) = source {
+        let detail = msg.clone().unwrap_or_else(|| e.to_string());
+        match e.code {
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                return Error::Corrupt { path, detail }
+            }
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return Error::Busy {
+                    path,
+                    timeout_secs: BUSY_TIMEOUT.as_secs(),
+                }
+            }
+            ErrorCode::ReadOnly => return Error::ReadOnly { path },
+            ErrorCode::DiskFull | ErrorCode::SystemIoFailure => {
+                if let Some(full) = no_space(&path) {
+                    return full;
+                }
+            }
+            // Damage SQLite reports under another code ("malformed database schema"
+            // while preparing a statement): fail closed, as for SQLITE_CORRUPT.
+            _ if detail.contains("malformed") => return Error::Corrupt { path, detail },
+            _ => {}
+        }
+    }
+    // A stored value this crate never writes (a state, an endpoint, a fingerprint's
+    // length): the row is damaged, and must not be read as "no pin".
+    if let rusqlite::Error::FromSqlConversionFailure(..)
+    | rusqlite::Error::InvalidColumnType(..)
+    | rusqlite::Error::IntegralValueOutOfRange(..) = source
+    {
+        return Error::Corrupt {
+            path,
+            detail: source.to_string(),
+        };
+    }
+    Error::Database {
+        store: path.display().to_string(),
+        backend: "SQLite",
+        source: Box::new(source),
+    }
 }

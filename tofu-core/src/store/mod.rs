@@ -1,0 +1,607 @@
+//! The persistent pin store: the public [`Store`] facade over a storage backend.
+//!
+//! Every change is one transaction of the backend ([`backend::Backend::update`]): load the
+//! endpoint's record, decide with the pure rules of `plan.rs`, apply what they planned,
+//! commit durably before returning. So the rules (first use, several pins, staged promotion,
+//! compare-and-swap, the quarantine's bounds, the audit log) exist once, and each backend
+//! only stores rows: `sqlite.rs` for a store directory, `postgres.rs` (cargo feature
+//! `postgres`) for a shared database.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use rustls::pki_types::CertificateDer;
+
+use std::sync::Arc;
+
+use crate::audit::{Actor, AuditEntry};
+use crate::error::{Error, Result};
+use crate::pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
+use crate::{CertificateDetails, Endpoint, Fingerprint, StoreLocation, Timestamp};
+
+mod backend;
+mod plan;
+mod sqlite;
+
+use backend::{Backend, Loaded};
+use sqlite::SqliteBackend;
+pub use sqlite::{ALLOW_OWNER_VARIABLE, DATABASE_FILE};
+
+/// A persistent store of pinned certificates, shared safely by threads and processes.
+///
+/// `Store` is `Send + Sync`; share one per process behind an `Arc`.
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    /// The same backend, when it is SQLite: what only a store directory has (its paths,
+    /// SQLite's own integrity check).
+    sqlite: Option<Arc<SqliteBackend>>,
+    actor: Actor,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("location", self.backend.location())
+            .field("actor", &self.actor)
+            .field("read_only", &self.backend.is_read_only())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of [`Store::pin_first_use`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FirstUse {
+    /// The endpoint had no pin; this certificate is now its pin.
+    Pinned(Box<Pin>),
+    /// The endpoint was pinned already (perhaps a moment ago, by another process); nothing was
+    /// written. The record shows what is pinned.
+    AlreadyPinned(EndpointRecord),
+}
+
+/// The outcome of [`Store::promote_staged`] and [`Store::accept_quarantined`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Promoted {
+    /// The pin that is now active.
+    pub pin: Pin,
+    /// The active pins it replaced, now removed (and audited as retired).
+    pub retired: Vec<Pin>,
+}
+
+/// What [`Store::remove_endpoint`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// The pins removed, active and staged.
+    pub pins: Vec<Pin>,
+    /// The quarantined certificates discarded.
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// A pin to be written by [`Store::import`], with the recorded history it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPin {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// The leaf certificate.
+    pub der: CertificateDer<'static>,
+    /// Active or staged.
+    pub state: PinState,
+    /// How the pin first got into a store (kept across export and import).
+    pub source: PinSource,
+    /// An operator's note.
+    pub label: Option<String>,
+    /// When it was pinned; now, if unknown.
+    pub pinned_at: Option<Timestamp>,
+    /// When first presented.
+    pub first_seen: Option<Timestamp>,
+    /// When last presented.
+    pub last_seen: Option<Timestamp>,
+    /// How many handshakes presented it.
+    pub times_seen: u64,
+}
+
+/// What [`Store::check`] found: the store is sound when `findings` is empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckReport {
+    /// Pins read from the table itself (not through its index).
+    pub pins: u64,
+    /// Quarantined certificates read.
+    pub quarantined: u64,
+    /// Audit entries read.
+    pub audit_entries: u64,
+    /// Each problem found, in the order the checks ran.
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    /// Whether nothing was found wrong.
+    pub fn is_sound(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// One problem [`Store::check`] found.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// Which check found it: `sqlite` (`PRAGMA integrity_check`), `schema` (application id
+    /// or schema version), `pin`, `duplicate`, `quarantine`, `audit`.
+    pub kind: &'static str,
+    /// What is wrong, naming the row (`pin 12`, its endpoint) where there is one.
+    pub detail: String,
+}
+
+/// What [`Store::import`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Pins written.
+    pub added: usize,
+    /// Pins already present with the same certificate and state.
+    pub unchanged: usize,
+    /// Existing pins removed because `replace` was asked for.
+    pub replaced: usize,
+}
+impl Store {
+    /// Opens the store in directory `dir`, creating the directory (mode 0700) and the database
+    /// (mode 0600) if they do not exist.
+    ///
+    /// # Errors
+    /// When the directory or file cannot be created or used, the file is not a tofu-certs
+    /// store, is damaged, or was written by a newer version.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_sqlite(dir.as_ref(), true)
+    }
+
+    /// Opens an existing store; never creates anything.
+    ///
+    /// # Errors
+    /// [`Error::StoreNotFound`] when there is no store in `dir`, and those of [`Store::open`].
+    pub fn open_existing(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_sqlite(dir.as_ref(), false)
+    }
+
+    /// Opens the store at `location`, creating it if it does not exist, as [`Store::open`]
+    /// does for a directory.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a kind of store this build cannot open, and those of
+    /// opening that kind of store.
+    pub fn open_location(location: &StoreLocation) -> Result<Self> {
+        Self::open_at(location, true)
+    }
+
+    /// Opens the existing store at `location`; never creates anything.
+    ///
+    /// # Errors
+    /// [`Error::StoreNotFound`] when there is no store there, and those of
+    /// [`Store::open_location`].
+    pub fn open_existing_location(location: &StoreLocation) -> Result<Self> {
+        Self::open_at(location, false)
+    }
+
+    fn open_at(location: &StoreLocation, create: bool) -> Result<Self> {
+        match location {
+            StoreLocation::Directory(dir) => Self::open_sqlite(dir, create),
+            // The PostgreSQL backend's arm: under `#[cfg(feature = "postgres")]` it opens
+            // `postgres::PostgresBackend` here; without the feature it stays this refusal.
+            StoreLocation::Postgres(_) => Err(Error::Unsupported {
+                location: location.to_string(),
+                reason: "this build has no PostgreSQL support; build with the cargo feature \
+                         `postgres`, or give --store a directory"
+                    .into(),
+            }),
+        }
+    }
+
+    fn open_sqlite(dir: &Path, create: bool) -> Result<Self> {
+        let sqlite = Arc::new(SqliteBackend::open(dir, create)?);
+        Ok(Self {
+            backend: sqlite.clone(),
+            sqlite: Some(sqlite),
+            actor: Actor::current_process(),
+        })
+    }
+
+    /// Names the actor written to the audit log for changes made through this handle
+    /// (default: the process's executable name, pid and uid).
+    pub fn with_actor(mut self, actor: Actor) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// The per-user default store directory: `tofu-certs` in the platform's data directory
+    /// (`$XDG_DATA_HOME/tofu-certs`, else `~/.local/share/tofu-certs`, on Linux).
+    pub fn default_dir() -> Option<PathBuf> {
+        dirs::data_dir().map(|d| d.join("tofu-certs"))
+    }
+
+    /// Whether this process can only read the store.
+    pub fn is_read_only(&self) -> bool {
+        self.backend.is_read_only()
+    }
+
+    /// Where the store is: its directory, or its database (printable: never with a
+    /// password).
+    pub fn location(&self) -> &StoreLocation {
+        self.backend.location()
+    }
+
+    /// The store directory, for a store that is one (SQLite); `None` otherwise.
+    pub fn dir(&self) -> Option<&Path> {
+        self.sqlite.as_deref().map(SqliteBackend::dir)
+    }
+
+    /// The SQLite database file inside the store directory; `None` for another kind of
+    /// store.
+    pub fn database_path(&self) -> Option<&Path> {
+        self.sqlite.as_deref().map(SqliteBackend::database_path)
+    }
+
+    /// A number that changes whenever the store may have changed, in this process or any
+    /// other. Cheap (one read of the WAL-index header, no lock and no disk write; one
+    /// `PRAGMA data_version` on a per-thread connection when that header moved), so callers
+    /// may call it on every lookup and reload what they cached when it moves.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn generation(&self) -> Result<u64> {
+        self.backend.generation()
+    }
+
+    /// Everything stored for `endpoint`: active and staged pins and quarantined certificates.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn endpoint(&self, endpoint: &Endpoint) -> Result<EndpointRecord> {
+        self.backend.load(endpoint).map(plan::record)
+    }
+
+    /// Pins `der` for `endpoint` if, and only if, the endpoint has no pin (active or staged).
+    /// Of several threads or processes racing to pin one endpoint, exactly one gets
+    /// [`FirstUse::Pinned`]; the others get [`FirstUse::AlreadyPinned`] with the winner's pin.
+    ///
+    /// # Errors
+    /// When the certificate does not parse or the database cannot be written.
+    pub fn pin_first_use(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<FirstUse> {
+        let details = details(endpoint, der)?;
+        self.update(endpoint, |loaded, now, actor| {
+            plan::first_use(endpoint, loaded, der, details.clone(), now, actor)
+        })
+    }
+
+    /// Adds a pin ahead of first use (`state` active) or stages one for a planned rotation
+    /// (`state` next). Other pins of the endpoint are kept.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyPinned`] when the endpoint already has this certificate, and those of
+    /// reading the certificate or writing the database.
+    pub fn add_pin(
+        &self,
+        endpoint: &Endpoint,
+        der: &CertificateDer<'_>,
+        state: PinState,
+        label: Option<&str>,
+    ) -> Result<Pin> {
+        let details = details(endpoint, der)?;
+        self.update(endpoint, |loaded, now, actor| {
+            plan::add(
+                endpoint,
+                loaded,
+                der,
+                details.clone(),
+                state,
+                label,
+                now,
+                actor,
+            )
+        })
+    }
+
+    /// Compare-and-swap: replaces the active pin `expected` of `endpoint` by `der`, only if
+    /// `expected` is still an active pin of the endpoint.
+    ///
+    /// # Errors
+    /// [`Error::PinChanged`] when `expected` is no longer pinned; nothing is written then.
+    pub fn replace_pin(
+        &self,
+        endpoint: &Endpoint,
+        expected: &Fingerprint,
+        der: &CertificateDer<'_>,
+        source: PinSource,
+    ) -> Result<Pin> {
+        let details = details(endpoint, der)?;
+        self.update(endpoint, |loaded, now, actor| {
+            let details = details.clone();
+            plan::replace(endpoint, loaded, expected, der, details, source, now, actor)
+        })
+    }
+
+    /// Compare-and-swap over the whole active set: replaces the active pins of `endpoint` by
+    /// `der`, only if they are still exactly `expected` (in any order). Staged pins are kept.
+    ///
+    /// # Errors
+    /// [`Error::PinChanged`] when the active pins are no longer `expected`; nothing is
+    /// written then.
+    pub fn replace_active(
+        &self,
+        endpoint: &Endpoint,
+        expected: &[Fingerprint],
+        der: &CertificateDer<'_>,
+        source: PinSource,
+    ) -> Result<Pin> {
+        let details = details(endpoint, der)?;
+        self.update(endpoint, |loaded, now, actor| {
+            let details = details.clone();
+            plan::replace_active(endpoint, loaded, expected, der, details, source, now, actor)
+        })
+    }
+
+    /// Removes every pin of `endpoint`, active and staged, and its quarantined certificates.
+    /// An empty result means there was nothing to remove.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn remove_endpoint(&self, endpoint: &Endpoint) -> Result<Removed> {
+        self.update(endpoint, |loaded, now, actor| {
+            Ok(plan::remove_endpoint(endpoint, loaded, now, actor))
+        })
+    }
+
+    /// Removes one pin of `endpoint` by fingerprint; `None` when it had no such pin.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn remove_pin(
+        &self,
+        endpoint: &Endpoint,
+        fingerprint: &Fingerprint,
+    ) -> Result<Option<Pin>> {
+        self.update(endpoint, |loaded, now, actor| {
+            Ok(plan::remove_pin(endpoint, loaded, fingerprint, now, actor))
+        })
+    }
+
+    /// Records that `endpoint` presented `der`, which matched none of its pins, after the
+    /// server proved it holds the certificate's key: counts the refusal, keeps the
+    /// certificate in quarantine (a repeat only counts) and audits it, within the bounds of
+    /// `quarantine.rs`, so that no peer can grow the store without bound or evict the
+    /// certificates an operator is reading about. Returns whether the certificate is in
+    /// quarantine (so that it can be accepted by fingerprint).
+    ///
+    /// # Errors
+    /// When the certificate does not parse or the database cannot be written.
+    pub fn quarantine(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<bool> {
+        let details = details(endpoint, der)?;
+        self.update(endpoint, |loaded, now, actor| {
+            Ok(plan::quarantine(
+                endpoint,
+                loaded,
+                der,
+                details.clone(),
+                now,
+                actor,
+            ))
+        })
+    }
+
+    /// Accepts the quarantined certificate of `endpoint` whose fingerprint is `fingerprint`:
+    /// it becomes the endpoint's active pin and the active pins are retired. Because the
+    /// certificate is named by fingerprint, a different certificate presented later can never
+    /// be accepted by mistake. Staged pins are kept.
+    ///
+    /// # Errors
+    /// [`Error::NotQuarantined`] when no quarantined certificate has that fingerprint.
+    pub fn accept_quarantined(
+        &self,
+        endpoint: &Endpoint,
+        fingerprint: &Fingerprint,
+    ) -> Result<Promoted> {
+        self.update(endpoint, |loaded, now, actor| {
+            plan::accept_quarantined(endpoint, loaded, fingerprint, now, actor)
+        })
+    }
+
+    /// Promotes the staged pin `fingerprint` of `endpoint` to active, retiring the active pins,
+    /// because a handshake just presented it. Returns `None` when it is not staged any more
+    /// (another thread or process promoted or removed it first).
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn promote_staged(
+        &self,
+        endpoint: &Endpoint,
+        fingerprint: &Fingerprint,
+    ) -> Result<Option<Promoted>> {
+        self.update(endpoint, |loaded, now, actor| {
+            Ok(plan::promote_staged(
+                endpoint,
+                loaded,
+                fingerprint,
+                now,
+                actor,
+            ))
+        })
+    }
+
+    /// Records `count` more handshakes that presented the pin `fingerprint`, the latest at
+    /// `at`. Callers coalesce these (the verifier writes at most once a minute per pin) so a
+    /// handshake is not a disk write. A pin removed meanwhile is ignored.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn record_seen(
+        &self,
+        endpoint: &Endpoint,
+        fingerprint: &Fingerprint,
+        count: u64,
+        at: Timestamp,
+    ) -> Result<()> {
+        self.update(endpoint, |_, _, _| {
+            Ok(plan::Planned {
+                writes: plan::record_seen(fingerprint, count, at),
+                outcome: (),
+            })
+        })
+    }
+
+    /// Writes `pins` in one transaction: all of them or, on any error, none.
+    ///
+    /// A pin whose endpoint already has the same certificate in the same state is left as it
+    /// is. An endpoint that has other pins is a conflict, unless `replace` is set, in which case
+    /// its existing pins are removed first.
+    ///
+    /// # Errors
+    /// [`Error::ImportConflict`] and those of reading certificates or writing the database.
+    pub fn import(&self, pins: &[NewPin], replace: bool) -> Result<ImportReport> {
+        // The file's pins, grouped by endpoint in the order the endpoints first appear: an
+        // endpoint's pins in one file belong together (an HA pair, an active pin and its
+        // staged successor) and are compared with the store's as a set.
+        let mut groups: Vec<(&Endpoint, Vec<(&NewPin, CertificateDetails)>)> = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        for p in pins {
+            let details = details(&p.endpoint, &p.der)?;
+            let slot = *index.entry(&p.endpoint).or_insert_with(|| {
+                groups.push((&p.endpoint, Vec::new()));
+                groups.len() - 1
+            });
+            // The same certificate twice for one endpoint: once is enough, but not in two states.
+            if let Some((q, _)) = groups[slot]
+                .1
+                .iter()
+                .find(|(_, d)| d.fingerprint == details.fingerprint)
+            {
+                if q.state == p.state {
+                    continue;
+                }
+                return Err(Error::ImportConflict {
+                    endpoint: p.endpoint.clone(),
+                    existing: details.fingerprint,
+                    imported: details.fingerprint,
+                });
+            }
+            groups[slot].1.push((p, details));
+        }
+        let endpoints: Vec<&Endpoint> = groups.iter().map(|(e, _)| *e).collect();
+        let mut reports = vec![ImportReport::default(); groups.len()];
+        let actor = self.actor.as_str();
+        self.backend.update(&endpoints, &mut |endpoint, loaded| {
+            // By position, not appended: a backend that retries plans every endpoint again.
+            let Some(i) = groups.iter().position(|(e, _)| *e == endpoint) else {
+                return Ok(Vec::new());
+            };
+            let planned = plan::import(
+                endpoint,
+                loaded,
+                &groups[i].1,
+                replace,
+                Timestamp::now(),
+                actor,
+            )?;
+            reports[i] = planned.outcome;
+            Ok(planned.writes)
+        })?;
+        Ok(reports
+            .into_iter()
+            .fold(ImportReport::default(), |sum, r| ImportReport {
+                added: sum.added + r.added,
+                unchanged: sum.unchanged + r.unchanged,
+                replaced: sum.replaced + r.replaced,
+            }))
+    }
+
+    /// Calls `f` with every pin, ordered by endpoint (then active before staged, then age),
+    /// reading them one at a time so a million pins never sit in memory at once. `f` may stop
+    /// early by returning `ControlFlow::Break`.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn for_each_pin(&self, mut f: impl FnMut(Pin) -> ControlFlow<()>) -> Result<()> {
+        self.backend.for_each_pin(&mut f)
+    }
+
+    /// Calls `f` with every quarantined certificate, ordered by endpoint.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn for_each_quarantined(
+        &self,
+        mut f: impl FnMut(Quarantined) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.backend.for_each_quarantined(&mut f)
+    }
+
+    /// Calls `f` with the audit log, oldest first, of one endpoint or of all.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn for_each_audit(
+        &self,
+        endpoint: Option<&Endpoint>,
+        mut f: impl FnMut(AuditEntry) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.backend.for_each_audit(endpoint, &mut f)
+    }
+
+    /// Checks the whole store: SQLite's `PRAGMA integrity_check` (every page, and every index
+    /// against its table), the application id and schema version, and the store's own
+    /// invariants, reading the tables themselves rather than their indexes: every pin's
+    /// certificate parses and its stored fingerprints, subject and issuer are the
+    /// certificate's, its endpoint and state and source are valid, no endpoint has the same
+    /// certificate twice, and every quarantined certificate and audit entry can be read.
+    /// Reads every row, so it takes time in proportion to the store (`tofu-certs check`).
+    ///
+    /// # Errors
+    /// Only when the store cannot be read at all; damage is reported as findings.
+    pub fn check(&self) -> Result<CheckReport> {
+        self.backend.check()
+    }
+
+    /// Runs SQLite's `PRAGMA integrity_check`; `Ok(())` when the database is sound. For
+    /// another kind of store, [`Store::check`] stands in for it.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] with the findings.
+    pub fn integrity_check(&self) -> Result<()> {
+        if let Some(sqlite) = &self.sqlite {
+            return sqlite.integrity_check();
+        }
+        let report = self.backend.check()?;
+        if report.is_sound() {
+            return Ok(());
+        }
+        Err(Error::Corrupt {
+            path: PathBuf::from(self.location().to_string()),
+            detail: report
+                .findings
+                .iter()
+                .map(|f| format!("{}: {}", f.kind, f.detail))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+
+    /// One change of one endpoint: `plan` decides, from what the backend loaded (inside the
+    /// transaction), the time and this handle's actor, what to write and what to answer.
+    /// Called again if the backend retries the transaction; the last call's answer stands.
+    fn update<T>(
+        &self,
+        endpoint: &Endpoint,
+        mut plan: impl FnMut(Loaded, Timestamp, &str) -> Result<plan::Planned<T>>,
+    ) -> Result<T> {
+        let mut outcome = None;
+        let actor = self.actor.as_str();
+        self.backend.update(&[endpoint], &mut |_, loaded| {
+            let planned = plan(loaded, Timestamp::now(), actor)?;
+            outcome = Some(planned.outcome);
+            Ok(planned.writes)
+        })?;
+        // `update` returns `Ok` only after it planned (and committed) every endpoint given.
+        Ok(outcome.expect("the backend planned the one endpoint it was given"))
+    }
+}
+
+/// The certificate's details, or why it cannot be pinned for `endpoint`.
+fn details(endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<CertificateDetails> {
+    CertificateDetails::from_der(der).map_err(|source| Error::Certificate {
+        endpoint: endpoint.clone(),
+        source,
+    })
+}

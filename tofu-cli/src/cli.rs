@@ -1,7 +1,7 @@
 //! The command line: global options and the list of commands. Each command's own arguments,
 //! and its `--help` text, are in its file under `commands/`.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -42,10 +42,12 @@ Exit status:
     max_term_width = 100
 )]
 pub(crate) struct Cli {
-    /// The store directory (it holds pins.sqlite3) [default: $TOFU_CERTS_STORE, else the
-    /// per-user data directory].
-    #[arg(long, global = true, value_name = "DIR")]
-    pub(crate) store: Option<PathBuf>,
+    /// The store: a directory (it holds pins.sqlite3), or a PostgreSQL database as a libpq
+    /// URI, postgresql://[user@][host][:port][/database][?param=value&...], completed from
+    /// PGHOST, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE and the password file
+    /// [default: $TOFU_CERTS_STORE, else the per-user data directory].
+    #[arg(long, global = true, value_name = "DIR|URI")]
+    pub(crate) store: Option<OsString>,
 
     /// Who is making the change, as written to the store's audit log (a rotation script's
     /// name, a ticket number); the process id and user id are added.

@@ -14,10 +14,11 @@ pub(crate) mod man;
 pub(crate) mod probe;
 pub(crate) mod showcert;
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use tofu_core::{Actor, Endpoint, Store};
+use tofu_core::{Actor, Endpoint, Store, StoreLocation};
 
 use crate::cli::{Cli, Command};
 use crate::error::{CliError, Exit};
@@ -47,56 +48,70 @@ const STORE_VARIABLE: &str = "TOFU_CERTS_STORE";
 
 /// What every command shares: which store, and who is acting.
 pub(crate) struct Context {
-    dir: Option<PathBuf>,
+    location: Option<StoreLocation>,
     /// ` --store DIR` when the store is not the default one, for the commands in hints.
     store_arg: String,
     actor: String,
 }
 
 impl Context {
-    fn new(store: Option<PathBuf>, actor: &str) -> Result<Self, CliError> {
+    fn new(store: Option<OsString>, actor: &str) -> Result<Self, CliError> {
         // An empty TOFU_CERTS_STORE (or --store "") means "not set", as an unset variable would.
-        let dir = store
-            .filter(|d| !d.as_os_str().is_empty())
-            .or_else(|| {
-                std::env::var_os(STORE_VARIABLE)
-                    .filter(|d| !d.is_empty())
-                    .map(PathBuf::from)
-            })
-            .or_else(Store::default_dir);
-        let store_arg = match (&dir, Store::default_dir()) {
-            (Some(dir), Some(default)) if *dir == default => String::new(),
-            (Some(dir), _) => tofu_core::store_arg(dir),
+        let given = match store.filter(|d| !d.is_empty()) {
+            Some(s) => Some((s, "--store")),
+            None => std::env::var_os(STORE_VARIABLE)
+                .filter(|d| !d.is_empty())
+                .map(|d| (d, STORE_VARIABLE)),
+        };
+        let location = match given {
+            // A directory is taken as it is, byte for byte; only a PostgreSQL URI is parsed.
+            Some((text, from)) => Some(match text.to_str() {
+                Some(text) => StoreLocation::parse(text)
+                    .map_err(|e| CliError::new(Exit::Usage, format!("{from}: {e}")))?,
+                None => StoreLocation::Directory(PathBuf::from(text)),
+            }),
+            None => Store::default_dir().map(StoreLocation::Directory),
+        };
+        let store_arg = match (&location, Store::default_dir()) {
+            (Some(StoreLocation::Directory(dir)), Some(default)) if *dir == default => {
+                String::new()
+            }
+            (Some(StoreLocation::Directory(dir)), _) => tofu_core::store_arg(dir),
+            // The URI's text, its password masked: the hint's reader has the password (or
+            // PGPASSWORD, or a password file) already.
+            (Some(loc), _) => format!(" --store {}", tofu_core::shell_quote(&loc.to_string())),
             (None, _) => String::new(),
         };
         Ok(Self {
-            dir,
+            location,
             store_arg,
             actor: actor.to_owned(),
         })
     }
 
-    fn dir(&self) -> Result<&Path, CliError> {
+    fn location(&self) -> Result<&StoreLocation, CliError> {
         // The environment failed, not the command line: status 1, as for a store that cannot
         // be opened (status 2 would tell a script its arguments were wrong).
-        self.dir.as_deref().ok_or_else(|| {
+        self.location.as_ref().ok_or_else(|| {
             CliError::failure(
-                "no store directory: neither --store nor TOFU_CERTS_STORE is set, and this \
-                 user has no data directory (is HOME set?)",
+                "no store: neither --store nor TOFU_CERTS_STORE is set, and this user has no \
+                 data directory (is HOME set?)",
             )
-            .hint("give the store's directory: `tofu-certs --store DIR ...`")
+            .hint("give the store: `tofu-certs --store DIR ...` or `--store postgresql://...`")
         })
     }
 
     /// Opens the store, creating it if it does not exist: for commands that write.
     pub(crate) fn open(&self) -> Result<Store, CliError> {
-        let store = Store::open(self.dir()?).map_err(|e| CliError::store(&e, self))?;
+        let store =
+            Store::open_location(self.location()?).map_err(|e| CliError::store(&e, self))?;
         Ok(store.with_actor(Actor::named(&self.actor)))
     }
 
     /// Opens an existing store; a missing one is an error that says so.
     pub(crate) fn open_existing(&self) -> Result<Store, CliError> {
-        let store = Store::open_existing(self.dir()?).map_err(|e| CliError::store(&e, self))?;
+        let store = Store::open_existing_location(self.location()?)
+            .map_err(|e| CliError::store(&e, self))?;
         Ok(store.with_actor(Actor::named(&self.actor)))
     }
 
@@ -176,7 +191,7 @@ mod tests {
     #[test]
     fn no_data_directory_is_an_operational_failure() {
         let ctx = Context {
-            dir: None,
+            location: None,
             store_arg: String::new(),
             actor: "test".into(),
         };
@@ -184,7 +199,7 @@ mod tests {
             panic!("a store opened without a directory");
         };
         assert_eq!(err.exit(), Exit::Failure);
-        assert!(err.message().starts_with("no store directory: "), "{err:?}");
+        assert!(err.message().starts_with("no store: "), "{err:?}");
         assert_eq!(ctx.open().err().map(|e| e.exit()), Some(Exit::Failure));
     }
 }

@@ -81,6 +81,25 @@ For more information, try '--help'.
         "a\nb",
     ])
     .code(2);
+    // A malformed PostgreSQL store is a usage error too, and its message masks the password.
+    let run = Run::from(
+        env.bare_command()
+            .args([
+                "--store",
+                "postgresql://fleet:hunter2@db.example:99999/tofu",
+                "listcerts",
+            ])
+            .output()
+            .unwrap(),
+    );
+    run.code(2);
+    assert!(
+        run.stderr.starts_with(
+            "error: --store: the PostgreSQL store location postgresql://fleet:***@db.example:99999/tofu is not usable: the port \"99999\""
+        ) && !run.stderr.contains("hunter2"),
+        "{}",
+        run.stderr
+    );
     // Nothing was created by any of them.
     assert!(!env.store().exists());
 }

@@ -31,6 +31,9 @@ use crate::{CertificateDetails, Endpoint, Fingerprint, Timestamp};
 // The boundary the SQLite code is being moved behind (see backend.rs).
 #[allow(dead_code)]
 mod backend;
+// The PostgreSQL backend (store/postgres.rs); dispatched to by the facade after the split.
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 
 /// How long a write waits for another process's write to finish before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);

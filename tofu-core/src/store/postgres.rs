@@ -551,7 +551,7 @@ impl PostgresBackend {
         self.declare(&mut s, declare, param)?;
         loop {
             let rows = s
-                .call("reading", |db| async move { db.query(BATCH, &[]).await })
+                .call("reading", |db| async move { fetch(&db).await })
                 .map_err(fail_to_error)?;
             if rows.is_empty() {
                 break;
@@ -575,6 +575,11 @@ impl PostgresBackend {
         })
         .map_err(fail_to_error)
     }
+}
+
+/// The next rows of the cursor. Never a cached statement: its columns are the cursor's.
+async fn fetch(db: &Db) -> Result<Vec<Row>, Failure> {
+    Ok(db.client.query(BATCH, &[]).await?)
 }
 
 fn fail_to_error(f: Fail) -> Error {
@@ -737,7 +742,7 @@ async fn connect(
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok(found)) => return Ok(found),
-            Ok(Err(e)) => errors.push(format!("{host}: {e}")),
+            Ok(Err(e)) => errors.push(format!("{host}: {}", chain(&e))),
             Err(_) => errors.push(format!(
                 "{host}: no answer within connect_timeout ({} s)",
                 timeout.as_secs_f64()
@@ -748,6 +753,20 @@ async fn connect(
         errors.push("the location names no server".into());
     }
     Err(errors.join("; "))
+}
+
+/// An error with its causes (tokio-postgres keeps the server's or the socket's in `source`).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// Drives a connection on the runtime, sending its notifications to `notify`.
@@ -831,7 +850,7 @@ async fn listen(inner: Arc<Inner>, ready: std::sync::mpsc::SyncSender<std::resul
                                     {
                                         Ok(Ok(_)) => inner.heard(),
                                         Ok(Err(e)) => {
-                                            inner.failed(e.to_string());
+                                            inner.failed(chain(&e));
                                             break;
                                         }
                                         Err(_) => {
@@ -846,7 +865,7 @@ async fn listen(inner: Arc<Inner>, ready: std::sync::mpsc::SyncSender<std::resul
                             }
                         }
                     }
-                    Ok(Err(e)) => inner.failed(format!("listening: {e}")),
+                    Ok(Err(e)) => inner.failed(format!("listening: {}", chain(&e))),
                     Err(_) => inner.failed("no answer while starting to listen".into()),
                 }
                 driver.abort();
@@ -956,7 +975,19 @@ async fn schema_state(db: &Db, create: bool) -> Result<SchemaState, Failure> {
             }
             Err(e) => {
                 let _ = db.client.batch_execute("ROLLBACK").await;
-                return Err(e);
+                // An advisory lock does not make this backend read the catalog changes that
+                // the process which held it committed (those are read at a transaction's
+                // start or a relation lock), so the check above can miss a schema created a
+                // moment ago: the creation then fails on a table that exists, and the
+                // creator's schema is read again, in a new transaction.
+                let exists = matches!(&e, Failure::Pg(p) if p.code() == Some(&SqlState::DUPLICATE_TABLE)
+                    || p.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                    || p.code() == Some(&SqlState::DUPLICATE_OBJECT)
+                    || p.code() == Some(&SqlState::DUPLICATE_FUNCTION));
+                if !exists {
+                    return Err(e);
+                }
+                meta = read_meta(db).await?;
             }
         }
     }
@@ -1488,7 +1519,7 @@ impl Backend for PostgresBackend {
             .map_err(fail_to_error)?;
             loop {
                 let rows = s
-                    .call("checking", |db| async move { db.query(BATCH, &[]).await })
+                    .call("checking", |db| async move { fetch(&db).await })
                     .map_err(fail_to_error)?;
                 if rows.is_empty() {
                     break;

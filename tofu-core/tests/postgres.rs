@@ -32,7 +32,11 @@ fn with_db(uri: &str, db: &str) -> String {
     let path_start = base[scheme_end..]
         .find('/')
         .map_or(base.len(), |i| scheme_end + i);
-    let q = if query.is_empty() { String::new() } else { format!("?{query}") };
+    let q = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
     format!("{}/{db}{q}", &base[..path_start])
 }
 
@@ -46,7 +50,17 @@ fn with_param(uri: &str, param: &str) -> String {
 
 fn psql(uri: &str, sql: &str) -> Result<String, String> {
     let out = Command::new("psql")
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", uri, "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            uri,
+            "-c",
+            sql,
+        ])
         .output()
         .expect("psql runs");
     if out.status.success() {
@@ -142,7 +156,10 @@ fn twenty_processes_opening_a_fresh_database_create_the_schema_once() {
         })
         .collect();
     for mut c in children {
-        assert!(c.wait().unwrap().success(), "a process failed to open the store");
+        assert!(
+            c.wait().unwrap().success(),
+            "a process failed to open the store"
+        );
     }
     assert_eq!(
         psql(&uri, "SELECT count(*) FROM meta WHERE key = 'created_by'").unwrap(),
@@ -156,7 +173,10 @@ fn a_database_without_a_store_is_not_created_without_create() {
     let uri = fresh_db(&server);
     let err = Handle::open(&loc(&uri), false).unwrap_err();
     assert!(matches!(err, Error::DatabaseSchema { .. }), "{err}");
-    assert_eq!(psql(&uri, "SELECT to_regclass('meta') IS NULL").unwrap(), "t");
+    assert_eq!(
+        psql(&uri, "SELECT to_regclass('meta') IS NULL").unwrap(),
+        "t"
+    );
 }
 
 #[test]
@@ -164,13 +184,28 @@ fn a_newer_schema_is_refused_and_left_untouched() {
     let Some(server) = server() else { return };
     let uri = fresh_db(&server);
     drop(Handle::open(&loc(&uri), true).unwrap());
-    psql(&uri, "UPDATE meta SET value = '7' WHERE key = 'schema_version'").unwrap();
-    let before = psql(&uri, "SELECT string_agg(key || '=' || value, ',' ORDER BY key) FROM meta").unwrap();
+    psql(
+        &uri,
+        "UPDATE meta SET value = '7' WHERE key = 'schema_version'",
+    )
+    .unwrap();
+    let before = psql(
+        &uri,
+        "SELECT string_agg(key || '=' || value, ',' ORDER BY key) FROM meta",
+    )
+    .unwrap();
     let err = Handle::open(&loc(&uri), true).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, Error::DatabaseSchema { .. }), "{text}");
-    assert!(text.contains("version 7") && text.contains("newer"), "{text}");
-    let after = psql(&uri, "SELECT string_agg(key || '=' || value, ',' ORDER BY key) FROM meta").unwrap();
+    assert!(
+        text.contains("version 7") && text.contains("newer"),
+        "{text}"
+    );
+    let after = psql(
+        &uri,
+        "SELECT string_agg(key || '=' || value, ',' ORDER BY key) FROM meta",
+    )
+    .unwrap();
     assert_eq!(before, after);
 }
 
@@ -179,7 +214,9 @@ fn the_database_refuses_to_change_or_delete_the_audit_log() {
     let Some(server) = server() else { return };
     let uri = fresh_db(&server);
     let store = Handle::open(&loc(&uri), true).unwrap();
-    assert!(store.pin_first_use(&endpoint("10.1.1.1:8082"), &cert("a")).unwrap());
+    assert!(store
+        .pin_first_use(&endpoint("10.1.1.1:8082"), &cert("a"))
+        .unwrap());
     assert_eq!(store.audit(None).unwrap().len(), 1);
     for sql in [
         "UPDATE audit SET actor = 'someone else'",
@@ -219,7 +256,11 @@ fn ten_threads_racing_a_first_use_pin_exactly_once() {
             .count();
         assert_eq!(won, 1, "round {round}");
         assert_eq!(
-            psql(&uri, &format!("SELECT count(*) FROM pin WHERE endpoint = '{e}'")).unwrap(),
+            psql(
+                &uri,
+                &format!("SELECT count(*) FROM pin WHERE endpoint = '{e}'")
+            )
+            .unwrap(),
             "1"
         );
     }
@@ -230,7 +271,12 @@ fn streams_are_in_byte_order_and_round_trip_what_was_written() {
     let Some(server) = server() else { return };
     let uri = fresh_db(&server);
     let store = Handle::open(&loc(&uri), true).unwrap();
-    let names = ["b.example:443", "a-b.example:443", "a.example:443", "10.0.0.1:443"];
+    let names = [
+        "b.example:443",
+        "a-b.example:443",
+        "a.example:443",
+        "10.0.0.1:443",
+    ];
     for n in names {
         store.pin_first_use(&endpoint(n), &cert(n)).unwrap();
     }
@@ -262,7 +308,9 @@ fn check_reports_a_pin_whose_details_are_not_its_certificates() {
     let Some(server) = server() else { return };
     let uri = fresh_db(&server);
     let store = Handle::open(&loc(&uri), true).unwrap();
-    store.pin_first_use(&endpoint("10.1.1.1:1"), &cert("x")).unwrap();
+    store
+        .pin_first_use(&endpoint("10.1.1.1:1"), &cert("x"))
+        .unwrap();
     psql(&uri, "UPDATE pin SET subject = 'CN=forged'").unwrap();
     let report = store.check().unwrap();
     assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
@@ -273,14 +321,19 @@ fn check_reports_a_pin_whose_details_are_not_its_certificates() {
 fn the_generation_moves_after_a_change_through_another_connection_and_after_a_reconnect() {
     let Some(server) = server() else { return };
     let uri = fresh_db(&server);
-    let store = Handle::open(&loc(&with_param(&uri, "application_name=tofu-listen-test"))
-        , true)
-        .unwrap();
+    let store = Handle::open(
+        &loc(&with_param(&uri, "application_name=tofu-listen-test")),
+        true,
+    )
+    .unwrap();
     let g0 = store.generation().unwrap();
     let start = Instant::now();
-    psql(&uri, "INSERT INTO quarantine (endpoint, fingerprint, der, first_seen, last_seen, times_seen) \
-                VALUES ('x:1', decode(repeat('00', 32), 'hex'), '\\x00', 0, 0, 1)")
-        .unwrap();
+    psql(
+        &uri,
+        "INSERT INTO quarantine (endpoint, fingerprint, der, first_seen, last_seen, times_seen) \
+                VALUES ('x:1', decode(repeat('00', 32), 'hex'), '\\x00', 0, 0, 1)",
+    )
+    .unwrap();
     let psql_done = start.elapsed();
     let seen = wait_for("a notification", Duration::from_secs(5), || {
         store.generation().unwrap() != g0
@@ -300,15 +353,17 @@ fn the_generation_moves_after_a_change_through_another_connection_and_after_a_re
     assert_ne!(killed, "0", "the listener's connection was found");
     psql(&uri, "DELETE FROM quarantine").unwrap();
     let seen = wait_for("a reconnection", Duration::from_secs(10), || {
-        store.generation().map_or(false, |g| g != g1)
+        store.generation().is_ok_and(|g| g != g1)
     });
     eprintln!("generation moved {seen:?} after the listener was killed and a change made");
     // And notifications work again on the new connection.
     let g2 = wait_for_settled(&store);
     psql(&uri, "DELETE FROM quarantine").unwrap();
-    wait_for("a notification after reconnecting", Duration::from_secs(5), || {
-        store.generation().unwrap() != g2
-    });
+    wait_for(
+        "a notification after reconnecting",
+        Duration::from_secs(5),
+        || store.generation().unwrap() != g2,
+    );
 }
 
 /// The generation once it stopped moving for a moment (a reconnection may still bump it).
@@ -339,15 +394,24 @@ fn an_unreachable_server_is_an_error_within_connect_timeout_naming_the_database(
     assert!(matches!(err, Error::Unreachable { .. }), "{text}");
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert!(text.contains("database pins as tofu"), "{text}");
-    assert!(!text.contains("s3cret-pw") && !format!("{err:?}").contains("s3cret-pw"), "{text}");
+    assert!(
+        !text.contains("s3cret-pw") && !format!("{err:?}").contains("s3cret-pw"),
+        "{text}"
+    );
 
     // A server that accepts the connection and never answers (a TCP listener): bounded too.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let uri = format!("postgresql://tofu:s3cret-pw@127.0.0.1:{port}/pins?connect_timeout=1&sslmode=disable");
+    let uri = format!(
+        "postgresql://tofu:s3cret-pw@127.0.0.1:{port}/pins?connect_timeout=1&sslmode=disable"
+    );
     let start = Instant::now();
     let err = Handle::open(&loc(&uri), true).unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(err.to_string().contains("connect_timeout"), "{err}");
     drop(listener);
 }
@@ -357,12 +421,16 @@ async fn it_works_from_inside_a_tokio_runtime_and_from_a_plain_thread() {
     let Some(server) = server() else { return };
     let uri = fresh_db(&server);
     let store = Handle::open(&loc(&uri), true).unwrap();
-    assert!(store.pin_first_use(&endpoint("10.9.9.9:1"), &cert("t")).unwrap());
+    assert!(store
+        .pin_first_use(&endpoint("10.9.9.9:1"), &cert("t"))
+        .unwrap());
     assert_eq!(store.pins(10).unwrap().len(), 1);
     let store = Arc::new(store);
     let s = store.clone();
     std::thread::spawn(move || {
-        assert!(!s.pin_first_use(&endpoint("10.9.9.9:1"), &cert("u")).unwrap());
+        assert!(!s
+            .pin_first_use(&endpoint("10.9.9.9:1"), &cert("u"))
+            .unwrap());
         s.generation().unwrap();
     })
     .join()
@@ -376,7 +444,9 @@ fn a_role_with_select_only_reads_and_is_told_what_it_misses_to_write() {
     let Some(server) = server() else { return };
     let uri = fresh_db(&server);
     let store = Handle::open(&loc(&uri), true).unwrap();
-    store.pin_first_use(&endpoint("10.3.3.3:3"), &cert("r")).unwrap();
+    store
+        .pin_first_use(&endpoint("10.3.3.3:3"), &cert("r"))
+        .unwrap();
     let role = format!("tofu_reader_{}", std::process::id());
     let _ = psql(&uri, &format!("CREATE ROLE {role} LOGIN"));
     psql(
@@ -392,7 +462,9 @@ fn a_role_with_select_only_reads_and_is_told_what_it_misses_to_write() {
     assert!(ro.is_read_only());
     assert_eq!(ro.pins(10).unwrap().len(), 1);
     ro.generation().unwrap();
-    let err = ro.pin_first_use(&endpoint("10.3.3.4:3"), &cert("s")).unwrap_err();
+    let err = ro
+        .pin_first_use(&endpoint("10.3.3.4:3"), &cert("s"))
+        .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, Error::DatabaseReadOnly { .. }), "{text}");
     assert!(text.contains("INSERT, UPDATE, DELETE on pin"), "{text}");
@@ -401,7 +473,10 @@ fn a_role_with_select_only_reads_and_is_told_what_it_misses_to_write() {
 /// The server's binaries, as `.ci/postgres` finds them.
 fn pg_bindir() -> Option<String> {
     let out = Command::new("sh")
-        .args(["-c", "for d in /usr/lib/postgresql/*/bin; do [ -x $d/pg_ctl ] && echo $d && break; done"])
+        .args([
+            "-c",
+            "for d in /usr/lib/postgresql/*/bin; do [ -x $d/pg_ctl ] && echo $d && break; done",
+        ])
         .output()
         .ok()?;
     let d = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -409,7 +484,7 @@ fn pg_bindir() -> Option<String> {
 }
 
 fn pg_ctl(bindir: &str, dir: &str, args: &[&str]) {
-    let mut cmd = if rustix_is_root() {
+    let mut cmd = if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--", &format!("{bindir}/pg_ctl")]);
         c
@@ -417,15 +492,24 @@ fn pg_ctl(bindir: &str, dir: &str, args: &[&str]) {
         Command::new(format!("{bindir}/pg_ctl"))
     };
     let status = cmd
-        .args(["-D", &format!("{dir}/data"), "-l", &format!("{dir}/server.log"), "-w"])
+        .args([
+            "-D",
+            &format!("{dir}/data"),
+            "-l",
+            &format!("{dir}/server.log"),
+            "-w",
+        ])
         .args(args)
         .status()
         .unwrap();
     assert!(status.success(), "pg_ctl {args:?}");
 }
 
-fn rustix_is_root() -> bool {
-    Command::new("id").arg("-u").output().map_or(false, |o| o.stdout.starts_with(b"0\n"))
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 #[test]
@@ -442,7 +526,11 @@ fn a_stopped_server_fails_closed_after_the_staleness_window_and_recovers_after_a
         .env("TOFU_PG_PORT", port.to_string())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let var = |name: &str| {
         text.lines()
@@ -455,7 +543,9 @@ fn a_stopped_server_fails_closed_after_the_staleness_window_and_recovers_after_a
     impl Drop for Stop {
         fn drop(&mut self) {
             let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres");
-            let _ = Command::new("bash").args([script, "stop", &self.0]).status();
+            let _ = Command::new("bash")
+                .args([script, "stop", &self.0])
+                .status();
         }
     }
     let _stop = Stop(dir.clone());
@@ -468,16 +558,30 @@ fn a_stopped_server_fails_closed_after_the_staleness_window_and_recovers_after_a
     );
     let stopped = Instant::now();
     pg_ctl(&bindir, &dir, &["-m", "fast", "stop"]);
-    let failed = wait_for("fail closed", Duration::from_secs(15), || store.generation().is_err());
+    let failed = wait_for("fail closed", Duration::from_secs(15), || {
+        store.generation().is_err()
+    });
     let err = store.generation().unwrap_err();
     assert!(matches!(err, Error::Stale { .. }), "{err}");
     eprintln!("generation() failed {failed:?} after the server stopped (staleness 2 s): {err}");
     // The window runs from the last answer, at most one heartbeat (1 s) before the stop.
-    assert!(stopped.elapsed() >= Duration::from_secs(1), "{:?}", stopped.elapsed());
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        stopped.elapsed()
+    );
 
     pg_ctl(&bindir, &dir, &["-o", &options, "start"]);
-    let back = wait_for("recovery", Duration::from_secs(15), || store.generation().is_ok());
+    let back = wait_for("recovery", Duration::from_secs(15), || {
+        store.generation().is_ok()
+    });
     eprintln!("generation() recovered {back:?} after the restart");
-    assert_ne!(store.generation().unwrap(), g0, "callers reload after the outage");
-    assert!(store.pin_first_use(&endpoint("10.7.7.7:7"), &cert("z")).unwrap());
+    assert_ne!(
+        store.generation().unwrap(),
+        g0,
+        "callers reload after the outage"
+    );
+    assert!(store
+        .pin_first_use(&endpoint("10.7.7.7:7"), &cert("z"))
+        .unwrap());
 }

@@ -79,8 +79,11 @@ const SELECT_STATE: &str = "SELECT epoch, refusals, audited, failing_since, last
      last_presented FROM endpoint_state WHERE endpoint = $1";
 const LOCK_STATE: &str = "SELECT epoch, refusals, audited, failing_since, last_refused, \
      last_presented FROM endpoint_state WHERE endpoint = $1 FOR UPDATE";
-const SELECT_PINS: &str =
-    concat!("SELECT ", pin_columns!(), " FROM pin WHERE endpoint = $1 ORDER BY state, id");
+const SELECT_PINS: &str = concat!(
+    "SELECT ",
+    pin_columns!(),
+    " FROM pin WHERE endpoint = $1 ORDER BY state, id"
+);
 const SELECT_QUARANTINE: &str = "SELECT endpoint, der, first_seen, last_seen, times_seen, id, \
      epoch FROM quarantine WHERE endpoint = $1 ORDER BY last_seen DESC, id DESC";
 const AUDIT_COLUMNS: &str = "id, at, endpoint, event, fingerprint, previous, subject, actor";
@@ -130,7 +133,10 @@ impl Inner {
             "pin store {}: the listening connection failed: {detail}",
             self.location
         );
-        *self.last_failure.lock().unwrap_or_else(PoisonError::into_inner) = detail;
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = detail;
         self.healthy.store(false, Ordering::Release);
     }
 }
@@ -167,7 +173,11 @@ impl Db {
         Ok(self.client.query(&s, params).await?)
     }
 
-    async fn query_opt(&self, sql: &'static str, params: Params<'_>) -> Result<Option<Row>, Failure> {
+    async fn query_opt(
+        &self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, Failure> {
         let s = self.statement(sql).await?;
         Ok(self.client.query_opt(&s, params).await?)
     }
@@ -330,7 +340,8 @@ impl PostgresBackend {
             .rt
             .handle
             .spawn(listen(backend.inner.clone(), ready_tx));
-        let wait = location.connect_timeout() * u32::try_from(location.hosts().len().max(1)).unwrap_or(1)
+        let wait = location.connect_timeout()
+            * u32::try_from(location.hosts().len().max(1)).unwrap_or(1)
             + HEARTBEAT_TIMEOUT;
         match ready_rx.recv_timeout(wait) {
             Ok(Ok(())) => Ok(backend),
@@ -366,7 +377,9 @@ impl PostgresBackend {
 
     fn pg_error(&self, context: &str, e: tokio_postgres::Error) -> Error {
         if let Some(code) = e.code() {
-            if *code == SqlState::INSUFFICIENT_PRIVILEGE || *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+            if *code == SqlState::INSUFFICIENT_PRIVILEGE
+                || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+            {
                 let missing = e
                     .as_db_error()
                     .map_or_else(|| e.to_string(), |d| d.message().to_owned());
@@ -445,7 +458,7 @@ impl PostgresBackend {
             .call("reading the schema", move |db| async move {
                 schema_state(&db, create).await
             })
-            .map_err(fail_to_error)?;
+            .map_err(|f| self.final_error(f))?;
         drop(s);
         match outcome {
             SchemaState::Ready(missing) => {
@@ -502,7 +515,10 @@ impl PostgresBackend {
             let loaded = self.loaded(state, &pins, &quarantined)?;
             let writes = plan(endpoint, loaded)?;
             if !writes.is_empty() {
-                s.call("writing", move |db| async move { apply(&db, key, writes).await })?;
+                s.call(
+                    "writing",
+                    move |db| async move { apply(&db, key, writes).await },
+                )?;
             }
         }
         s.commit()
@@ -511,7 +527,9 @@ impl PostgresBackend {
     fn loaded(&self, state: Option<Row>, pins: &[Row], quarantined: &[Row]) -> Result<Loaded> {
         let state = match state {
             None => EndpointState::default(),
-            Some(r) => state_from_row(&r).map_err(|e| self.corrupt(format!("endpoint state: {e}")))?,
+            Some(r) => {
+                state_from_row(&r).map_err(|e| self.corrupt(format!("endpoint state: {e}")))?
+            }
         };
         let pins = pins
             .iter()
@@ -547,12 +565,12 @@ impl PostgresBackend {
     ) -> Result<()> {
         let mut s = self.session()?;
         s.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .map_err(fail_to_error)?;
+            .map_err(|f| self.final_error(f))?;
         self.declare(&mut s, declare, param)?;
         loop {
             let rows = s
                 .call("reading", |db| async move { fetch(&db).await })
-                .map_err(fail_to_error)?;
+                .map_err(|f| self.final_error(f))?;
             if rows.is_empty() {
                 break;
             }
@@ -562,7 +580,7 @@ impl PostgresBackend {
                 }
             }
         }
-        s.commit().map_err(fail_to_error)
+        s.commit().map_err(|f| self.final_error(f))
     }
 
     fn declare(&self, s: &mut Session<'_>, declare: String, param: Option<String>) -> Result<()> {
@@ -573,7 +591,7 @@ impl PostgresBackend {
             };
             Ok(())
         })
-        .map_err(fail_to_error)
+        .map_err(|f| self.final_error(f))
     }
 }
 
@@ -582,14 +600,13 @@ async fn fetch(db: &Db) -> Result<Vec<Row>, Failure> {
     Ok(db.client.query(BATCH, &[]).await?)
 }
 
-fn fail_to_error(f: Fail) -> Error {
-    match f {
-        Fail::Final(e) => e,
-        Fail::Retry(e) => Error::Postgres {
-            store: String::new(),
-            context: "reading".into(),
-            source: Box::new(e),
-        },
+impl PostgresBackend {
+    /// Outside an update nothing is retried: a serialization failure is an error as it is.
+    fn final_error(&self, f: Fail) -> Error {
+        match f {
+            Fail::Final(e) => e,
+            Fail::Retry(e) => self.pg_error("reading", e),
+        }
     }
 }
 
@@ -608,7 +625,10 @@ impl Session<'_> {
         Fut: Future<Output = Result<T, Failure>> + Send + 'static,
         T: Send + 'static,
     {
-        let db = self.db.clone().expect("a session has its connection until dropped");
+        let db = self
+            .db
+            .clone()
+            .expect("a session has its connection until dropped");
         let fut = f(db);
         let out = self
             .backend
@@ -658,11 +678,9 @@ impl Drop for Session<'_> {
         let in_tx = self.in_tx;
         self.backend.rt.handle.spawn(async move {
             if in_tx {
-                let rolled = tokio::time::timeout(
-                    HEARTBEAT_TIMEOUT,
-                    db.client.batch_execute("ROLLBACK"),
-                )
-                .await;
+                let rolled =
+                    tokio::time::timeout(HEARTBEAT_TIMEOUT, db.client.batch_execute("ROLLBACK"))
+                        .await;
                 if !matches!(rolled, Ok(Ok(()))) {
                     return;
                 }
@@ -800,7 +818,10 @@ where
 /// The listening connection: `LISTEN`s, bumps the generation on every notification, checks
 /// the server every [`HEARTBEAT`], and reconnects when it is lost, then bumps the generation
 /// (what was notified meanwhile is lost) once it listens again.
-async fn listen(inner: Arc<Inner>, ready: std::sync::mpsc::SyncSender<std::result::Result<(), String>>) {
+async fn listen(
+    inner: Arc<Inner>,
+    ready: std::sync::mpsc::SyncSender<std::result::Result<(), String>>,
+) {
     let mut ready = Some(ready);
     loop {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -946,7 +967,10 @@ async fn schema_state(db: &Db, create: bool) -> Result<SchemaState, Failure> {
         db.client.batch_execute("BEGIN").await?;
         let created = async {
             db.client
-                .execute("SELECT pg_advisory_xact_lock($1)", &[&schema::SCHEMA_LOCK_KEY])
+                .execute(
+                    "SELECT pg_advisory_xact_lock($1)",
+                    &[&schema::SCHEMA_LOCK_KEY],
+                )
                 .await?;
             // Another process may have created it while this one waited for the lock.
             if let Some(m) = read_meta(db).await? {
@@ -1217,7 +1241,8 @@ fn opt_fingerprint(bytes: Option<Vec<u8>>) -> Result<Option<Fingerprint>, String
 }
 
 fn endpoint(text: &str) -> Result<Endpoint, String> {
-    text.parse::<Endpoint>().map_err(|e| format!("endpoint: {e}"))
+    text.parse::<Endpoint>()
+        .map_err(|e| format!("endpoint: {e}"))
 }
 
 fn state_from_row(r: &Row) -> Result<EndpointState, String> {
@@ -1309,7 +1334,9 @@ fn pin_problem(r: &Row) -> Option<String> {
         Err(err) => return Some(format!("{e}: the certificate does not parse: {err}")),
     };
     if pin.details.fingerprint != details.fingerprint {
-        return Some(format!("{e}: the stored fingerprint is not the certificate's"));
+        return Some(format!(
+            "{e}: the stored fingerprint is not the certificate's"
+        ));
     }
     if pin.details.spki_fingerprint != details.spki_fingerprint {
         return Some(format!(
@@ -1364,7 +1391,7 @@ impl Backend for PostgresBackend {
     fn load(&self, endpoint: &Endpoint) -> Result<Loaded> {
         let mut s = self.session()?;
         s.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .map_err(fail_to_error)?;
+            .map_err(|f| self.final_error(f))?;
         let k = endpoint.to_string();
         let (state, pins, quarantined) = s
             .call("reading an endpoint", move |db| async move {
@@ -1373,8 +1400,8 @@ impl Backend for PostgresBackend {
                 let quarantined = db.query(SELECT_QUARANTINE, &[&k]).await?;
                 Ok((state, pins, quarantined))
             })
-            .map_err(fail_to_error)?;
-        s.commit().map_err(fail_to_error)?;
+            .map_err(|f| self.final_error(f))?;
+        s.commit().map_err(|f| self.final_error(f))?;
         self.loaded(state, &pins, &quarantined)
     }
 
@@ -1483,7 +1510,7 @@ impl Backend for PostgresBackend {
         };
         let mut s = self.session()?;
         s.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .map_err(fail_to_error)?;
+            .map_err(|f| self.final_error(f))?;
         let meta = s
             .call("checking", |db| async move {
                 db.client
@@ -1494,7 +1521,7 @@ impl Backend for PostgresBackend {
                     .await?;
                 read_meta(&db).await
             })
-            .map_err(fail_to_error)?;
+            .map_err(|f| self.final_error(f))?;
         match meta.as_ref().map(judge) {
             Some(Ok(())) => {}
             Some(Err(_)) | None => find(
@@ -1507,31 +1534,29 @@ impl Backend for PostgresBackend {
                 ),
             ),
         }
-        let batches = |s: &mut Session<'_>,
-                       declare: &str,
-                       each: &mut dyn FnMut(&Row)|
-         -> Result<()> {
-            let d = declare.to_owned();
-            s.call("checking", move |db| async move {
-                db.client.batch_execute(&d).await?;
-                Ok(())
-            })
-            .map_err(fail_to_error)?;
-            loop {
-                let rows = s
-                    .call("checking", |db| async move { fetch(&db).await })
-                    .map_err(fail_to_error)?;
-                if rows.is_empty() {
-                    break;
+        let batches =
+            |s: &mut Session<'_>, declare: &str, each: &mut dyn FnMut(&Row)| -> Result<()> {
+                let d = declare.to_owned();
+                s.call("checking", move |db| async move {
+                    db.client.batch_execute(&d).await?;
+                    Ok(())
+                })
+                .map_err(|f| self.final_error(f))?;
+                loop {
+                    let rows = s
+                        .call("checking", |db| async move { fetch(&db).await })
+                        .map_err(|f| self.final_error(f))?;
+                    if rows.is_empty() {
+                        break;
+                    }
+                    rows.iter().for_each(&mut *each);
                 }
-                rows.iter().for_each(&mut *each);
-            }
-            s.call("checking", |db| async move {
-                db.client.batch_execute("CLOSE tofu_rows").await?;
-                Ok(())
-            })
-            .map_err(fail_to_error)
-        };
+                s.call("checking", |db| async move {
+                    db.client.batch_execute("CLOSE tofu_rows").await?;
+                    Ok(())
+                })
+                .map_err(|f| self.final_error(f))
+            };
         batches(
             &mut s,
             concat!(
@@ -1559,7 +1584,11 @@ impl Backend for PostgresBackend {
                     .and_then(|b| fingerprint(&b).ok())
                     .map_or_else(|| "a malformed fingerprint".into(), |f| f.to_string());
                 let n: i64 = r.try_get(2).unwrap_or(0);
-                find(&mut report, "duplicate", format!("{endpoint} has {n} pins of {fp}"));
+                find(
+                    &mut report,
+                    "duplicate",
+                    format!("{endpoint} has {n} pins of {fp}"),
+                );
             },
         )?;
         batches(
@@ -1598,7 +1627,7 @@ impl Backend for PostgresBackend {
                 }
             },
         )?;
-        s.commit().map_err(fail_to_error)?;
+        s.commit().map_err(|f| self.final_error(f))?;
         Ok(report)
     }
 }
@@ -1641,10 +1670,11 @@ pub mod testing {
 
         /// Pins `der` if the endpoint has no pin: whether this call pinned it.
         pub fn pin_first_use(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<bool> {
-            let details = CertificateDetails::from_der(der).map_err(|source| Error::Certificate {
-                endpoint: endpoint.clone(),
-                source,
-            })?;
+            let details =
+                CertificateDetails::from_der(der).map_err(|source| Error::Certificate {
+                    endpoint: endpoint.clone(),
+                    source,
+                })?;
             let mut pinned = false;
             self.0.update(&[endpoint], &mut |e, loaded| {
                 pinned = false;
@@ -1677,10 +1707,11 @@ pub mod testing {
 
         /// Quarantines `der` (no bounds: a test of the row operations).
         pub fn quarantine(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<()> {
-            let details = CertificateDetails::from_der(der).map_err(|source| Error::Certificate {
-                endpoint: endpoint.clone(),
-                source,
-            })?;
+            let details =
+                CertificateDetails::from_der(der).map_err(|source| Error::Certificate {
+                    endpoint: endpoint.clone(),
+                    source,
+                })?;
             self.0.update(&[endpoint], &mut |e, loaded| {
                 let now = Timestamp::now();
                 Ok(vec![Write::Quarantine {

@@ -28,15 +28,19 @@ pub(super) fn provider() -> Result<Arc<CryptoProvider>, String> {
     }
     #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
     {
-        Err("TLS to the database needs a rustls crypto provider: install one as the process \
+        Err(
+            "TLS to the database needs a rustls crypto provider: install one as the process \
              default (CryptoProvider::install_default) or build tofu-core with its `ring` or \
              `aws-lc-rs` feature, or use sslmode=disable"
-            .into())
+                .into(),
+        )
     }
 }
 
 /// The rustls configuration for `location`'s sslmode; `None` for `disable`.
-pub(super) fn client_config(location: &PostgresLocation) -> Result<Option<Arc<ClientConfig>>, String> {
+pub(super) fn client_config(
+    location: &PostgresLocation,
+) -> Result<Option<Arc<ClientConfig>>, String> {
     let mode = location.sslmode();
     if mode == SslMode::Disable {
         return Ok(None);
@@ -96,7 +100,12 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -105,7 +114,12 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

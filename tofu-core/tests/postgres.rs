@@ -584,4 +584,40 @@ fn a_stopped_server_fails_closed_after_the_staleness_window_and_recovers_after_a
     assert!(store
         .pin_first_use(&endpoint("10.7.7.7:7"), &cert("z"))
         .unwrap());
+
+    // A stalled server (every process of it stopped): silence, not an error, until the
+    // heartbeat's timeout; then the same fail-closed window.
+    let postmaster = std::fs::read_to_string(format!("{dir}/data/postmaster.pid")).unwrap();
+    let postmaster = postmaster.lines().next().unwrap().trim().to_owned();
+    let children = Command::new("pgrep")
+        .args(["-P", &postmaster])
+        .output()
+        .unwrap();
+    let mut pids = vec![postmaster];
+    pids.extend(
+        String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(str::to_owned),
+    );
+    let signal = |sig: &str| {
+        let status = Command::new("kill").arg(sig).args(&pids).status().unwrap();
+        assert!(status.success(), "kill {sig}");
+    };
+    let g1 = store.generation().unwrap();
+    signal("-STOP");
+    let stalled = Instant::now();
+    let failed = wait_for("fail closed on a stall", Duration::from_secs(15), || {
+        store.generation().is_err()
+    });
+    eprintln!(
+        "generation() failed {failed:?} after the server stalled: {}",
+        store.generation().unwrap_err()
+    );
+    signal("-CONT");
+    let back = wait_for("recovery from the stall", Duration::from_secs(15), || {
+        store.generation().is_ok()
+    });
+    eprintln!("generation() recovered {back:?} after the server resumed");
+    assert!(stalled.elapsed() >= Duration::from_secs(1));
+    assert_ne!(store.generation().unwrap(), g1);
 }

@@ -621,3 +621,33 @@ fn a_stopped_server_fails_closed_after_the_staleness_window_and_recovers_after_a
     assert!(stalled.elapsed() >= Duration::from_secs(1));
     assert_ne!(store.generation().unwrap(), g1);
 }
+
+#[test]
+fn sslmode_prefer_falls_back_to_plain_and_require_and_verify_full_say_what_is_wrong() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let db = uri
+        .split('?')
+        .next()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let port = uri
+        .split("port=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    // The test server listens on 127.0.0.1 without TLS.
+    let tcp = |mode: &str| format!("postgresql://postgres@127.0.0.1:{port}/{db}?sslmode={mode}");
+    Handle::open(&loc(&tcp("prefer")), true).expect("prefer falls back to plain");
+    let err = Handle::open(&loc(&tcp("require")), true).unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains("TLS"), "{err}");
+    let err = Handle::open(&loc(&tcp("verify-full")), true).unwrap_err();
+    assert!(err.to_string().contains("sslrootcert"), "{err}");
+}

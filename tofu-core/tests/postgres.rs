@@ -651,3 +651,30 @@ fn sslmode_prefer_falls_back_to_plain_and_require_and_verify_full_say_what_is_wr
     let err = Handle::open(&loc(&tcp("verify-full")), true).unwrap_err();
     assert!(err.to_string().contains("sslrootcert"), "{err}");
 }
+
+#[test]
+fn another_backends_commit_reaches_this_ones_generation_within_milliseconds() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let (reader, writer) = (
+        Handle::open(&loc(&uri), true).unwrap(),
+        Handle::open(&loc(&uri), true).unwrap(),
+    );
+    let mut latencies = Vec::new();
+    for i in 0..20 {
+        let g = reader.generation().unwrap();
+        writer
+            .pin_first_use(&endpoint(&format!("10.5.5.{i}:5")), &cert("w"))
+            .unwrap();
+        // From the writer's commit returning to the reader's generation moving.
+        latencies.push(wait_for("the notification", Duration::from_secs(5), || {
+            reader.generation().unwrap() != g
+        }));
+    }
+    latencies.sort();
+    eprintln!(
+        "notify latency after commit: median {:?}, max {:?}",
+        latencies[10], latencies[19]
+    );
+    assert!(latencies[10] < Duration::from_secs(1));
+}

@@ -678,3 +678,31 @@ fn another_backends_commit_reaches_this_ones_generation_within_milliseconds() {
     );
     assert!(latencies[10] < Duration::from_secs(1));
 }
+
+#[test]
+fn two_updates_locking_endpoints_in_opposite_orders_deadlock_and_are_retried() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let (a, b) = (endpoint("10.6.6.1:1"), endpoint("10.6.6.2:1"));
+    let one = Handle::open(&loc(&uri), true).unwrap();
+    let two = Handle::open(&loc(&uri), true).unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    let (a2, b2, bar2) = (a.clone(), b.clone(), barrier.clone());
+    let t = std::thread::spawn(move || {
+        bar2.wait();
+        two.bump_epochs(&[&b2, &a2], Duration::from_millis(300))
+    });
+    barrier.wait();
+    let calls_one = one
+        .bump_epochs(&[&a, &b], Duration::from_millis(300))
+        .unwrap();
+    let calls_two = t.join().unwrap().unwrap();
+    eprintln!("plans run: {calls_one} and {calls_two} (2 each without a retry)");
+    assert!(
+        calls_one + calls_two > 4,
+        "one of them was retried after the deadlock"
+    );
+    // Both committed: each endpoint's epoch went up twice.
+    assert_eq!(one.load(&a).unwrap().2, 2);
+    assert_eq!(one.load(&b).unwrap().2, 2);
+}

@@ -1728,6 +1728,22 @@ pub mod testing {
             })
         }
 
+        /// In one update, `PinsChanged` for each endpoint in order, pausing after planning
+        /// each (to make two updates interleave); how many times the plan ran.
+        pub fn bump_epochs(
+            &self,
+            endpoints: &[&Endpoint],
+            pause: std::time::Duration,
+        ) -> Result<usize> {
+            let mut calls = 0;
+            self.0.update(endpoints, &mut |_, _| {
+                calls += 1;
+                std::thread::sleep(pause);
+                Ok(vec![Write::PinsChanged])
+            })?;
+            Ok(calls)
+        }
+
         /// Deletes everything of the endpoint.
         pub fn remove_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
             self.0

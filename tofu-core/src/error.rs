@@ -168,6 +168,89 @@ pub enum Error {
         reason: String,
     },
 
+    /// No server of a PostgreSQL store could be reached, or each refused the connection.
+    #[error(
+        "cannot reach the pin store {store} ({database}): {detail}. Check that the server is \
+         running and listening on that host and port, that its pg_hba.conf admits this user \
+         from this machine to this database, the password (in the URI, PGPASSWORD or \
+         ~/.pgpass), and connect_timeout (raise it for a slow network)"
+    )]
+    Unreachable {
+        /// The store's location (its password masked).
+        store: String,
+        /// What the location resolved to: database, user and servers tried.
+        database: String,
+        /// What each server said, in the order tried.
+        detail: String,
+    },
+
+    /// The database role of a PostgreSQL store may not write what a change needs.
+    #[error(
+        "the pin store {store} is read-only for this database role ({missing}); nothing was \
+         changed. Grant the role those privileges (see the privileges the postgres backend \
+         documents) or connect as a role that has them"
+    )]
+    DatabaseReadOnly {
+        /// The store's location (its password masked).
+        store: String,
+        /// What is missing: privileges, or a server that is a read-only standby.
+        missing: String,
+    },
+
+    /// A PostgreSQL database that holds no pin store, another application's tables, or a
+    /// schema this version does not understand; it was left untouched.
+    #[error("cannot use the pin store {store}: {detail}; nothing was changed in the database")]
+    DatabaseSchema {
+        /// The store's location (its password masked).
+        store: String,
+        /// What was found, and what to do.
+        detail: String,
+    },
+
+    /// A row of a PostgreSQL store holds what this crate never writes.
+    #[error(
+        "the pin store {store} holds a damaged row ({detail}); nothing was written. Run \
+         `tofu-certs check` and restore the last `tofu-certs export` backup"
+    )]
+    DatabaseCorrupt {
+        /// The store's location (its password masked).
+        store: String,
+        /// Which row, and what is wrong with it.
+        detail: String,
+    },
+
+    /// The connection that tells this process about other processes' changes has been down
+    /// for longer than the store's staleness window: what is cached may be out of date, so
+    /// nothing is trusted from it (fail closed) until the server is back.
+    #[error(
+        "the pin store {store} has not been heard from for {silent_secs} s, longer than its \
+         staleness window of {staleness_secs} s ({detail}); changes made elsewhere may have \
+         been missed, so pins are not trusted until it is back. Check the server and the \
+         network; `staleness=<seconds>` in the store's URI sets the window"
+    )]
+    Stale {
+        /// The store's location (its password masked).
+        store: String,
+        /// For how long nothing was heard.
+        silent_secs: u64,
+        /// The window.
+        staleness_secs: u64,
+        /// The last failure seen.
+        detail: String,
+    },
+
+    /// Any other error of a PostgreSQL store.
+    #[error("the pin store {store} failed while {context}: {source}")]
+    Postgres {
+        /// The store's location (its password masked).
+        store: String,
+        /// What was being done.
+        context: String,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// A certificate could not be used.
     #[error("the certificate for {endpoint} cannot be pinned: {source}")]
     Certificate {

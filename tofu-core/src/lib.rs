@@ -86,6 +86,11 @@ pub use location::{
 pub use pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
 pub use policy::{decide, Decision, Policy};
 pub use rejection::{shell_quote, store_arg, Mismatch, NotPinned, TofuError};
+/// The PostgreSQL backend through a few store-like operations, for its tests until the facade
+/// dispatches to it. Not an API.
+#[cfg(feature = "postgres")]
+#[doc(hidden)]
+pub use store::postgres::testing as __postgres_testing;
 pub use store::{
     CheckReport, Finding, FirstUse, ImportReport, NewPin, Promoted, Removed, Store,
     ALLOW_OWNER_VARIABLE, DATABASE_FILE,

@@ -22,6 +22,9 @@ use crate::{CertificateDetails, Endpoint, Fingerprint, StoreLocation, Timestamp}
 mod backend;
 mod plan;
 mod sqlite;
+// The PostgreSQL backend, for `postgresql://` locations.
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 
 use backend::{Backend, Loaded};
 use sqlite::SqliteBackend;
@@ -180,8 +183,13 @@ impl Store {
     fn open_at(location: &StoreLocation, create: bool) -> Result<Self> {
         match location {
             StoreLocation::Directory(dir) => Self::open_sqlite(dir, create),
-            // The PostgreSQL backend's arm: under `#[cfg(feature = "postgres")]` it opens
-            // `postgres::PostgresBackend` here; without the feature it stays this refusal.
+            #[cfg(feature = "postgres")]
+            StoreLocation::Postgres(pg) => Ok(Self {
+                backend: Arc::new(postgres::PostgresBackend::open(pg, create)?),
+                sqlite: None,
+                actor: Actor::current_process(),
+            }),
+            #[cfg(not(feature = "postgres"))]
             StoreLocation::Postgres(_) => Err(Error::Unsupported {
                 location: location.to_string(),
                 reason: "this build has no PostgreSQL support; build with the cargo feature \

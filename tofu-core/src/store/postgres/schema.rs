@@ -1,0 +1,137 @@
+//! The PostgreSQL schema of a pin store, and its creation under an advisory lock.
+//!
+//! The tables are SQLite's (`store.rs`), with `bytea` for blobs, `bigint` for integers and
+//! `COLLATE "C"` on every endpoint column, so that listing by endpoint is in byte order, as
+//! SQLite's is. What PostgreSQL adds: the audit log's append-only rule is a trigger that
+//! raises (on `UPDATE`, `DELETE` and `TRUNCATE`), and every statement that changes `pin` or
+//! `quarantine` advances the `generation` sequence and sends its value with
+//! `pg_notify('tofu_certs_changed', …)`, delivered to listeners when the change commits.
+//!
+//! The generation is a sequence rather than a counter row: a sequence never takes a row
+//! lock, so two writers of different endpoints never wait for each other on it (nor
+//! deadlock across endpoints in a multi-endpoint import). A rolled-back change advances it
+//! too, which only makes readers reload once for nothing.
+
+/// The PostgreSQL schema version this build writes (PostgreSQL's own series, from 1).
+pub(super) const SCHEMA_VERSION: i64 = 1;
+
+/// `pg_advisory_xact_lock` key under which the schema is created ("ToFUcert").
+pub(super) const SCHEMA_LOCK_KEY: i64 = 0x546f_4655_6365_7274;
+
+/// The channel of `LISTEN`/`pg_notify`.
+pub(super) const CHANNEL: &str = "tofu_certs_changed";
+
+/// Written to `meta` under `application`, so that another application's `meta` table is
+/// never mistaken for a store.
+pub(super) const APPLICATION: &str = "tofu-certs";
+
+/// Written to `meta` under `created_by`.
+pub(super) const WRITER: &str = concat!("tofu-core ", env!("CARGO_PKG_VERSION"));
+
+/// Version 1, created in one transaction.
+pub(super) const SCHEMA: &str = r#"
+CREATE TABLE meta (
+    key   text COLLATE "C" PRIMARY KEY,
+    value text NOT NULL
+);
+CREATE TABLE pin (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    endpoint         text COLLATE "C" NOT NULL,
+    state            text   NOT NULL CHECK (state IN ('active', 'next')),
+    fingerprint      bytea  NOT NULL CHECK (length(fingerprint) = 32),
+    spki_fingerprint bytea  NOT NULL CHECK (length(spki_fingerprint) = 32),
+    der              bytea  NOT NULL,
+    subject          text   NOT NULL,
+    issuer           text   NOT NULL,
+    sans             text   NOT NULL,
+    not_before       bigint NOT NULL,
+    not_after        bigint NOT NULL,
+    pinned_at        bigint NOT NULL,
+    first_seen       bigint,
+    last_seen        bigint,
+    times_seen       bigint NOT NULL DEFAULT 0,
+    source           text   NOT NULL,
+    label            text,
+    UNIQUE (endpoint, fingerprint)
+);
+CREATE TABLE quarantine (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    endpoint    text COLLATE "C" NOT NULL,
+    fingerprint bytea  NOT NULL CHECK (length(fingerprint) = 32),
+    der         bytea  NOT NULL,
+    first_seen  bigint NOT NULL,
+    last_seen   bigint NOT NULL,
+    times_seen  bigint NOT NULL,
+    epoch       bigint NOT NULL DEFAULT 0,
+    UNIQUE (endpoint, fingerprint)
+);
+CREATE TABLE audit (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          bigint NOT NULL,
+    endpoint    text COLLATE "C" NOT NULL,
+    event       text   NOT NULL,
+    fingerprint bytea,
+    previous    bytea,
+    subject     text,
+    actor       text   NOT NULL
+);
+CREATE INDEX audit_by_endpoint ON audit (endpoint, id);
+CREATE INDEX pin_by_endpoint ON pin (endpoint, state, id);
+CREATE TABLE endpoint_state (
+    endpoint       text COLLATE "C" PRIMARY KEY,
+    epoch          bigint NOT NULL DEFAULT 0,
+    refusals       bigint NOT NULL DEFAULT 0,
+    audited        bigint NOT NULL DEFAULT 0,
+    failing_since  bigint,
+    last_refused   bigint,
+    last_presented bytea CHECK (last_presented IS NULL OR length(last_presented) = 32)
+);
+CREATE SEQUENCE generation;
+
+CREATE FUNCTION tofu_audit_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only';
+END $$;
+CREATE TRIGGER audit_is_append_only BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION tofu_audit_is_append_only();
+CREATE TRIGGER audit_is_append_only_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION tofu_audit_is_append_only();
+
+CREATE FUNCTION tofu_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tofu_certs_changed', nextval('generation')::text);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER pin_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pin
+    FOR EACH STATEMENT EXECUTE FUNCTION tofu_changed();
+CREATE TRIGGER quarantine_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON quarantine
+    FOR EACH STATEMENT EXECUTE FUNCTION tofu_changed();
+"#;
+
+/// Is there a `meta` table (in the search path), and what does it say: `None` when there is
+/// no table; else (application, schema_version, written_by).
+pub(super) const PROBE: &str = "SELECT to_regclass('meta') IS NOT NULL";
+
+/// The rows of `meta` that matter, once the table is known to exist.
+pub(super) const READ_META: &str =
+    "SELECT key, value FROM meta WHERE key IN ('application', 'schema_version', 'created_by', \
+     'upgraded_by')";
+
+/// Whether the role may make every change a store makes, and what it misses; a role that may
+/// only read gets a read-only store. `has_*_privilege` never fails for an existing object.
+pub(super) const PRIVILEGES: &str = "SELECT
+    array_remove(ARRAY[
+        CASE WHEN has_table_privilege('pin', 'INSERT, UPDATE, DELETE') THEN NULL
+             ELSE 'INSERT, UPDATE, DELETE on pin' END,
+        CASE WHEN has_table_privilege('quarantine', 'INSERT, UPDATE, DELETE') THEN NULL
+             ELSE 'INSERT, UPDATE, DELETE on quarantine' END,
+        CASE WHEN has_table_privilege('endpoint_state', 'SELECT, INSERT, UPDATE, DELETE') THEN NULL
+             ELSE 'SELECT, INSERT, UPDATE, DELETE on endpoint_state' END,
+        CASE WHEN has_table_privilege('audit', 'INSERT') THEN NULL
+             ELSE 'INSERT on audit' END,
+        CASE WHEN has_sequence_privilege('generation', 'USAGE') THEN NULL
+             ELSE 'USAGE on sequence generation' END,
+        CASE WHEN pg_is_in_recovery() THEN 'the server is a read-only standby' ELSE NULL END,
+        CASE WHEN current_setting('default_transaction_read_only') = 'on'
+             THEN 'default_transaction_read_only is on' ELSE NULL END
+    ], NULL)";

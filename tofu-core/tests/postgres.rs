@@ -1,0 +1,708 @@
+//! The PostgreSQL backend against a real server (`TOFU_TEST_POSTGRES`, a superuser URI such
+//! as `.ci/postgres start` prints). Each test makes its own database. Without the variable
+//! the tests say they skipped, unless `TOFU_TEST_POSTGRES_REQUIRED=1`.
+#![cfg(feature = "postgres")]
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::CertificateDer;
+use tofu_core::__postgres_testing::Handle;
+use tofu_core::{Endpoint, Error, PostgresLocation};
+
+fn server() -> Option<String> {
+    match std::env::var("TOFU_TEST_POSTGRES") {
+        Ok(uri) if !uri.is_empty() => Some(uri),
+        _ => {
+            if std::env::var("TOFU_TEST_POSTGRES_REQUIRED").as_deref() == Ok("1") {
+                panic!("TOFU_TEST_POSTGRES is not set and TOFU_TEST_POSTGRES_REQUIRED=1");
+            }
+            eprintln!("skipped: TOFU_TEST_POSTGRES is not set");
+            None
+        }
+    }
+}
+
+/// `uri` with its database replaced by `db`.
+fn with_db(uri: &str, db: &str) -> String {
+    let (base, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let scheme_end = base.find("://").unwrap() + 3;
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let q = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    format!("{}/{db}{q}", &base[..path_start])
+}
+
+fn with_param(uri: &str, param: &str) -> String {
+    if uri.contains('?') {
+        format!("{uri}&{param}")
+    } else {
+        format!("{uri}?{param}")
+    }
+}
+
+fn psql(uri: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            uri,
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql runs");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A fresh database on the server: its URI.
+fn fresh_db(server: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "tofu_t{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    psql(server, &format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+    psql(server, &format!("CREATE DATABASE {name}")).unwrap();
+    with_db(server, &name)
+}
+
+fn loc(uri: &str) -> PostgresLocation {
+    uri.parse().expect("a valid location")
+}
+
+fn cert(cn: &str) -> CertificateDer<'static> {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec![cn.to_string()]).unwrap();
+    params.self_signed(&key).unwrap().der().clone()
+}
+
+fn endpoint(text: &str) -> Endpoint {
+    text.parse().unwrap()
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    start.elapsed()
+}
+
+#[test]
+fn twenty_openers_of_a_fresh_database_create_the_schema_once_and_none_fails() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let barrier = Arc::new(Barrier::new(20));
+    let threads: Vec<_> = (0..20)
+        .map(|_| {
+            let (uri, barrier) = (uri.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                Handle::open(&loc(&uri), true).map(|_| ())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().expect("every opener succeeds");
+    }
+    assert_eq!(
+        psql(&uri, "SELECT count(*) FROM meta WHERE key = 'created_by'").unwrap(),
+        "1"
+    );
+    assert_eq!(
+        psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
+        "1"
+    );
+}
+
+#[test]
+fn twenty_processes_opening_a_fresh_database_create_the_schema_once() {
+    let Some(server) = server() else { return };
+    if let Ok(uri) = std::env::var("TOFU_PG_CHILD_OPEN") {
+        Handle::open(&loc(&uri), true).expect("the child opens the store");
+        return;
+    }
+    let uri = fresh_db(&server);
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "twenty_processes_opening_a_fresh_database_create_the_schema_once",
+                    "--nocapture",
+                ])
+                .env("TOFU_PG_CHILD_OPEN", &uri)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(
+            c.wait().unwrap().success(),
+            "a process failed to open the store"
+        );
+    }
+    assert_eq!(
+        psql(&uri, "SELECT count(*) FROM meta WHERE key = 'created_by'").unwrap(),
+        "1"
+    );
+}
+
+#[test]
+fn a_database_without_a_store_is_not_created_without_create() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let err = Handle::open(&loc(&uri), false).unwrap_err();
+    assert!(matches!(err, Error::DatabaseSchema { .. }), "{err}");
+    assert_eq!(
+        psql(&uri, "SELECT to_regclass('meta') IS NULL").unwrap(),
+        "t"
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_untouched() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    drop(Handle::open(&loc(&uri), true).unwrap());
+    psql(
+        &uri,
+        "UPDATE meta SET value = '7' WHERE key = 'schema_version'",
+    )
+    .unwrap();
+    let before = psql(
+        &uri,
+        "SELECT string_agg(key || '=' || value, ',' ORDER BY key) FROM meta",
+    )
+    .unwrap();
+    let err = Handle::open(&loc(&uri), true).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::DatabaseSchema { .. }), "{text}");
+    assert!(
+        text.contains("version 7") && text.contains("newer"),
+        "{text}"
+    );
+    let after = psql(
+        &uri,
+        "SELECT string_agg(key || '=' || value, ',' ORDER BY key) FROM meta",
+    )
+    .unwrap();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn the_database_refuses_to_change_or_delete_the_audit_log() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    assert!(store
+        .pin_first_use(&endpoint("10.1.1.1:8082"), &cert("a"))
+        .unwrap());
+    assert_eq!(store.audit(None).unwrap().len(), 1);
+    for sql in [
+        "UPDATE audit SET actor = 'someone else'",
+        "DELETE FROM audit",
+        "TRUNCATE audit",
+    ] {
+        let err = psql(&uri, sql).unwrap_err();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(psql(&uri, "SELECT count(*) FROM audit").unwrap(), "1");
+    assert!(store.check().unwrap().is_sound());
+}
+
+#[test]
+fn ten_threads_racing_a_first_use_pin_exactly_once() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    for round in 0..5 {
+        let e = endpoint(&format!("10.2.0.{round}:443"));
+        let barrier = Arc::new(Barrier::new(10));
+        let threads: Vec<_> = (0..10)
+            .map(|i| {
+                let (uri, barrier, e) = (uri.clone(), barrier.clone(), e.clone());
+                // Each thread is its own machine: its own backend, connections and runtime.
+                let store = Handle::open(&loc(&uri), true).unwrap();
+                std::thread::spawn(move || {
+                    let c = cert(&format!("peer{i}"));
+                    barrier.wait();
+                    store.pin_first_use(&e, &c).unwrap()
+                })
+            })
+            .collect();
+        let won = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|&w| w)
+            .count();
+        assert_eq!(won, 1, "round {round}");
+        assert_eq!(
+            psql(
+                &uri,
+                &format!("SELECT count(*) FROM pin WHERE endpoint = '{e}'")
+            )
+            .unwrap(),
+            "1"
+        );
+    }
+}
+
+#[test]
+fn streams_are_in_byte_order_and_round_trip_what_was_written() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    let names = [
+        "b.example:443",
+        "a-b.example:443",
+        "a.example:443",
+        "10.0.0.1:443",
+    ];
+    for n in names {
+        store.pin_first_use(&endpoint(n), &cert(n)).unwrap();
+    }
+    let listed: Vec<String> = store
+        .pins(100)
+        .unwrap()
+        .iter()
+        .map(|p| p.endpoint.to_string())
+        .collect();
+    let mut sorted = listed.clone();
+    sorted.sort(); // byte order, as SQLite's
+    assert_eq!(listed, sorted);
+    assert_eq!(store.pins(2).unwrap().len(), 2, "a stream stops when asked");
+    let e = endpoint("a.example:443");
+    store.quarantine(&e, &cert("intruder")).unwrap();
+    let (pins, quarantined, epoch) = store.load(&e).unwrap();
+    assert_eq!((pins.len(), quarantined.len(), epoch), (1, 1, 1));
+    assert_eq!(store.quarantined().unwrap().len(), 1);
+    assert_eq!(store.audit(Some(&e)).unwrap().len(), 1);
+    store.remove_endpoint(&e).unwrap();
+    assert_eq!(store.load(&e).unwrap().0.len(), 0);
+    let report = store.check().unwrap();
+    assert!(report.is_sound(), "{:?}", report.findings);
+    assert_eq!(report.pins, 3);
+}
+
+#[test]
+fn check_reports_a_pin_whose_details_are_not_its_certificates() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    store
+        .pin_first_use(&endpoint("10.1.1.1:1"), &cert("x"))
+        .unwrap();
+    psql(&uri, "UPDATE pin SET subject = 'CN=forged'").unwrap();
+    let report = store.check().unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    assert_eq!(report.findings[0].kind, "pin");
+}
+
+#[test]
+fn the_generation_moves_after_a_change_through_another_connection_and_after_a_reconnect() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(
+        &loc(&with_param(&uri, "application_name=tofu-listen-test")),
+        true,
+    )
+    .unwrap();
+    let g0 = store.generation().unwrap();
+    let start = Instant::now();
+    psql(
+        &uri,
+        "INSERT INTO quarantine (endpoint, fingerprint, der, first_seen, last_seen, times_seen) \
+                VALUES ('x:1', decode(repeat('00', 32), 'hex'), '\\x00', 0, 0, 1)",
+    )
+    .unwrap();
+    let psql_done = start.elapsed();
+    let seen = wait_for("a notification", Duration::from_secs(5), || {
+        store.generation().unwrap() != g0
+    });
+    eprintln!("notify latency: {seen:?} after the change began ({psql_done:?} of it in psql)");
+
+    // The listening connection killed: on reconnection the generation moves, whether or
+    // not a change was notified meanwhile.
+    let g1 = store.generation().unwrap();
+    let killed = psql(
+        &uri,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = 'tofu-listen-test' AND query LIKE '%LISTEN%' OR \
+         (application_name = 'tofu-listen-test' AND query = 'SELECT 1')",
+    )
+    .unwrap();
+    assert_ne!(killed, "0", "the listener's connection was found");
+    psql(&uri, "DELETE FROM quarantine").unwrap();
+    let seen = wait_for("a reconnection", Duration::from_secs(10), || {
+        store.generation().is_ok_and(|g| g != g1)
+    });
+    eprintln!("generation moved {seen:?} after the listener was killed and a change made");
+    // And notifications work again on the new connection.
+    let g2 = wait_for_settled(&store);
+    psql(&uri, "DELETE FROM quarantine").unwrap();
+    wait_for(
+        "a notification after reconnecting",
+        Duration::from_secs(5),
+        || store.generation().unwrap() != g2,
+    );
+}
+
+/// The generation once it stopped moving for a moment (a reconnection may still bump it).
+fn wait_for_settled(store: &Handle) -> u64 {
+    let mut g = store.generation().unwrap();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = store.generation().unwrap();
+        if now == g {
+            return g;
+        }
+        g = now;
+    }
+}
+
+#[test]
+fn an_unreachable_server_is_an_error_within_connect_timeout_naming_the_database() {
+    let _ = server(); // the skip message when unset; this test needs no server
+    let dir = tempfile::tempdir().unwrap();
+    let uri = format!(
+        "postgresql://tofu:s3cret-pw@/pins?host={}&port=5999&connect_timeout=2",
+        dir.path().display()
+    );
+    let start = Instant::now();
+    let err = Handle::open(&loc(&uri), true).unwrap_err();
+    let took = start.elapsed();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Unreachable { .. }), "{text}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(text.contains("database pins as tofu"), "{text}");
+    assert!(
+        !text.contains("s3cret-pw") && !format!("{err:?}").contains("s3cret-pw"),
+        "{text}"
+    );
+
+    // A server that accepts the connection and never answers (a TCP listener): bounded too.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let uri = format!(
+        "postgresql://tofu:s3cret-pw@127.0.0.1:{port}/pins?connect_timeout=1&sslmode=disable"
+    );
+    let start = Instant::now();
+    let err = Handle::open(&loc(&uri), true).unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(err.to_string().contains("connect_timeout"), "{err}");
+    drop(listener);
+}
+
+#[tokio::test]
+async fn it_works_from_inside_a_tokio_runtime_and_from_a_plain_thread() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    assert!(store
+        .pin_first_use(&endpoint("10.9.9.9:1"), &cert("t"))
+        .unwrap());
+    assert_eq!(store.pins(10).unwrap().len(), 1);
+    let store = Arc::new(store);
+    let s = store.clone();
+    std::thread::spawn(move || {
+        assert!(!s
+            .pin_first_use(&endpoint("10.9.9.9:1"), &cert("u"))
+            .unwrap());
+        s.generation().unwrap();
+    })
+    .join()
+    .unwrap();
+    // Dropped inside the runtime: must not panic.
+    drop(store);
+}
+
+#[test]
+fn a_role_with_select_only_reads_and_is_told_what_it_misses_to_write() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    store
+        .pin_first_use(&endpoint("10.3.3.3:3"), &cert("r"))
+        .unwrap();
+    let role = format!("tofu_reader_{}", std::process::id());
+    let _ = psql(&uri, &format!("CREATE ROLE {role} LOGIN"));
+    psql(
+        &uri,
+        &format!(
+            "GRANT SELECT ON meta, pin, quarantine, audit, endpoint_state TO {role}; \
+             GRANT SELECT ON SEQUENCE generation TO {role}"
+        ),
+    )
+    .unwrap();
+    let ro_uri = uri.replacen("postgres@", &format!("{role}@"), 1);
+    let ro = Handle::open(&loc(&ro_uri), true).expect("a read-only role opens the store");
+    assert!(ro.is_read_only());
+    assert_eq!(ro.pins(10).unwrap().len(), 1);
+    ro.generation().unwrap();
+    let err = ro
+        .pin_first_use(&endpoint("10.3.3.4:3"), &cert("s"))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::DatabaseReadOnly { .. }), "{text}");
+    assert!(text.contains("INSERT, UPDATE, DELETE on pin"), "{text}");
+}
+
+/// The server's binaries, as `.ci/postgres` finds them.
+fn pg_bindir() -> Option<String> {
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "for d in /usr/lib/postgresql/*/bin; do [ -x $d/pg_ctl ] && echo $d && break; done",
+        ])
+        .output()
+        .ok()?;
+    let d = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (!d.is_empty()).then_some(d)
+}
+
+fn pg_ctl(bindir: &str, dir: &str, args: &[&str]) {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", &format!("{bindir}/pg_ctl")]);
+        c
+    } else {
+        Command::new(format!("{bindir}/pg_ctl"))
+    };
+    let status = cmd
+        .args([
+            "-D",
+            &format!("{dir}/data"),
+            "-l",
+            &format!("{dir}/server.log"),
+            "-w",
+        ])
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success(), "pg_ctl {args:?}");
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+#[test]
+fn a_stopped_server_fails_closed_after_the_staleness_window_and_recovers_after_a_restart() {
+    let Some(_) = server() else { return };
+    let Some(bindir) = pg_bindir() else {
+        eprintln!("skipped: no PostgreSQL server binaries to start a cluster of this test's own");
+        return;
+    };
+    let port = 55500 + (std::process::id() % 400) as u16;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres");
+    let out = Command::new("bash")
+        .args([script, "start"])
+        .env("TOFU_PG_PORT", port.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let var = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}='")))
+            .map(|v| v.trim_end_matches('\'').to_owned())
+            .unwrap()
+    };
+    let (own, dir) = (var("TOFU_TEST_POSTGRES"), var("TOFU_TEST_POSTGRES_DIR"));
+    struct Stop(String);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres");
+            let _ = Command::new("bash")
+                .args([script, "stop", &self.0])
+                .status();
+        }
+    }
+    let _stop = Stop(dir.clone());
+
+    let uri = with_param(&fresh_db(&own), "staleness=2&connect_timeout=1");
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    let g0 = store.generation().unwrap();
+    let options = format!(
+        "-k {dir} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c max_connections=300"
+    );
+    let stopped = Instant::now();
+    pg_ctl(&bindir, &dir, &["-m", "fast", "stop"]);
+    let failed = wait_for("fail closed", Duration::from_secs(15), || {
+        store.generation().is_err()
+    });
+    let err = store.generation().unwrap_err();
+    assert!(matches!(err, Error::Stale { .. }), "{err}");
+    eprintln!("generation() failed {failed:?} after the server stopped (staleness 2 s): {err}");
+    // The window runs from the last answer, at most one heartbeat (1 s) before the stop.
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        stopped.elapsed()
+    );
+
+    pg_ctl(&bindir, &dir, &["-o", &options, "start"]);
+    let back = wait_for("recovery", Duration::from_secs(15), || {
+        store.generation().is_ok()
+    });
+    eprintln!("generation() recovered {back:?} after the restart");
+    assert_ne!(
+        store.generation().unwrap(),
+        g0,
+        "callers reload after the outage"
+    );
+    assert!(store
+        .pin_first_use(&endpoint("10.7.7.7:7"), &cert("z"))
+        .unwrap());
+
+    // A stalled server (every process of it stopped): silence, not an error, until the
+    // heartbeat's timeout; then the same fail-closed window.
+    let postmaster = std::fs::read_to_string(format!("{dir}/data/postmaster.pid")).unwrap();
+    let postmaster = postmaster.lines().next().unwrap().trim().to_owned();
+    let children = Command::new("pgrep")
+        .args(["-P", &postmaster])
+        .output()
+        .unwrap();
+    let mut pids = vec![postmaster];
+    pids.extend(
+        String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(str::to_owned),
+    );
+    let signal = |sig: &str| {
+        let status = Command::new("kill").arg(sig).args(&pids).status().unwrap();
+        assert!(status.success(), "kill {sig}");
+    };
+    let g1 = store.generation().unwrap();
+    signal("-STOP");
+    let stalled = Instant::now();
+    let failed = wait_for("fail closed on a stall", Duration::from_secs(15), || {
+        store.generation().is_err()
+    });
+    eprintln!(
+        "generation() failed {failed:?} after the server stalled: {}",
+        store.generation().unwrap_err()
+    );
+    signal("-CONT");
+    let back = wait_for("recovery from the stall", Duration::from_secs(15), || {
+        store.generation().is_ok()
+    });
+    eprintln!("generation() recovered {back:?} after the server resumed");
+    assert!(stalled.elapsed() >= Duration::from_secs(1));
+    assert_ne!(store.generation().unwrap(), g1);
+}
+
+#[test]
+fn sslmode_prefer_falls_back_to_plain_and_require_and_verify_full_say_what_is_wrong() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let db = uri
+        .split('?')
+        .next()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let port = uri
+        .split("port=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    // The test server listens on 127.0.0.1 without TLS.
+    let tcp = |mode: &str| format!("postgresql://postgres@127.0.0.1:{port}/{db}?sslmode={mode}");
+    Handle::open(&loc(&tcp("prefer")), true).expect("prefer falls back to plain");
+    let err = Handle::open(&loc(&tcp("require")), true).unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains("TLS"), "{err}");
+    let err = Handle::open(&loc(&tcp("verify-full")), true).unwrap_err();
+    assert!(err.to_string().contains("sslrootcert"), "{err}");
+}
+
+#[test]
+fn another_backends_commit_reaches_this_ones_generation_within_milliseconds() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let (reader, writer) = (
+        Handle::open(&loc(&uri), true).unwrap(),
+        Handle::open(&loc(&uri), true).unwrap(),
+    );
+    let mut latencies = Vec::new();
+    for i in 0..20 {
+        let g = reader.generation().unwrap();
+        writer
+            .pin_first_use(&endpoint(&format!("10.5.5.{i}:5")), &cert("w"))
+            .unwrap();
+        // From the writer's commit returning to the reader's generation moving.
+        latencies.push(wait_for("the notification", Duration::from_secs(5), || {
+            reader.generation().unwrap() != g
+        }));
+    }
+    latencies.sort();
+    eprintln!(
+        "notify latency after commit: median {:?}, max {:?}",
+        latencies[10], latencies[19]
+    );
+    assert!(latencies[10] < Duration::from_secs(1));
+}
+
+#[test]
+fn two_updates_locking_endpoints_in_opposite_orders_deadlock_and_are_retried() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let (a, b) = (endpoint("10.6.6.1:1"), endpoint("10.6.6.2:1"));
+    let one = Handle::open(&loc(&uri), true).unwrap();
+    let two = Handle::open(&loc(&uri), true).unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    let (a2, b2, bar2) = (a.clone(), b.clone(), barrier.clone());
+    let t = std::thread::spawn(move || {
+        bar2.wait();
+        two.bump_epochs(&[&b2, &a2], Duration::from_millis(300))
+    });
+    barrier.wait();
+    let calls_one = one
+        .bump_epochs(&[&a, &b], Duration::from_millis(300))
+        .unwrap();
+    let calls_two = t.join().unwrap().unwrap();
+    eprintln!("plans run: {calls_one} and {calls_two} (2 each without a retry)");
+    assert!(
+        calls_one + calls_two > 4,
+        "one of them was retried after the deadlock"
+    );
+    // Both committed: each endpoint's epoch went up twice.
+    assert_eq!(one.load(&a).unwrap().2, 2);
+    assert_eq!(one.load(&b).unwrap().2, 2);
+}

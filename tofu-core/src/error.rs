@@ -261,6 +261,24 @@ pub enum Error {
         source: CertificateError,
     },
 
+    /// [`crate::Store::add_sole_pin`] found the endpoint with an active pin already (perhaps
+    /// added a moment ago by another process): a second one would trust both certificates.
+    #[error(
+        "{endpoint} already has {}; a second active pin would trust both certificates, so \
+         nothing was pinned",
+        match active.as_slice() {
+            [(fp, subject)] => format!("an active pin, {fp} ({subject})"),
+            _ => format!("{} active pins, {}", active.len(), active.iter()
+                .map(|(fp, subject)| format!("{fp} ({subject})")).collect::<Vec<_>>().join(", ")),
+        }
+    )]
+    ActivePinExists {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// Its active pins: fingerprint and subject.
+        active: Vec<(Fingerprint, String)>,
+    },
+
     /// The certificate is already pinned for the endpoint.
     #[error(
         "{endpoint} already has a pin with fingerprint {fingerprint} ({state}); nothing was \

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use tofu_core::{read_certificates, Endpoint, Fingerprint, Pin, PinState, Store, Timestamp};
+use tofu_core::{read_certificates, Endpoint, Fingerprint, PinState, Timestamp};
 
 use super::{read_input, Context, HostArgs};
 use crate::error::{CliError, Exit};
@@ -95,12 +95,24 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         PinState::Active
     };
     let store = ctx.open()?;
-    if state == PinState::Active && !args.additional {
-        refuse_a_second_active_pin(ctx, &store, endpoint, &Fingerprint::of(der), &args)?;
-    }
-    let pin = store
-        .add_pin(endpoint, der, state, args.label.as_deref())
-        .map_err(|e| CliError::store(&e, ctx))?;
+    // Without --additional, the store refuses a second active pin in the same transaction
+    // that adds this one, so two addcerts racing cannot both succeed.
+    let added = match (state, args.additional) {
+        (PinState::Active, false) => store.add_sole_pin(endpoint, der, args.label.as_deref()),
+        _ => store.add_pin(endpoint, der, state, args.label.as_deref()),
+    };
+    let pin = match added {
+        Err(tofu_core::Error::ActivePinExists { active, .. }) => {
+            return Err(refuse_a_second_active_pin(
+                ctx,
+                endpoint,
+                &Fingerprint::of(der),
+                &active,
+                &args,
+            ))
+        }
+        other => other.map_err(|e| CliError::store(&e, ctx))?,
+    };
 
     let mut out = Out::stdout();
     let d = &pin.details;
@@ -150,21 +162,14 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
 /// `Store::add_pin`, which says it is already pinned.
 fn refuse_a_second_active_pin(
     ctx: &Context,
-    store: &Store,
     endpoint: &Endpoint,
     fingerprint: &Fingerprint,
+    active: &[(Fingerprint, String)],
     args: &Args,
-) -> Result<(), CliError> {
-    let record = store
-        .endpoint(endpoint)
-        .map_err(|e| CliError::store(&e, ctx))?;
-    let active: Vec<&Pin> = record.active().collect();
-    if active.is_empty() || record.pins.iter().any(|p| p.fingerprint() == *fingerprint) {
-        return Ok(());
-    }
+) -> CliError {
     let named: Vec<String> = active
         .iter()
-        .map(|p| format!("{} ({})", p.details.fingerprint, p.details.subject))
+        .map(|(fingerprint, subject)| format!("{fingerprint} ({subject})"))
         .collect();
     let pins = match named.as_slice() {
         [one] => format!("an active pin, {one}"),
@@ -173,11 +178,11 @@ fn refuse_a_second_active_pin(
             named.len(),
             init.join(", ")
         ),
-        [] => unreachable!("checked non-empty above"),
+        [] => "an active pin".to_owned(),
     };
     let file = tofu_core::shell_quote(&args.cert.to_string_lossy());
     let add = |extra: &str| ctx.cmd(&format!("addcert host {endpoint} --cert {file}{extra}"));
-    Err(CliError::failure(format!(
+    CliError::failure(format!(
         "{endpoint} already has {pins}; a second active pin would trust both certificates, so \
          nothing was pinned"
     ))
@@ -197,5 +202,5 @@ fn refuse_a_second_active_pin(
         ctx.cmd(&format!(
             "accept host {endpoint} --fingerprint {fingerprint}"
         )),
-    )))
+    ))
 }

@@ -122,3 +122,54 @@ fn twenty_parallel_deletecerts_lose_nothing() {
     assert_eq!(codes.iter().filter(|&&c| c == 3).count(), 19, "{codes:?}");
     assert_eq!(env.run(&["listcerts"]).stdout.lines().count(), 19);
 }
+
+/// Regression: addcert checked for an active pin, then added its own in a second
+/// transaction, so operators or scripts adding different certificates to one endpoint at
+/// once could each see none and leave it with several active pins, none asked for with
+/// `--additional`.
+#[test]
+fn parallel_addcerts_of_different_certificates_leave_one_active_pin() {
+    let env = Env::new();
+    // The store exists before the race, so that none of the racers creates it.
+    env.pin("10.9.9.9:1", &prime_cert("other"));
+    for round in 0..5 {
+        let endpoint = format!("10.1.1.{round}:8082");
+        let files: Vec<String> = (0..10)
+            .map(|i| {
+                env.write_cert(&format!("r{round}-{i}"), &prime_cert("prime-sec"))
+                    .0
+            })
+            .collect();
+        let children: Vec<_> = files
+            .iter()
+            .map(|file| {
+                env.command(&["addcert", "host", &endpoint, "--cert", file])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let runs: Vec<Run> = children
+            .into_iter()
+            .map(|c| Run::from(c.wait_with_output().unwrap()))
+            .collect();
+        let won = runs.iter().filter(|r| r.code == 0).count();
+        assert_eq!(won, 1, "round {round}: {runs:#?}");
+        for lost in runs.iter().filter(|r| r.code != 0) {
+            assert_eq!(lost.code, 1, "{lost:#?}");
+            assert!(
+                lost.stderr.contains("already has an active pin")
+                    && lost.stderr.contains("nothing was pinned"),
+                "{lost:#?}"
+            );
+        }
+        let shown = env.run(&["showcert", "host", &endpoint]);
+        assert_eq!(
+            shown.stdout.matches("active pin").count(),
+            1,
+            "round {round}: {}",
+            shown.stdout
+        );
+    }
+}

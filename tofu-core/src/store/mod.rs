@@ -288,6 +288,34 @@ impl Store {
         state: PinState,
         label: Option<&str>,
     ) -> Result<Pin> {
+        self.add(endpoint, der, state, label, false)
+    }
+
+    /// Adds `der` as the endpoint's active pin only if the endpoint has no active pin, in one
+    /// transaction: of two operators or scripts adding different certificates at once, one
+    /// succeeds and the other is refused, where checking first and adding after would give
+    /// the endpoint two active pins. Staged pins do not count.
+    ///
+    /// # Errors
+    /// [`Error::ActivePinExists`] when the endpoint has an active pin; those of
+    /// [`Store::add_pin`].
+    pub fn add_sole_pin(
+        &self,
+        endpoint: &Endpoint,
+        der: &CertificateDer<'_>,
+        label: Option<&str>,
+    ) -> Result<Pin> {
+        self.add(endpoint, der, PinState::Active, label, true)
+    }
+
+    fn add(
+        &self,
+        endpoint: &Endpoint,
+        der: &CertificateDer<'_>,
+        state: PinState,
+        label: Option<&str>,
+        sole: bool,
+    ) -> Result<Pin> {
         let details = details(endpoint, der)?;
         self.update(endpoint, |loaded, now, actor| {
             plan::add(
@@ -297,6 +325,7 @@ impl Store {
                 details.clone(),
                 state,
                 label,
+                sole,
                 now,
                 actor,
             )

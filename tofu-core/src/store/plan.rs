@@ -129,6 +129,7 @@ pub(crate) fn add(
     details: CertificateDetails,
     state: PinState,
     label: Option<&str>,
+    sole: bool,
     now: Timestamp,
     actor: &str,
 ) -> Result<Planned<Pin>> {
@@ -138,6 +139,20 @@ pub(crate) fn add(
             fingerprint: details.fingerprint,
             state: existing.state,
         });
+    }
+    if sole && state == PinState::Active {
+        let active: Vec<(Fingerprint, String)> = loaded
+            .pins
+            .iter()
+            .filter(|p| p.state == PinState::Active)
+            .map(|p| (p.fingerprint(), p.details.subject.clone()))
+            .collect();
+        if !active.is_empty() {
+            return Err(Error::ActivePinExists {
+                endpoint: endpoint.clone(),
+                active,
+            });
+        }
     }
     let pin = Pin {
         endpoint: endpoint.clone(),
@@ -769,6 +784,7 @@ mod tests {
             details,
             PinState::Active,
             None,
+            false,
             NOW,
             ACTOR,
         )
@@ -796,6 +812,7 @@ mod tests {
             details,
             PinState::Next,
             Some("B"),
+            true,
             NOW,
             ACTOR,
         )
@@ -807,6 +824,55 @@ mod tests {
             .any(|w| matches!(w, Write::DeletePin(_))));
         assert_eq!(audited(&planned.writes), [AuditEvent::Staged]);
         assert!(planned.writes.contains(&Write::PinsChanged));
+    }
+
+    #[test]
+    fn a_sole_pin_is_refused_beside_an_active_one_and_allowed_beside_a_staged_one() {
+        let active = pin(PinState::Active);
+        let (der, details) = cert();
+        let err = add(
+            &ep(),
+            with_pins(vec![active.clone()]),
+            &der,
+            details.clone(),
+            PinState::Active,
+            None,
+            true,
+            NOW,
+            ACTOR,
+        )
+        .expect_err("a second active pin, not asked for");
+        assert!(
+            matches!(&err, Error::ActivePinExists { active: a, .. }
+                if a == &[(active.fingerprint(), active.details.subject.clone())]),
+            "{err:?}"
+        );
+        let planned = add(
+            &ep(),
+            with_pins(vec![pin(PinState::Next)]),
+            &der,
+            details.clone(),
+            PinState::Active,
+            None,
+            true,
+            NOW,
+            ACTOR,
+        )
+        .expect("a staged pin is not an active one");
+        assert!(planned.writes.contains(&Write::PinsChanged));
+        // Asked for (`--additional`): the second active pin is added.
+        add(
+            &ep(),
+            with_pins(vec![active]),
+            &der,
+            details,
+            PinState::Active,
+            None,
+            false,
+            NOW,
+            ACTOR,
+        )
+        .expect("an additional active pin");
     }
 
     #[test]

@@ -1612,7 +1612,7 @@ fn a_store_from_a_newer_version_is_refused() {
                 e,
                 Error::NewerSchema {
                     found: 99,
-                    supported: 3,
+                    supported: 4,
                     written_by: Some(w),
                     ..
                 } if w.starts_with("tofu-core ")
@@ -1654,8 +1654,70 @@ fn a_store_with_the_first_schema_is_upgraded_on_open_and_keeps_its_pins() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     assert!(upgraded_by.starts_with("tofu-core "), "{upgraded_by}");
+}
+
+/// Regression: a pin stored by an earlier version under an IPv4-mapped IPv6 address
+/// (`[::ffff:10.1.1.1]:8082`) was not found once such addresses became their IPv4
+/// endpoint, so the next handshake through the mapped address pinned whatever it was
+/// shown. The upgrade moves it to the endpoint's key; where that endpoint has pins of its
+/// own, those win and the others are removed, audited.
+#[test]
+fn an_upgrade_moves_pins_stored_under_a_mapped_ipv6_address_to_their_ipv4_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = Store::open(&store_dir).unwrap();
+    let moved = store
+        .add_pin(
+            &ep("10.1.1.1:8082"),
+            &cert("prime-sec"),
+            PinState::Active,
+            None,
+        )
+        .unwrap();
+    let kept = store
+        .add_pin(&ep("10.2.2.2:443"), &cert("ise"), PinState::Active, None)
+        .unwrap();
+    store
+        .add_pin(&ep("10.2.2.2:9"), &cert("old-ise"), PinState::Active, None)
+        .unwrap();
+    drop(store);
+    // As the previous version stored them: the mapped form, at schema 3.
+    let db = store_dir.join(tofu_core::DATABASE_FILE);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "UPDATE pin SET endpoint = '[::ffff:10.1.1.1]:8082' WHERE endpoint = '10.1.1.1:8082';
+         UPDATE pin SET endpoint = '[::ffff:10.2.2.2]:443' WHERE endpoint = '10.2.2.2:9';
+         PRAGMA user_version = 3",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = Store::open(&store_dir).unwrap();
+    assert_eq!(
+        store.endpoint(&ep("10.1.1.1:8082")).unwrap().pins,
+        [moved],
+        "found under the endpoint's key"
+    );
+    assert_eq!(
+        store.endpoint(&ep("10.2.2.2:443")).unwrap().pins,
+        [kept],
+        "the endpoint's own pin wins; the other is not merged into it"
+    );
+    let pins: Vec<String> = all_pins(&store)
+        .iter()
+        .map(|p| p.endpoint.to_string())
+        .collect();
+    assert_eq!(pins, ["10.1.1.1:8082", "10.2.2.2:443"]);
+    let removed = audit(&store, Some(&ep("10.2.2.2:443")));
+    assert!(
+        removed
+            .iter()
+            .any(|e| e.event == AuditEvent::Removed && e.actor.ends_with(" upgrade")),
+        "{removed:?}"
+    );
+    assert!(store.check().unwrap().is_sound());
 }
 
 #[test]

@@ -66,7 +66,13 @@ const MIGRATIONS: &[&str] = &[
         last_presented BLOB CHECK (last_presented IS NULL OR length(last_presented) = 32)
     ) WITHOUT ROWID;
     ALTER TABLE quarantine ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;",
+    // 4: every endpoint key in the form this version writes (`canonical_keys`, in Rust,
+    // after this step): an IPv4-mapped IPv6 address is its IPv4 endpoint now.
+    "SELECT 1;",
 ];
+
+/// The first schema whose endpoint keys are all canonical.
+const CANONICAL_KEYS_VERSION: i64 = 4;
 
 /// The schema this build writes. Older stores are migrated on open; newer ones are refused.
 const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
@@ -1462,6 +1468,9 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     for step in &MIGRATIONS[from..] {
         tx.execute_batch(step)?;
     }
+    if version < CANONICAL_KEYS_VERSION {
+        canonical_keys(&tx)?;
+    }
     tx.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('upgraded_by', ?1)",
         [WRITER],
@@ -1469,6 +1478,68 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     tx.commit()
 }
+
+/// Rewrites the endpoint keys that an earlier version stored in a form this one no longer
+/// writes (`[::ffff:10.1.1.1]:8082` is `10.1.1.1:8082` now), so that a pin made through the
+/// mapped address is found, not silently bypassed by a new first use. When the canonical
+/// endpoint has pins of its own, those are kept and the others are removed, audited, rather
+/// than merged: merging would trust certificates nobody chose for that endpoint. A key that
+/// no longer parses at all is left for `tofu-certs check` to name.
+fn canonical_keys(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let mut keys: Vec<String> = Vec::new();
+    for table in ["pin", "quarantine", "endpoint_state"] {
+        let mut stmt = tx.prepare(&format!("SELECT DISTINCT endpoint FROM {table}"))?;
+        for key in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            let key = key?;
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    for old in keys {
+        let Ok(endpoint) = old.parse::<Endpoint>() else {
+            continue;
+        };
+        let new = endpoint.to_string();
+        if new == old {
+            continue;
+        }
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pin WHERE endpoint = ?1)",
+            [&new],
+            |r| r.get(0),
+        )?;
+        if taken {
+            tx.execute(
+                "INSERT INTO audit (at, endpoint, event, fingerprint, previous, subject, actor) \
+                 SELECT ?3, ?2, 'removed', fingerprint, NULL, subject, ?4 FROM pin \
+                 WHERE endpoint = ?1",
+                params![old, new, Timestamp::now().unix(), MIGRATION_ACTOR],
+            )?;
+            tx.execute("DELETE FROM pin WHERE endpoint = ?1", [&old])?;
+        } else {
+            tx.execute(
+                "UPDATE pin SET endpoint = ?2 WHERE endpoint = ?1",
+                [&old, &new],
+            )?;
+        }
+        tx.execute(
+            "UPDATE OR IGNORE quarantine SET endpoint = ?2 WHERE endpoint = ?1",
+            [&old, &new],
+        )?;
+        tx.execute("DELETE FROM quarantine WHERE endpoint = ?1", [&old])?;
+        tx.execute(
+            "UPDATE OR IGNORE endpoint_state SET endpoint = ?2 WHERE endpoint = ?1",
+            [&old, &new],
+        )?;
+        tx.execute("DELETE FROM endpoint_state WHERE endpoint = ?1", [&old])?;
+        log::info!("pin store upgrade: the endpoint {old} is now written {new}");
+    }
+    Ok(())
+}
+
+/// The audit log's actor for what an upgrade of the store changed.
+const MIGRATION_ACTOR: &str = concat!("tofu-core ", env!("CARGO_PKG_VERSION"), " upgrade");
 
 /// The endpoint's pins (active, then staged, each in the order pinned), its quarantine
 /// (most recently presented first, with its rows' ids and epochs) and its counters.

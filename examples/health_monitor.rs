@@ -5,24 +5,26 @@
 //!     cargo run -p examples --example health_monitor -- \
 //!         --store /var/lib/monitor/tofu --endpoint 10.1.1.1:8082 --endpoint ise.example:443
 //!
+//! `--store` is a directory or a PostgreSQL URI (`postgresql://monitor@db/tofu`), which a
+//! fleet of machines can share.
+//!
 //! A `tofu-certs deletecert` or `accept` from another shell takes effect at the next attempt,
 //! with no restart: the verifier notices the store changed.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use examples::{check, Check};
-use tofu_core::{Actor, Endpoint, Policy, Store, TofuClientConfigs};
+use tofu_core::{Actor, Endpoint, Policy, Store, StoreLocation, TofuClientConfigs};
 
 /// Connects to endpoints through the trust-on-first-use verifier, forever.
 #[derive(Parser)]
 struct Args {
-    /// The pin store directory.
-    #[arg(long, env = "TOFU_CERTS_STORE")]
-    store: PathBuf,
+    /// The pin store: a directory, or a PostgreSQL URI (postgresql://...).
+    #[arg(long, env = "TOFU_CERTS_STORE", value_parser = StoreLocation::parse)]
+    store: StoreLocation,
     /// An endpoint to check (HOST:PORT); repeat for several.
     #[arg(long = "endpoint", required = true)]
     endpoints: Vec<Endpoint>,
@@ -39,7 +41,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let store = match Store::open(&args.store) {
+    let store = match Store::open_location(&args.store) {
         Ok(s) => Arc::new(s.with_actor(Actor::named("health_monitor"))),
         Err(e) => {
             eprintln!("health_monitor: {e}");

@@ -1,7 +1,7 @@
 //! The story of Cisco Prime Infrastructure's trust-on-first-use tech note, end to end, on
 //! 127.0.0.1 with real TLS servers, the real verifier and the real `tofu-certs` command.
 //!
-//!     cargo run -p examples --example prime_ha [-- --store DIR]
+//!     cargo run -p examples --example prime_ha [-- --store DIR|postgresql://...]
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use examples::{check, prime_identity, tofu_certs_binary, Check, DemoServer};
-use tofu_core::{Actor, Endpoint, Policy, Store, TofuClientConfigs, TofuError};
+use tofu_core::{Actor, Endpoint, Policy, Store, StoreLocation, TofuClientConfigs, TofuError};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -24,7 +24,9 @@ fn main() -> ExitCode {
 }
 
 struct Demo {
-    store_dir: PathBuf,
+    /// The store as given (a directory or a PostgreSQL URI, password and all), for the
+    /// `tofu-certs` child's TOFU_CERTS_STORE; never printed.
+    store_arg: std::ffi::OsString,
     tofu_certs: PathBuf,
     store: Arc<Store>,
     configs: TofuClientConfigs,
@@ -56,7 +58,7 @@ impl Demo {
         println!("$ tofu-certs {}", args.join(" "));
         let out = Command::new(&self.tofu_certs)
             .args(args)
-            .env("TOFU_CERTS_STORE", &self.store_dir)
+            .env("TOFU_CERTS_STORE", &self.store_arg)
             .env("NO_COLOR", "1")
             .output()
             .map_err(|e| format!("cannot run {}: {e}", self.tofu_certs.display()))?;
@@ -78,23 +80,24 @@ fn say(text: &str) {
     println!("{text}");
 }
 
-fn parse_store_arg() -> Result<Option<PathBuf>, String> {
+fn parse_store_arg() -> Result<Option<String>, String> {
     let mut args = std::env::args().skip(1);
     let mut store = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--store" => {
-                store = Some(PathBuf::from(
-                    args.next().ok_or("--store needs a directory")?,
-                ))
+                store = Some(
+                    args.next()
+                        .ok_or("--store needs a directory or a postgresql:// URI")?,
+                )
             }
             "-h" | "--help" => {
-                println!("usage: prime_ha [--store DIR]\n\nRuns the HA re-registration story on 127.0.0.1; the store is a temporary directory unless --store is given.");
+                println!("usage: prime_ha [--store DIR|postgresql://...]\n\nRuns the HA re-registration story on 127.0.0.1; the store is a temporary directory unless --store is given.");
                 std::process::exit(0);
             }
             other => {
                 return Err(format!(
-                    "unexpected argument {other:?}; usage: prime_ha [--store DIR]"
+                    "unexpected argument {other:?}; usage: prime_ha [--store DIR|postgresql://...]"
                 ))
             }
         }
@@ -105,12 +108,16 @@ fn parse_store_arg() -> Result<Option<PathBuf>, String> {
 fn run() -> Result<(), String> {
     let started = Instant::now();
     let temp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let (store_dir, kept) = match parse_store_arg()? {
-        Some(dir) => (dir, true),
-        None => (temp.path().join("tofu-store"), false),
+    let (store_arg, kept) = match parse_store_arg()? {
+        Some(text) => (text.into(), true),
+        None => (temp.path().join("tofu-store").into_os_string(), false),
+    };
+    let location = match store_arg.to_str() {
+        Some(text) => StoreLocation::parse(text).map_err(|e| e.to_string())?,
+        None => StoreLocation::Directory(PathBuf::from(&store_arg)),
     };
     let store = Arc::new(
-        Store::open(&store_dir)
+        Store::open_location(&location)
             .map_err(|e| e.to_string())?
             .with_actor(Actor::named("prime-pri HealthMonitorThread")),
     );
@@ -118,22 +125,19 @@ fn run() -> Result<(), String> {
         tofu_certs: tofu_certs_binary(),
         configs: TofuClientConfigs::new(store.clone(), Policy::trust_on_first_use()),
         store,
-        store_dir: store_dir.clone(),
+        store_arg,
     };
     println!("tofu-certs demo: Cisco Prime Infrastructure HA registration with trust-on-first-use");
     println!(
         "store: {}{}",
-        store_dir.display(),
+        location,
         if kept {
             ""
         } else {
             " (temporary; pass --store DIR to keep it)"
         }
     );
-    println!(
-        "The tofu-certs commands below run with TOFU_CERTS_STORE={}",
-        store_dir.display()
-    );
+    println!("The tofu-certs commands below run with TOFU_CERTS_STORE={location}");
 
     let sec_id = prime_identity("prime-sec");
     let ise_id = prime_identity("ISE-server");

@@ -2,22 +2,44 @@
 //! demo, the planned-rotation script, and a long-running health monitor that keeps working
 //! while the store is changed from other processes.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use examples::{example_binary, prime_identity, tofu_certs_binary, DemoServer};
-use tofu_core::{AuditEvent, Endpoint, Fingerprint, Store};
+use tofu_core::{AuditEvent, Endpoint, Fingerprint, Store, StoreLocation};
+
+#[path = "../../tofu-core/tests/pg_support/mod.rs"]
+mod pg_support;
 
 #[test]
 fn the_prime_ha_demo_tells_the_whole_story_and_leaves_both_peers_pinned_to_their_new_certificates()
 {
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
+    prime_ha_tells_the_whole_story(
+        store_dir.as_os_str(),
+        &StoreLocation::from(store_dir.as_path()),
+    );
+}
+
+#[test]
+fn the_prime_ha_demo_tells_the_same_story_with_a_postgresql_store() {
+    let Some(url) = pg_support::fresh_database() else {
+        return;
+    };
+    let _drop = pg_support::DropOnDrop(url.clone());
+    prime_ha_tells_the_whole_story(url.as_ref(), &StoreLocation::parse(&url).unwrap());
+}
+
+/// Runs `prime_ha --store STORE` and checks its story, step by step, and what it left in the
+/// store at `location` (the same store, parsed).
+fn prime_ha_tells_the_whole_story(store: &OsStr, location: &StoreLocation) {
     let started = Instant::now();
     let out = Command::new(example_binary("prime_ha"))
-        .args(["--store".as_ref(), store_dir.as_os_str()])
+        .args(["--store".as_ref(), store])
         .env("TOFU_CERTS_BIN", tofu_certs_binary())
         .output()
         .unwrap();
@@ -64,7 +86,7 @@ fn the_prime_ha_demo_tells_the_whole_story_and_leaves_both_peers_pinned_to_their
         );
     }
 
-    let store = Store::open_existing(&store_dir).unwrap();
+    let store = Store::open_existing_location(location).unwrap();
     let mut pins = Vec::new();
     store
         .for_each_pin(|p| {

@@ -9,20 +9,19 @@
 //! with no restart: the verifier notices the store changed.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use examples::{check, Check};
-use tofu_core::{Actor, Endpoint, Policy, Store, TofuClientConfigs};
+use tofu_core::{Actor, Endpoint, Policy, Store, StoreLocation, TofuClientConfigs};
 
 /// Connects to endpoints through the trust-on-first-use verifier, forever.
 #[derive(Parser)]
 struct Args {
-    /// The pin store directory.
+    /// The pin store: a directory, or a `postgresql://` URI.
     #[arg(long, env = "TOFU_CERTS_STORE")]
-    store: PathBuf,
+    store: String,
     /// An endpoint to check (HOST:PORT); repeat for several.
     #[arg(long = "endpoint", required = true)]
     endpoints: Vec<Endpoint>,
@@ -39,7 +38,14 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let store = match Store::open(&args.store) {
+    let location = match StoreLocation::parse(&args.store) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("health_monitor: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let store = match Store::open_location(&location) {
         Ok(s) => Arc::new(s.with_actor(Actor::named("health_monitor"))),
         Err(e) => {
             eprintln!("health_monitor: {e}");

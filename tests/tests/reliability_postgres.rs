@@ -69,6 +69,16 @@ fn wait_until_no_sessions(url: &str) {
     }
 }
 
+/// Sessions on the database at `url` with a transaction open.
+fn sessions_in_a_transaction(url: &str) -> usize {
+    let base = std::env::var(pg_support::SERVER_VARIABLE).unwrap();
+    let sql = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND xact_start IS NOT NULL",
+        dbname(url)
+    );
+    pg_support::psql(&base, &sql).unwrap().parse().unwrap()
+}
+
 /// A self-signed certificate (PEM and DER) for `name`.
 fn certificate(name: &str) -> (String, Vec<u8>) {
     let key = rcgen::KeyPair::generate().unwrap();
@@ -130,7 +140,7 @@ fn an_import_killed_at_any_point_leaves_all_of_its_pins_or_none() {
 
     // Then kills spread over that time, each on a file of its own. An import that finishes
     // before its kill shortens the estimate, so the later kills land inside the import.
-    let (mut none, mut all) = (0, 0);
+    let (mut none, mut all, mut mid_transaction) = (0, 0, 0);
     let kills = 10;
     for k in 0..kills {
         let prefix = format!("kill{k}");
@@ -154,13 +164,22 @@ fn an_import_killed_at_any_point_leaves_all_of_its_pins_or_none() {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        // Whether the kill lands inside the import's transaction on the server.
+        let in_transaction = !exited_first && sessions_in_a_transaction(&url) > 0;
+        mid_transaction += usize::from(in_transaction);
         let _ = child.kill(); // SIGKILL
         let status = child.wait().unwrap();
         wait_until_no_sessions(&url);
         let n = listed(&url, &prefix);
         eprintln!(
             "kill {k} after {delay:?}: {}: {n} of {IMPORT_PINS} pins",
-            if exited_first { "had exited" } else { "killed" }
+            if exited_first {
+                "had exited"
+            } else if in_transaction {
+                "killed inside its transaction"
+            } else {
+                "killed"
+            }
         );
         match n {
             0 => none += 1,
@@ -172,8 +191,12 @@ fn an_import_killed_at_any_point_leaves_all_of_its_pins_or_none() {
         }
         check_sound(&url);
     }
-    eprintln!("{kills} killed imports: {all} all in, {none} none");
+    eprintln!(
+        "{kills} killed imports: {all} all in, {none} none; {mid_transaction} killed inside \
+         the import's transaction"
+    );
     assert!(none > 0, "no kill landed before the import committed");
+    assert!(mid_transaction > 0, "no kill landed inside the import's transaction");
     // The store still takes the interrupted files whole.
     for k in 0..kills {
         let prefix = format!("kill{k}");

@@ -15,6 +15,8 @@
 //! exits when its standard input closes. `<state>` is `pins=<fingerprints of the endpoint's
 //! pins, comma-separated, or ->` and `total=<pins in the store>`.
 //!
+//! `first-use` and `delete` also take a `postgresql://` URI for `<store-dir>`.
+//!
 //! `write-stream` pins `host-<i>:443` for i = 0, 1, … n-1, one transaction each.
 //!
 //! When `STORE_WORKER_GO` names a file, `first-use` and `delete` open the store, print
@@ -30,7 +32,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::CertificateDer;
-use tofu_core::{Endpoint, FirstUse, Store};
+use tofu_core::{Endpoint, FirstUse, Store, StoreLocation};
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
@@ -62,7 +64,7 @@ fn run(args: &[String]) -> Result<()> {
         "first-use" => {
             let endpoint: Endpoint = arg(2, "endpoint")?.parse()?;
             let der = CertificateDer::from(std::fs::read(arg(3, "certificate file")?)?);
-            let store = Store::open(&dir)?;
+            let store = open(&dir)?;
             wait_for_go()?;
             match store.pin_first_use(&endpoint, &der)? {
                 FirstUse::Pinned(pin) => say(&format!("pinned {}", pin.fingerprint())),
@@ -74,7 +76,7 @@ fn run(args: &[String]) -> Result<()> {
         }
         "delete" => {
             let endpoint: Endpoint = arg(2, "endpoint")?.parse()?;
-            let store = Store::open(&dir)?;
+            let store = open(&dir)?;
             wait_for_go()?;
             let removed = store.remove_endpoint(&endpoint)?;
             say(&format!("removed {}", removed.pins.len()));
@@ -90,6 +92,12 @@ fn run(args: &[String]) -> Result<()> {
         other => return Err(format!("unknown command {other:?}").into()),
     }
     Ok(())
+}
+
+/// The store at `dir` as `--store` reads it: a directory, or a `postgresql://` URI.
+fn open(dir: &Path) -> Result<Store> {
+    let location = StoreLocation::parse(dir.to_str().ok_or("the store is not UTF-8")?)?;
+    Ok(Store::open_location(&location)?)
 }
 
 fn wait_for_go() -> Result<()> {

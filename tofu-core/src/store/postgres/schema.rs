@@ -118,14 +118,15 @@ pub(super) const READ_META: &str =
      'upgraded_by')";
 
 /// Whether the role may make every change a store makes, and what it misses; a role that may
-/// only read gets a read-only store. `has_*_privilege` never fails for an existing object.
+/// only read gets a read-only store. `has_*_privilege` never fails for an existing object,
+/// and is asked one privilege at a time: given a list, it answers whether *any* is held.
 pub(super) const PRIVILEGES: &str = "SELECT
     array_remove(ARRAY[
-        CASE WHEN has_table_privilege('pin', 'INSERT, UPDATE, DELETE') THEN NULL
+        CASE WHEN has_table_privilege('pin', 'INSERT') AND has_table_privilege('pin', 'UPDATE') AND has_table_privilege('pin', 'DELETE') THEN NULL
              ELSE 'INSERT, UPDATE, DELETE on pin' END,
-        CASE WHEN has_table_privilege('quarantine', 'INSERT, UPDATE, DELETE') THEN NULL
+        CASE WHEN has_table_privilege('quarantine', 'INSERT') AND has_table_privilege('quarantine', 'UPDATE') AND has_table_privilege('quarantine', 'DELETE') THEN NULL
              ELSE 'INSERT, UPDATE, DELETE on quarantine' END,
-        CASE WHEN has_table_privilege('endpoint_state', 'SELECT, INSERT, UPDATE, DELETE') THEN NULL
+        CASE WHEN has_table_privilege('endpoint_state', 'SELECT') AND has_table_privilege('endpoint_state', 'INSERT') AND has_table_privilege('endpoint_state', 'UPDATE') AND has_table_privilege('endpoint_state', 'DELETE') THEN NULL
              ELSE 'SELECT, INSERT, UPDATE, DELETE on endpoint_state' END,
         CASE WHEN has_table_privilege('audit', 'INSERT') THEN NULL
              ELSE 'INSERT on audit' END,

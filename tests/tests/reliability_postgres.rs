@@ -64,7 +64,10 @@ fn wait_until_no_sessions(url: &str) {
         if pg_support::psql(&base, &sql).unwrap() == "0" {
             return;
         }
-        assert!(Instant::now() < deadline, "the killed client's session never ended");
+        assert!(
+            Instant::now() < deadline,
+            "the killed client's session never ended"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -112,7 +115,10 @@ fn listed(store: &str, prefix: &str) -> usize {
 
 fn check_sound(store: &str) {
     let out = ok(&tofu(store, &["check"]), "check");
-    assert!(out.contains("sound:") && out.contains(" 0 findings"), "{out}");
+    assert!(
+        out.contains("sound:") && out.contains(" 0 findings"),
+        "{out}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -127,7 +133,9 @@ fn an_import_killed_at_any_point_leaves_all_of_its_pins_or_none() {
     };
     let _drop = pg_support::DropOnDrop(url.clone());
     let tmp = tempfile::tempdir().unwrap();
-    let pool: Vec<_> = (0..8).map(|i| certificate(&format!("bulk-{i}.example"))).collect();
+    let pool: Vec<_> = (0..8)
+        .map(|i| certificate(&format!("bulk-{i}.example")))
+        .collect();
 
     // One import run to its end, to measure how long one takes.
     let file = tmp.path().join("whole.toml");
@@ -196,12 +204,18 @@ fn an_import_killed_at_any_point_leaves_all_of_its_pins_or_none() {
          the import's transaction"
     );
     assert!(none > 0, "no kill landed before the import committed");
-    assert!(mid_transaction > 0, "no kill landed inside the import's transaction");
+    assert!(
+        mid_transaction > 0,
+        "no kill landed inside the import's transaction"
+    );
     // The store still takes the interrupted files whole.
     for k in 0..kills {
         let prefix = format!("kill{k}");
         let file = tmp.path().join(format!("{prefix}.toml"));
-        ok(&tofu(&url, &["import", file.to_str().unwrap()]), "re-import");
+        ok(
+            &tofu(&url, &["import", file.to_str().unwrap()]),
+            "re-import",
+        );
         assert_eq!(listed(&url, &prefix), IMPORT_PINS);
     }
     check_sound(&url);
@@ -367,7 +381,9 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres");
-        let _ = Command::new("bash").args([script, "stop", &self.dir]).status();
+        let _ = Command::new("bash")
+            .args([script, "stop", &self.dir])
+            .status();
     }
 }
 
@@ -503,7 +519,11 @@ fn a_running_service_recovers_from_a_server_restart_and_no_acknowledged_write_is
     let restarted = Instant::now();
     cluster.restart();
     eprintln!("pg_ctl restart -m fast took {:?}", restarted.elapsed());
-    assert_eq!(listed(&url, "acked"), WRITES, "acknowledged writes after the restart");
+    assert_eq!(
+        listed(&url, "acked"),
+        WRITES,
+        "acknowledged writes after the restart"
+    );
     check_sound(&url);
 
     // The monitor, not restarted, goes on verifying.
@@ -522,7 +542,11 @@ fn a_running_service_recovers_from_a_server_restart_and_no_acknowledged_write_is
     );
     monitor.wait_for(&["pinned on first use", &fp]);
     monitor.wait_for(&["ok: certificate matches pin", &fp]);
-    assert_eq!(monitor.child.try_wait().unwrap(), None, "the monitor kept running");
+    assert_eq!(
+        monitor.child.try_wait().unwrap(),
+        None,
+        "the monitor kept running"
+    );
     drop(monitor);
     drop(server);
 }
@@ -540,15 +564,20 @@ fn refused_within(url: &str, bound: Duration) -> Duration {
     let all = format!("{}{err}", String::from_utf8_lossy(&out.stdout));
     assert!(!out.status.success(), "{url}: {all}");
     assert!(took < bound, "{url}: took {took:?}: {err}");
-    assert!(err.contains("pins"), "the message names the database: {err}");
-    assert!(!all.contains("s3cret-pw"), "the password is not shown: {all}");
+    assert!(
+        err.contains("pins"),
+        "the message names the database: {err}"
+    );
+    assert!(
+        !all.contains("s3cret-pw"),
+        "the password is not shown: {all}"
+    );
     eprintln!("{took:?}: {}", err.trim());
     took
 }
 
 #[test]
-fn a_command_against_an_unreachable_server_fails_within_the_connect_timeout_without_the_password()
-{
+fn a_command_against_an_unreachable_server_fails_within_the_connect_timeout_without_the_password() {
     let _ = pg_support::server_url(&|k| std::env::var(k).ok()); // the skip message; no server needed
     let dir = tempfile::tempdir().unwrap();
     // No server at that socket: refused at once.
@@ -565,7 +594,9 @@ fn a_command_against_an_unreachable_server_fails_within_the_connect_timeout_with
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let took = refused_within(
-        &format!("postgresql://tofu:s3cret-pw@127.0.0.1:{port}/pins?connect_timeout=2&sslmode=disable"),
+        &format!(
+            "postgresql://tofu:s3cret-pw@127.0.0.1:{port}/pins?connect_timeout=2&sslmode=disable"
+        ),
         Duration::from_secs(5),
     );
     assert!(took >= Duration::from_secs(2), "{took:?}");

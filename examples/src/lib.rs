@@ -256,3 +256,69 @@ impl std::fmt::Display for Check {
         }
     }
 }
+
+/// The lines a child process writes to its standard output, read on a thread of their own so
+/// that a test can wait for one with a timeout. The child is killed when this is dropped.
+pub struct ChildLines {
+    /// The child.
+    pub child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl ChildLines {
+    /// Starts `cmd` with its standard output piped here (its standard error inherited).
+    pub fn spawn(mut cmd: Command) -> ChildLines {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("the child starts");
+        let stdout = child.stdout.take().expect("piped just above");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        ChildLines {
+            child,
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits up to 30 s for a line containing all of `needles`, and returns it; panics with
+    /// every line seen so far otherwise.
+    pub fn wait_for(&mut self, needles: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if needles.iter().all(|n| line.contains(n)) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {needles:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Every line read so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+}
+
+impl Drop for ChildLines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -3,12 +3,10 @@
 //! while the store is changed from other processes.
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
-use examples::{example_binary, prime_identity, tofu_certs_binary, DemoServer};
+use examples::{example_binary, prime_identity, tofu_certs_binary, ChildLines, DemoServer};
 use tofu_core::{AuditEvent, Endpoint, Fingerprint, Store, StoreLocation};
 
 #[path = "../../tofu-core/tests/pg_support/mod.rs"]
@@ -144,62 +142,6 @@ fn the_rotation_script_stages_switches_and_promotes_checking_every_exit_status()
     }
 }
 
-/// Lines of a child's stdout, readable with a timeout.
-struct Lines {
-    child: Child,
-    rx: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Lines {
-    fn spawn(mut cmd: Command) -> Lines {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines {
-            child,
-            rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line containing all of `needles`; returns it.
-    fn wait_for(&mut self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if needles.iter().all(|n| line.contains(n)) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line with {needles:?}; saw:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-}
-
-impl Drop for Lines {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_running_health_monitor_recovers_after_a_rotation_and_a_deletecert_from_another_process() {
     let dir = tempfile::tempdir().unwrap();
@@ -215,7 +157,7 @@ fn a_running_health_monitor_recovers_after_a_rotation_and_a_deletecert_from_anot
         "--interval",
         "50",
     ]);
-    let mut monitor = Lines::spawn(cmd);
+    let mut monitor = ChildLines::spawn(cmd);
     monitor.wait_for(&[
         &endpoint.to_string(),
         "pinned on first use",

@@ -9,13 +9,10 @@
 #[path = "../../tofu-core/tests/pg_support/mod.rs"]
 mod pg_support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use examples::{example_binary, prime_identity, tofu_certs_binary, DemoServer};
+use examples::{example_binary, prime_identity, tofu_certs_binary, ChildLines, DemoServer};
 use tofu_core::{Endpoint, Fingerprint};
 
 /// A machine of the fleet: its own working directory, HOME and XDG directories.
@@ -51,62 +48,6 @@ impl Machine {
     }
 }
 
-/// Lines of a child's stdout, readable with a timeout.
-struct Lines {
-    child: Child,
-    rx: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Lines {
-    fn spawn(mut cmd: Command) -> Lines {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines {
-            child,
-            rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line containing all of `needles`; returns it.
-    fn wait_for(&mut self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if needles.iter().all(|n| line.contains(n)) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line with {needles:?}; saw:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-}
-
-impl Drop for Lines {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The round number a health_monitor line starts with (`round N 127.0.0.1:P ...`).
 fn round_of(line: &str) -> u64 {
     line.strip_prefix("round ")
@@ -132,7 +73,7 @@ fn an_accept_on_machine_b_reaches_machine_as_running_monitor_through_the_shared_
     let mut cmd = a.command(&example_binary("health_monitor"));
     cmd.args(["--store", &url, "--endpoint", &endpoint.to_string()])
         .args(["--interval", "100"]);
-    let mut monitor = Lines::spawn(cmd);
+    let mut monitor = ChildLines::spawn(cmd);
     let pinned = monitor.wait_for(&[&endpoint.to_string(), "pinned on first use", &old_fp]);
     monitor.wait_for(&["ok: certificate matches pin", &old_fp]);
 
@@ -177,11 +118,11 @@ fn an_accept_on_machine_b_reaches_machine_as_running_monitor_through_the_shared_
     );
     assert!(
         !monitor
-            .seen
+            .seen()
             .iter()
             .any(|l| l.contains("pinned on first use") && l.contains(&new_fp)),
         "A never pinned the new certificate itself:\n{}",
-        monitor.seen.join("\n")
+        monitor.seen().join("\n")
     );
     assert_eq!(
         monitor.child.try_wait().unwrap(),

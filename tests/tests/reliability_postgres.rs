@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use examples::{example_binary, prime_identity, tofu_certs_binary, DemoServer};
+use examples::{example_binary, prime_identity, tofu_certs_binary, ChildLines, DemoServer};
 use tofu_core::{Endpoint, Fingerprint};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_store-worker");
@@ -307,148 +307,12 @@ fn ten_processes_racing_a_first_use_pin_it_exactly_once_each_round() {
 // ---------------------------------------------------------------------------------------------
 // 3. The server restarted under a running service
 
-/// A cluster of the test's own, stopped (and removed) when dropped.
-struct Cluster {
-    url: String,
-    dir: String,
-}
-
-impl Cluster {
-    fn start() -> Option<Cluster> {
-        let port: u16 = std::env::var("TOFU_PG_PORT")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(55700 + (std::process::id() % 200) as u16);
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres");
-        let out = Command::new("bash")
-            .args([script, "start"])
-            .env("TOFU_PG_PORT", port.to_string())
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            if err.contains("no PostgreSQL server binaries") {
-                eprintln!("skipped: {err}");
-                return None;
-            }
-            panic!("cannot start a cluster on port {port}: {err}");
-        }
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let var = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("export {name}='")))
-                .map(|v| v.trim_end_matches('\'').to_owned())
-                .unwrap()
-        };
-        Some(Cluster {
-            url: var("TOFU_TEST_POSTGRES"),
-            dir: var("TOFU_TEST_POSTGRES_DIR"),
-        })
-    }
-
-    fn restart(&self) {
-        let bindir = Command::new("sh")
-            .args([
-                "-c",
-                "for d in /usr/lib/postgresql/*/bin; do [ -x $d/pg_ctl ] && echo $d && break; \
-                 done",
-            ])
-            .output()
-            .unwrap();
-        let pg_ctl = format!("{}/pg_ctl", String::from_utf8_lossy(&bindir.stdout).trim());
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        let mut cmd = if root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", &pg_ctl]);
-            c
-        } else {
-            Command::new(&pg_ctl)
-        };
-        let status = cmd
-            .args(["-D", &format!("{}/data", self.dir)])
-            .args(["-l", &format!("{}/server.log", self.dir)])
-            .args(["-w", "-t", "60", "-m", "fast", "restart"])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "pg_ctl restart");
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres");
-        let _ = Command::new("bash")
-            .args([script, "stop", &self.dir])
-            .status();
-    }
-}
-
-/// Lines of a child's stdout, readable with a timeout.
-struct Lines {
-    child: std::process::Child,
-    rx: std::sync::mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Lines {
-    fn spawn(mut cmd: Command) -> Lines {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines {
-            child,
-            rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line containing all of `needles`; returns it.
-    fn wait_for(&mut self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if needles.iter().all(|n| line.contains(n)) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line with {needles:?}; saw:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-}
-
-impl Drop for Lines {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_running_service_recovers_from_a_server_restart_and_no_acknowledged_write_is_lost() {
     if pg_support::server_url(&|k| std::env::var(k).ok()).is_none() {
         return;
     }
-    let Some(cluster) = Cluster::start() else {
+    let Some(cluster) = pg_support::Cluster::start() else {
         return;
     };
     let name = pg_support::unique_name("restart");
@@ -488,7 +352,7 @@ fn a_running_service_recovers_from_a_server_restart_and_no_acknowledged_write_is
         "--interval",
         "100",
     ]);
-    let mut monitor = Lines::spawn(cmd);
+    let mut monitor = ChildLines::spawn(cmd);
     monitor.wait_for(&["ok: certificate matches pin", &fp]);
 
     // Writes acknowledged (each a `tofu-certs addcert` that exited 0) before the restart.
@@ -527,12 +391,12 @@ fn a_running_service_recovers_from_a_server_restart_and_no_acknowledged_write_is
     check_sound(&url);
 
     // The monitor, not restarted, goes on verifying.
-    let skip = monitor.seen.len();
+    let skip = monitor.seen().len();
     monitor.wait_for(&["ok: certificate matches pin", &fp]);
     let line = monitor.wait_for(&["ok: certificate matches pin", &fp]);
     eprintln!(
         "the monitor's lines during the restart: {:?}; then: {line}",
-        &monitor.seen[skip..]
+        &monitor.seen()[skip..]
     );
 
     // A deletion made after the restart is honoured: the next handshake pins afresh.

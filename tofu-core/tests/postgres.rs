@@ -3,6 +3,8 @@
 //! the tests say they skipped, unless `TOFU_TEST_POSTGRES_REQUIRED=1`.
 #![cfg(feature = "postgres")]
 
+mod pg_support;
+
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -470,94 +472,19 @@ fn a_role_with_select_only_reads_and_is_told_what_it_misses_to_write() {
     assert!(text.contains("INSERT, UPDATE, DELETE on pin"), "{text}");
 }
 
-/// The server's binaries, as `.ci/postgres` finds them.
-fn pg_bindir() -> Option<String> {
-    let out = Command::new("sh")
-        .args([
-            "-c",
-            "for d in /usr/lib/postgresql/*/bin; do [ -x $d/pg_ctl ] && echo $d && break; done",
-        ])
-        .output()
-        .ok()?;
-    let d = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (!d.is_empty()).then_some(d)
-}
-
-fn pg_ctl(bindir: &str, dir: &str, args: &[&str]) {
-    let mut cmd = if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", &format!("{bindir}/pg_ctl")]);
-        c
-    } else {
-        Command::new(format!("{bindir}/pg_ctl"))
-    };
-    let status = cmd
-        .args([
-            "-D",
-            &format!("{dir}/data"),
-            "-l",
-            &format!("{dir}/server.log"),
-            "-w",
-        ])
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(status.success(), "pg_ctl {args:?}");
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
 #[test]
 fn a_stopped_server_fails_closed_after_the_staleness_window_and_recovers_after_a_restart() {
     let Some(_) = server() else { return };
-    let Some(bindir) = pg_bindir() else {
-        eprintln!("skipped: no PostgreSQL server binaries to start a cluster of this test's own");
+    let Some(cluster) = pg_support::Cluster::start() else {
         return;
     };
-    let port = 55500 + (std::process::id() % 400) as u16;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres");
-    let out = Command::new("bash")
-        .args([script, "start"])
-        .env("TOFU_PG_PORT", port.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let var = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("export {name}='")))
-            .map(|v| v.trim_end_matches('\'').to_owned())
-            .unwrap()
-    };
-    let (own, dir) = (var("TOFU_TEST_POSTGRES"), var("TOFU_TEST_POSTGRES_DIR"));
-    struct Stop(String);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres");
-            let _ = Command::new("bash")
-                .args([script, "stop", &self.0])
-                .status();
-        }
-    }
-    let _stop = Stop(dir.clone());
+    let (own, dir) = (cluster.url.clone(), cluster.dir.clone());
 
     let uri = with_param(&fresh_db(&own), "staleness=2&connect_timeout=1");
     let store = Handle::open(&loc(&uri), true).unwrap();
     let g0 = store.generation().unwrap();
-    let options = format!(
-        "-k {dir} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c max_connections=300"
-    );
     let stopped = Instant::now();
-    pg_ctl(&bindir, &dir, &["-m", "fast", "stop"]);
+    cluster.stop();
     let failed = wait_for("fail closed", Duration::from_secs(15), || {
         store.generation().is_err()
     });
@@ -571,7 +498,7 @@ fn a_stopped_server_fails_closed_after_the_staleness_window_and_recovers_after_a
         stopped.elapsed()
     );
 
-    pg_ctl(&bindir, &dir, &["-o", &options, "start"]);
+    cluster.start_again();
     let back = wait_for("recovery", Duration::from_secs(15), || {
         store.generation().is_ok()
     });

@@ -154,18 +154,15 @@ pub(crate) fn add(
             });
         }
     }
-    let pin = Pin {
-        endpoint: endpoint.clone(),
+    let pin = unseen_pin(
+        endpoint,
         state,
-        der: der.clone().into_owned(),
+        der,
         details,
-        pinned_at: now,
-        first_seen: None,
-        last_seen: None,
-        times_seen: 0,
-        source: PinSource::Operator,
-        label: label.map(|l| crate::text::bounded(l.to_owned(), crate::MAX_LABEL_CHARS)),
-    };
+        PinSource::Operator,
+        now,
+        label.map(|l| crate::text::bounded(l.to_owned(), crate::MAX_LABEL_CHARS)),
+    );
     let event = match state {
         PinState::Active => AuditEvent::Added,
         PinState::Next => AuditEvent::Staged,
@@ -212,18 +209,15 @@ pub(crate) fn replace(
     if details.fingerprint != *expected && find(&loaded.pins, &details.fingerprint).is_some() {
         writes.push(Write::DeletePin(details.fingerprint));
     }
-    let pin = Pin {
-        endpoint: endpoint.clone(),
-        state: PinState::Active,
-        der: der.clone().into_owned(),
+    let pin = unseen_pin(
+        endpoint,
+        PinState::Active,
+        der,
         details,
-        pinned_at: now,
-        first_seen: None,
-        last_seen: None,
-        times_seen: 0,
         source,
-        label: old.label.clone(),
-    };
+        now,
+        old.label.clone(),
+    );
     let audit = Audit {
         endpoint,
         now,
@@ -272,18 +266,15 @@ pub(crate) fn replace_active(
     {
         writes.push(Write::DeletePin(details.fingerprint));
     }
-    let pin = Pin {
-        endpoint: endpoint.clone(),
-        state: PinState::Active,
-        der: der.clone().into_owned(),
+    let pin = unseen_pin(
+        endpoint,
+        PinState::Active,
+        der,
         details,
-        pinned_at: now,
-        first_seen: None,
-        last_seen: None,
-        times_seen: 0,
         source,
-        label: active(&loaded.pins).find_map(|p| p.label.clone()),
-    };
+        now,
+        active(&loaded.pins).find_map(|p| p.label.clone()),
+    );
     let audit = Audit {
         endpoint,
         now,
@@ -655,6 +646,30 @@ pub(crate) fn import(
         writes,
         outcome: report,
     })
+}
+
+/// A pin an operator or a compare-and-swap made: pinned now, never presented yet.
+fn unseen_pin(
+    endpoint: &Endpoint,
+    state: PinState,
+    der: &CertificateDer<'_>,
+    details: CertificateDetails,
+    source: PinSource,
+    now: Timestamp,
+    label: Option<String>,
+) -> Pin {
+    Pin {
+        endpoint: endpoint.clone(),
+        state,
+        der: der.clone().into_owned(),
+        details,
+        pinned_at: now,
+        first_seen: None,
+        last_seen: None,
+        times_seen: 0,
+        source,
+        label,
+    }
 }
 
 #[cfg(test)]

@@ -203,3 +203,120 @@ impl Drop for DropOnDrop {
         drop_database(&self.0);
     }
 }
+
+/// A PostgreSQL cluster of the test's own (for a test that stops, restarts or freezes its
+/// server), started with `.ci/postgres` on a free port and removed when dropped.
+pub struct Cluster {
+    /// Its `postgres` database, over the unix socket.
+    pub url: String,
+    /// The directory holding its data, socket and log.
+    pub dir: String,
+    /// Its port (socket name and TCP on 127.0.0.1).
+    pub port: u16,
+}
+
+const CLUSTER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres");
+
+impl Cluster {
+    /// Starts one; `None`, saying so on stderr, when this machine has no server binaries
+    /// (and `TOFU_TEST_POSTGRES_REQUIRED` is not set).
+    pub fn start() -> Option<Cluster> {
+        // A port the kernel just handed out and took back: free, unlike a port derived from
+        // the process id, which two test binaries running at once can both pick.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free local port")
+            .port();
+        let out = Command::new("bash")
+            .args([CLUSTER_SCRIPT, "start"])
+            .env("TOFU_PG_PORT", port.to_string())
+            .output()
+            .expect("bash runs .ci/postgres");
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if err.contains("no PostgreSQL server binaries")
+                && std::env::var(REQUIRED_VARIABLE).as_deref() != Ok("1")
+            {
+                eprintln!("skipped: {err}");
+                return None;
+            }
+            panic!("cannot start a cluster on port {port}: {err}");
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let var = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}='")))
+                .map(|v| v.trim_end_matches('\'').to_owned())
+                .unwrap_or_else(|| panic!(".ci/postgres printed no {name}: {text}"))
+        };
+        Some(Cluster {
+            url: var(SERVER_VARIABLE),
+            dir: var("TOFU_TEST_POSTGRES_DIR"),
+            port,
+        })
+    }
+
+    /// Runs `pg_ctl -D <data> -l <log> -w ARGS` as the cluster's owner.
+    pub fn pg_ctl(&self, args: &[&str]) {
+        let bindir = Command::new("sh")
+            .args([
+                "-c",
+                "for d in /usr/lib/postgresql/*/bin; do [ -x $d/pg_ctl ] && echo $d && break; \
+                 done",
+            ])
+            .output()
+            .expect("sh runs");
+        let pg_ctl = match String::from_utf8_lossy(&bindir.stdout).trim() {
+            "" => "pg_ctl".to_owned(),
+            dir => format!("{dir}/pg_ctl"),
+        };
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let mut cmd = if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", &pg_ctl]);
+            c
+        } else {
+            Command::new(&pg_ctl)
+        };
+        let status = cmd
+            .args(["-D", &format!("{}/data", self.dir)])
+            .args(["-l", &format!("{}/server.log", self.dir)])
+            .args(["-w", "-t", "60"])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("pg_ctl runs");
+        assert!(status.success(), "pg_ctl {args:?}");
+    }
+
+    /// Stops the server (`-m fast`), keeping its data.
+    pub fn stop(&self) {
+        self.pg_ctl(&["-m", "fast", "stop"]);
+    }
+
+    /// Starts the stopped server again, with the options `.ci/postgres` gave it.
+    pub fn start_again(&self) {
+        let options = format!(
+            "-k {} -c listen_addresses=127.0.0.1 -p {} -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=300",
+            self.dir, self.port
+        );
+        self.pg_ctl(&["-o", &options, "start"]);
+    }
+
+    /// Restarts the server (`-m fast`).
+    pub fn restart(&self) {
+        self.pg_ctl(&["-m", "fast", "restart"]);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .args([CLUSTER_SCRIPT, "stop", &self.dir])
+            .status();
+    }
+}

@@ -180,8 +180,16 @@ impl FromStr for SslMode {
 /// `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGCONNECT_TIMEOUT`,
 /// `PGAPPNAME`, then the password file (`PGPASSFILE`, else `~/.pgpass`, used only when it is
 /// private to its owner), then the defaults: the unix socket directory `/run/postgresql` (or
-/// `/tmp`, or `localhost` when neither has a socket), port 5432, the operating system's user
-/// name, a database named after the user, `sslmode=prefer`, a 10 s connect timeout.
+/// `/var/run/postgresql`, or `localhost` when neither has a socket; never `/tmp`, where any
+/// local user may create the socket first), port 5432, the operating system's user name, a
+/// database named after the user, a 10 s connect timeout, and a server that accepts writes
+/// (`target_session_attrs=read-write`: a standby's pins lag).
+///
+/// Over TCP the server is verified by default (`sslmode=verify-full`, against `sslrootcert`,
+/// else `~/.postgresql/root.crt`; `sslrootcert=system` is the system's CA bundle): a pin store
+/// read from an unauthenticated server is a store a man in the middle writes. `sslmode=require`
+/// (encrypted, unverified), `prefer` and `disable` are what a location says explicitly. A unix
+/// socket carries no TLS (the kernel carries it), as in libpq.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PostgresLocation {
     shown: String,
@@ -193,7 +201,41 @@ pub struct PostgresLocation {
     sslrootcert: Option<PathBuf>,
     connect_timeout: Duration,
     application_name: Option<String>,
+    connection: ConnectionOptions,
     params: BTreeMap<String, String>,
+}
+
+/// What the connection does besides where it goes: libpq's parameters that change it, each
+/// applied (none is accepted and then ignored).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ConnectionOptions {
+    /// `hostaddr`: the address to connect to for each host, in order (the host name still
+    /// names the server for TLS).
+    pub(crate) hostaddrs: Vec<std::net::IpAddr>,
+    /// `options`: command-line options sent to the server at connection start.
+    pub(crate) options: Option<String>,
+    /// `target_session_attrs=any`: a read-only server (a standby) is acceptable. Without it,
+    /// only a server that accepts writes is: a standby's pins lag the primary's.
+    pub(crate) any_session: bool,
+    /// `keepalives=0` turns TCP keepalives off.
+    pub(crate) keepalives: bool,
+    /// `keepalives_idle`: seconds of silence before the first keepalive.
+    pub(crate) keepalives_idle: Option<Duration>,
+    /// `channel_binding`.
+    pub(crate) channel_binding: ChannelBinding,
+}
+
+/// libpq's `channel_binding`: whether SCRAM authentication binds itself to the TLS
+/// connection, so that a man in the middle cannot relay it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum ChannelBinding {
+    /// Never.
+    Disable,
+    /// When the server offers it (libpq's default).
+    #[default]
+    Prefer,
+    /// Always: authentication without it fails.
+    Require,
 }
 
 /// Without a `connect_timeout`, this long at most is spent reaching the server.
@@ -229,9 +271,17 @@ impl PostgresLocation {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, LocationError> {
         let shown = mask_password(text);
+        // A password the URI may hold, by the reading that masks the most: when there is one,
+        // a problem quotes nothing of the URI, since a malformed URI may have been split
+        // through the middle of its password.
+        let secret = has_userinfo_password(text);
         let fail = |problem: String| LocationError {
             shown: shown.clone(),
-            problem,
+            problem: if secret {
+                redact_quoted(&problem)
+            } else {
+                problem
+            },
             hint: SYNTAX_HINT,
         };
         let rest = text
@@ -252,6 +302,8 @@ impl PostgresLocation {
         };
 
         let mut params: BTreeMap<String, String> = BTreeMap::new();
+        // Kept apart from `params`, which `param` shows.
+        let mut uri_password = None;
         if let Some((user, password)) = userinfo.map(|u| match u.split_once(':') {
             Some((u, p)) => (u, Some(p)),
             None => (u, None),
@@ -260,7 +312,8 @@ impl PostgresLocation {
                 params.insert("user".into(), decode(user).map_err(&fail)?);
             }
             if let Some(p) = password {
-                params.insert("password".into(), decode(p).map_err(&fail)?);
+                uri_password =
+                    Some(decode(p).map_err(|_| fail("its password is not valid percent-encoding".into()))?);
             }
         }
         if let Some(db) = path.filter(|p| !p.is_empty()) {
@@ -287,7 +340,14 @@ impl PostgresLocation {
                     KNOWN_PARAMS.join(", ")
                 )));
             }
-            params.insert(k, decode(v).map_err(&fail)?);
+            if k == "password" {
+                uri_password = Some(
+                    decode(v)
+                        .map_err(|_| fail("its password is not valid percent-encoding".into()))?,
+                );
+            } else {
+                params.insert(k, decode(v).map_err(&fail)?);
+            }
         }
 
         let get = |key: &str, var: &str| params.get(key).cloned().or_else(|| env(var));
@@ -319,6 +379,28 @@ impl PostgresLocation {
                 PostgresHost::Tcp(h, port)
             }
         };
+        let hostaddrs = match params.get("hostaddr").filter(|h| !h.is_empty()) {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|a| {
+                    a.trim().parse::<std::net::IpAddr>().map_err(|_| {
+                        fail(format!("hostaddr {a:?} is not an IPv4 or IPv6 address"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if host_specs.is_empty() {
+            // libpq: hostaddr alone names the servers.
+            host_specs = hostaddrs.iter().map(|a| (a.to_string(), None)).collect();
+        } else if !hostaddrs.is_empty() && hostaddrs.len() != host_specs.len() {
+            return Err(fail(format!(
+                "it names {} hosts and {} hostaddr addresses; give one address per host, in \
+                 the same order",
+                host_specs.len(),
+                hostaddrs.len()
+            )));
+        }
         let mut hosts = Vec::new();
         for (h, p) in host_specs {
             let port = match p {
@@ -327,8 +409,19 @@ impl PostgresLocation {
             };
             hosts.push(to_host(h, port));
         }
+        if hosts
+            .iter()
+            .zip(&hostaddrs)
+            .any(|(h, _)| matches!(h, PostgresHost::Socket(..)))
+        {
+            return Err(fail(
+                "hostaddr is an address for TCP and one of its hosts is a unix socket".into(),
+            ));
+        }
         if hosts.is_empty() {
-            let socket = ["/run/postgresql", "/var/run/postgresql", "/tmp"]
+            // Not /tmp: libpq's compiled-in default on some systems, but a directory where
+            // any local user can create the socket before the server does.
+            let socket = ["/run/postgresql", "/var/run/postgresql"]
                 .into_iter()
                 .find(|d| {
                     Path::new(d)
@@ -352,9 +445,16 @@ impl PostgresLocation {
             .unwrap_or_else(|| user.clone());
         let sslmode = match get("sslmode", "PGSSLMODE") {
             Some(m) => m.parse().map_err(&fail)?,
-            None => SslMode::Prefer,
+            None => SslMode::VerifyFull,
         };
-        let sslrootcert = get("sslrootcert", "PGSSLROOTCERT").map(PathBuf::from);
+        // libpq's default root file, when it exists.
+        let sslrootcert = get("sslrootcert", "PGSSLROOTCERT")
+            .map(PathBuf::from)
+            .or_else(|| {
+                env("HOME")
+                    .map(|h| Path::new(&h).join(".postgresql/root.crt"))
+                    .filter(|p| p.is_file())
+            });
         let connect_timeout = match get("connect_timeout", "PGCONNECT_TIMEOUT") {
             // libpq: zero or negative means "wait forever"; a store that must fail closed in
             // bounded time takes that as the default instead.
@@ -370,7 +470,49 @@ impl PostgresLocation {
             None => DEFAULT_CONNECT_TIMEOUT,
         };
         let application_name = get("application_name", "PGAPPNAME");
-        let mut password = get("password", "PGPASSWORD");
+        let connection = ConnectionOptions {
+            hostaddrs,
+            options: get("options", "PGOPTIONS").filter(|o| !o.is_empty()),
+            any_session: match get("target_session_attrs", "PGTARGETSESSIONATTRS").as_deref() {
+                None | Some("read-write" | "primary") => false,
+                Some("any") => true,
+                Some(other) => {
+                    return Err(fail(format!(
+                        "target_session_attrs {other:?} is not supported: read-write (the \
+                         default: a server that accepts writes) or any (a standby too, whose \
+                         pins lag the primary's and which cannot take a write)"
+                    )))
+                }
+            },
+            keepalives: match params.get("keepalives").map(|k| k.trim()) {
+                None | Some("1") => true,
+                Some("0") => false,
+                Some(other) => return Err(fail(format!("keepalives {other:?} is not 0 or 1"))),
+            },
+            keepalives_idle: match params.get("keepalives_idle") {
+                None => None,
+                Some(t) => Some(Duration::from_secs(t.trim().parse::<u64>().map_err(|_| {
+                    fail(format!("keepalives_idle {t:?} is not a whole number of seconds"))
+                })?)),
+            },
+            channel_binding: match get("channel_binding", "PGCHANNELBINDING").as_deref() {
+                None | Some("prefer") => ChannelBinding::Prefer,
+                Some("disable") => ChannelBinding::Disable,
+                Some("require") => ChannelBinding::Require,
+                Some(other) => {
+                    return Err(fail(format!(
+                        "channel_binding {other:?} is not one of disable, prefer, require"
+                    )))
+                }
+            },
+        };
+        if connection.channel_binding == ChannelBinding::Require && sslmode == SslMode::Disable {
+            return Err(fail(
+                "channel_binding=require binds authentication to TLS, and sslmode=disable has none"
+                    .into(),
+            ));
+        }
+        let mut password = uri_password.or_else(|| env("PGPASSWORD"));
         if password.is_none() {
             let passfile = get("passfile", "PGPASSFILE")
                 .map(PathBuf::from)
@@ -389,8 +531,14 @@ impl PostgresLocation {
             sslrootcert,
             connect_timeout,
             application_name,
+            connection,
             params,
         })
+    }
+
+    /// How the connection is made beyond where it goes.
+    pub(crate) fn connection(&self) -> &ConnectionOptions {
+        &self.connection
     }
 
     /// The servers to try, in order.
@@ -434,7 +582,7 @@ impl PostgresLocation {
     }
 
     /// A parameter of the URI's query (`options`, `target_session_attrs`, `staleness`, …),
-    /// as written.
+    /// as written; never the password.
     pub fn param(&self, key: &str) -> Option<&str> {
         self.params.get(key).map(String::as_str)
     }
@@ -479,48 +627,61 @@ impl FromStr for PostgresLocation {
     }
 }
 
-/// `text` with any password in it (`user:password@`, `password=` in the query) replaced by
-/// `***`.
+/// `text` with any password in it replaced by `***`: the one after `user:` and before the
+/// last `@` (a password may hold an unencoded `/`, `?` or `@`), and the value of every query
+/// parameter whose name decodes to `password`, or does not decode at all.
 pub(crate) fn mask_password(text: &str) -> String {
-    let (head, query) = match text.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (text, None),
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return "***".into();
     };
-    let mut out = String::with_capacity(text.len());
-    match head.split_once("://") {
-        Some((scheme, rest)) => {
-            out.push_str(scheme);
-            out.push_str("://");
-            let end = rest.find('/').unwrap_or(rest.len());
-            let (authority, path) = rest.split_at(end);
-            match authority.rfind('@') {
-                Some(at) => {
-                    let userinfo = &authority[..at];
-                    match userinfo.split_once(':') {
-                        Some((user, _)) => {
-                            out.push_str(user);
-                            out.push_str(":***");
-                        }
-                        None => out.push_str(userinfo),
-                    }
-                    out.push_str(&authority[at..]);
-                }
-                None => out.push_str(authority),
-            }
-            out.push_str(path);
+    let mut out = format!("{scheme}://");
+    let rest = match rest.rfind('@') {
+        Some(at) if rest[..at].contains(':') => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            out.push_str(user);
+            out.push_str(":***");
+            &rest[at..]
         }
-        None => out.push_str(head),
-    }
+        _ => rest,
+    };
+    let (head, query) = match rest.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (rest, None),
+    };
+    out.push_str(head);
     if let Some(q) = query {
         out.push('?');
         let masked: Vec<String> = q
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                Some((k, _)) if decode(k).map_or(true, |k| k.eq_ignore_ascii_case("password")) => {
+                    format!("{k}=***")
+                }
                 _ => pair.to_owned(),
             })
             .collect();
         out.push_str(&masked.join("&"));
+    }
+    out
+}
+
+/// Whether `text` may hold a password before an `@`, by [`mask_password`]'s reading.
+fn has_userinfo_password(text: &str) -> bool {
+    text.split_once("://")
+        .and_then(|(_, rest)| rest.rfind('@').map(|at| rest[..at].contains(':')))
+        .unwrap_or(false)
+}
+
+/// `problem` with every quoted (`"…"`) part replaced by `"***"`.
+fn redact_quoted(problem: &str) -> String {
+    let mut out = String::with_capacity(problem.len());
+    let mut parts = problem.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('"');
+        out.push_str(if i % 2 == 0 { "***" } else { part });
     }
     out
 }
@@ -534,7 +695,7 @@ fn split_host_port(spec: &str) -> Result<(&str, Option<&str>), String> {
             "" => Ok((host, None)),
             _ => match after.strip_prefix(':') {
                 Some(p) => Ok((host, Some(p))),
-                None => Err(format!("unexpected {after:?} after the host [{host}]")),
+                None => Err(format!("unexpected {after:?} after the host {host:?}")),
             },
         };
     }
@@ -766,6 +927,96 @@ mod tests {
         let err = parse("postgresql://u:hunter2@h:99999/db", &[]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(err.to_string().contains("99999"), "{err}");
+    }
+
+    #[test]
+    fn a_password_hidden_by_encoding_or_split_by_a_malformed_uri_is_never_shown() {
+        // Parameter names are percent-decoded (libpq), so is the masked one; an unencoded `/`,
+        // `?` or `@` in a password splits the URI where the parser may not expect it.
+        for url in [
+            "postgresql://h/db?pass%77ord=hunter2",
+            "postgresql://h/db?PASSWORD=hunter2",
+            "postgresql://h/db?pass%zzword=hunter2",
+            "postgresql://u:hun/ter2@h/db",
+            "postgresql://u:hun?ter2@h/db",
+            "postgresql://u:hun@ter2@h/db",
+            "postgresql://u:hunter2@h:x/db",
+            "postgresql://u:hunter2@[::1/db",
+            "postgresql://u:h%unter2@h/db",
+        ] {
+            let text = match parse(url, &[("USER", "u")]) {
+                Ok(loc) => {
+                    assert_eq!(loc.param("password"), None, "{url}");
+                    format!("{loc} {loc:?} {}", loc.describe())
+                }
+                Err(e) => format!("{e} {e:?}"),
+            };
+            for fragment in ["hunter2", "hun", "ter2"] {
+                assert!(!text.contains(fragment), "{url}: {text}");
+            }
+        }
+        let loc = parse("postgresql://h/db?pass%77ord=hunter2", &[("USER", "u")]).unwrap();
+        assert_eq!(loc.password(), Some("hunter2"));
+    }
+
+    #[test]
+    fn tcp_is_verified_unless_the_location_says_otherwise() {
+        let loc = parse("postgresql://u@db.example/tofu", &[]).unwrap();
+        assert_eq!(loc.sslmode(), SslMode::VerifyFull);
+        for (url, vars, mode) in [
+            ("postgresql://u@h/d?sslmode=require", &[][..], SslMode::Require),
+            ("postgresql://u@h/d", &[("PGSSLMODE", "disable")][..], SslMode::Disable),
+            ("postgresql://u@h/d?sslmode=prefer", &[][..], SslMode::Prefer),
+        ] {
+            assert_eq!(parse(url, vars).unwrap().sslmode(), mode, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_default_socket_is_never_one_in_tmp() {
+        // Anyone may create /tmp/.s.PGSQL.<port> before the server does.
+        let port = 50_000 + (std::process::id() % 10_000) as u16;
+        let squat = PathBuf::from(format!("/tmp/.s.PGSQL.{port}"));
+        std::fs::write(&squat, b"").unwrap();
+        let loc = parse(&format!("postgresql://u@/d?port={port}"), &[]);
+        std::fs::remove_file(&squat).unwrap();
+        assert_eq!(
+            loc.unwrap().hosts(),
+            [PostgresHost::Tcp("localhost".into(), port)]
+        );
+    }
+
+    #[test]
+    fn connection_parameters_are_applied_or_refused_never_ignored() {
+        let loc = parse(
+            "postgresql://u@db1,db2/d?hostaddr=10.0.0.1,10.0.0.2&options=-c%20statement_timeout%3D5s\
+             &target_session_attrs=any&keepalives=0&keepalives_idle=7&channel_binding=require",
+            &[],
+        )
+        .unwrap();
+        let c = loc.connection();
+        assert_eq!(
+            c.hostaddrs,
+            ["10.0.0.1".parse::<std::net::IpAddr>().unwrap(), "10.0.0.2".parse().unwrap()]
+        );
+        assert_eq!(c.options.as_deref(), Some("-c statement_timeout=5s"));
+        assert!(c.any_session && !c.keepalives);
+        assert_eq!(c.keepalives_idle, Some(Duration::from_secs(7)));
+        assert_eq!(c.channel_binding, ChannelBinding::Require);
+        let only_addr = parse("postgresql://u@/d?hostaddr=192.0.2.7&port=6000", &[]).unwrap();
+        assert_eq!(only_addr.hosts(), [PostgresHost::Tcp("192.0.2.7".into(), 6000)]);
+        assert!(!parse("postgresql://u@h/d", &[]).unwrap().connection().any_session);
+        for (url, problem) in [
+            ("postgresql://u@h/d?hostaddr=db.example", "not an IPv4"),
+            ("postgresql://u@a,b/d?hostaddr=10.0.0.1", "2 hosts and 1 hostaddr"),
+            ("postgresql://u@h/d?target_session_attrs=standby", "not supported"),
+            ("postgresql://u@h/d?keepalives=yes", "not 0 or 1"),
+            ("postgresql://u@h/d?channel_binding=maybe", "disable, prefer, require"),
+            ("postgresql://u@h/d?channel_binding=require&sslmode=disable", "has none"),
+        ] {
+            let err = parse(url, &[]).unwrap_err().to_string();
+            assert!(err.contains(problem), "{url}: {err}");
+        }
     }
 
     #[test]

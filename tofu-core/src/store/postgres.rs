@@ -44,7 +44,7 @@ use super::backend::{Backend, EndpointState, Held, Loaded, Plan, Write};
 use super::{CheckReport, Finding};
 use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
-use crate::location::{PostgresHost, PostgresLocation, SslMode};
+use crate::location::{ChannelBinding, PostgresHost, PostgresLocation, SslMode};
 use crate::pin::{Pin, PinSource, PinState, Quarantined};
 use crate::{CertificateDetails, Endpoint, Fingerprint, StoreLocation, Timestamp};
 
@@ -77,6 +77,12 @@ macro_rules! pin_columns {
 
 const SELECT_STATE: &str = "SELECT epoch, refusals, audited, failing_since, last_refused, \
      last_presented FROM endpoint_state WHERE endpoint = $1";
+/// Takes the endpoint's row lock, creating the row if it has none, in one statement. Not an
+/// `INSERT … DO NOTHING` then `SELECT … FOR UPDATE`: when a `deletecert` that holds the row
+/// commits while the `SELECT` waits, the `SELECT` finds no row and locks nothing, and two
+/// first uses waiting behind it both pin. `DO UPDATE` waits for the row, and inserts it
+/// again when it was deleted meanwhile, so it always returns a row that this transaction
+/// holds.
 const LOCK_STATE: &str = "SELECT epoch, refusals, audited, failing_since, last_refused, \
      last_presented FROM endpoint_state WHERE endpoint = $1 FOR UPDATE";
 const SELECT_PINS: &str = concat!(
@@ -716,23 +722,43 @@ async fn connect(
     let loc = &inner.location;
     let timeout = loc.connect_timeout();
     let mut errors = Vec::new();
-    for host in loc.hosts() {
+    let options = loc.connection();
+    for (i, host) in loc.hosts().iter().enumerate() {
         let mut config = tokio_postgres::Config::new();
         config
             .user(loc.user())
             .dbname(loc.dbname())
             .application_name(loc.application_name().unwrap_or("tofu-certs"))
-            .connect_timeout(timeout);
+            .connect_timeout(timeout)
+            .keepalives(options.keepalives)
+            .channel_binding(match options.channel_binding {
+                ChannelBinding::Disable => tokio_postgres::config::ChannelBinding::Disable,
+                ChannelBinding::Prefer => tokio_postgres::config::ChannelBinding::Prefer,
+                ChannelBinding::Require => tokio_postgres::config::ChannelBinding::Require,
+            })
+            // A standby's pins lag the primary's: only a server that takes writes, unless the
+            // location says `target_session_attrs=any`.
+            .target_session_attrs(if options.any_session {
+                tokio_postgres::config::TargetSessionAttrs::Any
+            } else {
+                tokio_postgres::config::TargetSessionAttrs::ReadWrite
+            });
+        if let Some(idle) = options.keepalives_idle {
+            config.keepalives_idle(idle);
+        }
+        if let Some(o) = &options.options {
+            config.options(o);
+        }
         if let Some(p) = loc.password() {
             config.password(p);
-        }
-        if loc.param("target_session_attrs") == Some("read-write") {
-            config.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
         }
         // As libpq: no TLS over a unix socket (the kernel carries it).
         let tls = match host {
             PostgresHost::Tcp(h, p) => {
                 config.host(h).port(*p);
+                if let Some(addr) = options.hostaddrs.get(i) {
+                    config.hostaddr(*addr);
+                }
                 inner.tls.clone()
             }
             PostgresHost::Socket(dir, p) => {

@@ -269,6 +269,44 @@ fn ten_threads_racing_a_first_use_pin_exactly_once() {
 }
 
 #[test]
+fn first_uses_waiting_on_an_endpoint_that_is_being_deleted_still_pin_it_once() {
+    // Two first uses queue behind a `deletecert` that holds the endpoint's row; the delete
+    // commits and the row they waited for is gone. Each must still be serialized with the
+    // other: a lock taken on a row that no longer exists is no lock.
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    for round in 0..3 {
+        let e = endpoint(&format!("10.2.1.{round}:443"));
+        let setup = Handle::open(&loc(&uri), true).unwrap();
+        assert!(setup.pin_first_use(&e, &cert("old")).unwrap());
+        let deleter = std::thread::spawn({
+            let (store, e) = (setup, e.clone());
+            move || store.remove_endpoint_slowly(&e, Duration::from_millis(800))
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let racers: Vec<_> = (0..2)
+            .map(|i| {
+                let store = Handle::open(&loc(&uri), true).unwrap();
+                let e = e.clone();
+                std::thread::spawn(move || store.pin_first_use(&e, &cert(&format!("new{i}"))))
+            })
+            .collect();
+        deleter.join().unwrap().unwrap();
+        let won = racers
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap())
+            .filter(|&w| w)
+            .count();
+        let pins = psql(
+            &uri,
+            &format!("SELECT count(*) FROM pin WHERE endpoint = '{e}'"),
+        )
+        .unwrap();
+        assert_eq!((won, pins.as_str()), (1, "1"), "round {round}");
+    }
+}
+
+#[test]
 fn streams_are_in_byte_order_and_round_trip_what_was_written() {
     let Some(server) = server() else { return };
     let uri = fresh_db(&server);

@@ -83,8 +83,9 @@ const SELECT_STATE: &str = "SELECT epoch, refusals, audited, failing_since, last
 /// first uses waiting behind it both pin. `DO UPDATE` waits for the row, and inserts it
 /// again when it was deleted meanwhile, so it always returns a row that this transaction
 /// holds.
-const LOCK_STATE: &str = "SELECT epoch, refusals, audited, failing_since, last_refused, \
-     last_presented FROM endpoint_state WHERE endpoint = $1 FOR UPDATE";
+const LOCK_STATE: &str = "INSERT INTO endpoint_state AS s (endpoint) VALUES ($1) \
+     ON CONFLICT (endpoint) DO UPDATE SET endpoint = s.endpoint \
+     RETURNING epoch, refusals, audited, failing_since, last_refused, last_presented";
 const SELECT_PINS: &str = concat!(
     "SELECT ",
     pin_columns!(),
@@ -503,15 +504,8 @@ impl PostgresBackend {
             let k = key.clone();
             let (state, pins, quarantined) =
                 s.call("loading an endpoint", move |db| async move {
-                    // The row lock is what keeps two first uses of one endpoint apart: the
-                    // INSERT waits for another transaction's uncommitted INSERT of the same
-                    // key, and FOR UPDATE for its commit. A check-then-insert at READ
-                    // COMMITTED without it pins twice.
-                    db.execute(
-                        "INSERT INTO endpoint_state (endpoint) VALUES ($1) ON CONFLICT DO NOTHING",
-                        &[&k],
-                    )
-                    .await?;
+                    // The row lock is what keeps two first uses of one endpoint apart. A
+                    // check-then-insert at READ COMMITTED without it pins twice.
                     let state = db.query_opt(LOCK_STATE, &[&k]).await?;
                     // READ COMMITTED: these statements see every commit up to the lock.
                     let pins = db.query(SELECT_PINS, &[&k]).await?;
@@ -1772,8 +1766,20 @@ pub mod testing {
 
         /// Deletes everything of the endpoint.
         pub fn remove_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
-            self.0
-                .update(&[endpoint], &mut |_, _| Ok(vec![Write::DeleteEndpoint]))
+            self.remove_endpoint_slowly(endpoint, std::time::Duration::ZERO)
+        }
+
+        /// Deletes everything of the endpoint, pausing between loading it (and so holding
+        /// its lock) and writing.
+        pub fn remove_endpoint_slowly(
+            &self,
+            endpoint: &Endpoint,
+            pause: std::time::Duration,
+        ) -> Result<()> {
+            self.0.update(&[endpoint], &mut |_, _| {
+                std::thread::sleep(pause);
+                Ok(vec![Write::DeleteEndpoint])
+            })
         }
 
         /// The endpoint's pins and quarantine, and its epoch.

@@ -131,7 +131,7 @@ fn twenty_openers_of_a_fresh_database_create_the_schema_once_and_none_fails() {
     );
     assert_eq!(
         psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
-        "1"
+        "2"
     );
 }
 
@@ -386,8 +386,8 @@ fn the_generation_moves_after_a_change_through_another_connection_and_after_a_re
     let killed = psql(
         &uri,
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE application_name = 'tofu-listen-test' AND query LIKE '%LISTEN%' OR \
-         (application_name = 'tofu-listen-test' AND query = 'SELECT 1')",
+         WHERE application_name = 'tofu-listen-test' AND (query LIKE '%LISTEN%' OR \
+         query LIKE '%pg_notify%' OR query = 'SELECT last_value FROM generation')",
     )
     .unwrap();
     assert_ne!(killed, "0", "the listener's connection was found");
@@ -477,6 +477,241 @@ async fn it_works_from_inside_a_tokio_runtime_and_from_a_plain_thread() {
     .unwrap();
     // Dropped inside the runtime: must not panic.
     drop(store);
+}
+
+#[test]
+fn a_writer_with_a_hostile_search_path_still_moves_the_stores_own_generation() {
+    // The trigger runs in the writer's session: an unqualified nextval('generation') there
+    // drew from whatever `generation` the writer's search_path found first, and the
+    // listeners, who read the store's own sequence, never saw the change.
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    store
+        .pin_first_use(&endpoint("10.8.0.1:1"), &cert("a"))
+        .unwrap();
+    psql(
+        &uri,
+        "CREATE SCHEMA decoy; CREATE SEQUENCE decoy.generation START 1000000",
+    )
+    .unwrap();
+    let before = psql(&uri, "SELECT last_value FROM public.generation").unwrap();
+    psql(
+        &uri,
+        "SET search_path = decoy, public; UPDATE pin SET times_seen = times_seen + 1",
+    )
+    .unwrap();
+    let after = psql(&uri, "SELECT last_value FROM public.generation").unwrap();
+    assert_ne!(before, after, "the store's own sequence moved");
+    assert_eq!(
+        psql(&uri, "SELECT is_called FROM decoy.generation").unwrap(),
+        "f",
+        "the decoy was never drawn from"
+    );
+}
+
+#[test]
+fn objects_earlier_in_the_search_path_do_not_stand_in_for_the_stores_tables() {
+    // A role whose search_path puts another schema first (where someone made a `pin` table
+    // of their own) still reads and writes the store's tables.
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let e = endpoint("10.8.1.1:443");
+    Handle::open(&loc(&uri), true)
+        .unwrap()
+        .pin_first_use(&e, &cert("genuine"))
+        .unwrap();
+    psql(
+        &uri,
+        "CREATE SCHEMA shadow; CREATE TABLE shadow.pin (LIKE public.pin INCLUDING ALL); \
+         INSERT INTO shadow.pin (endpoint, state, fingerprint, spki_fingerprint, der, subject, \
+         issuer, sans, not_before, not_after, pinned_at, times_seen, source) \
+         SELECT endpoint, state, fingerprint, spki_fingerprint, der, 'CN=forged', issuer, sans, \
+         not_before, not_after, pinned_at, times_seen, source FROM public.pin",
+    )
+    .unwrap();
+    let shadowed = with_param(&uri, "options=-csearch_path%3Dshadow,public");
+    let store = Handle::open(&loc(&shadowed), true).unwrap();
+    let (pins, _, _) = store.load(&e).unwrap();
+    assert_eq!(pins.len(), 1);
+    assert_ne!(pins[0].details.subject, "CN=forged");
+    store.remove_endpoint(&e).unwrap();
+    assert_eq!(psql(&uri, "SELECT count(*) FROM public.pin").unwrap(), "0");
+    assert_eq!(psql(&uri, "SELECT count(*) FROM shadow.pin").unwrap(), "1");
+}
+
+#[test]
+fn a_foreign_notify_on_the_channel_makes_no_reload() {
+    // Anyone who may connect can NOTIFY the channel; only a value the store's sequence drew,
+    // counted once, moves the generation.
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    store
+        .pin_first_use(&endpoint("10.8.2.1:1"), &cert("a"))
+        .unwrap();
+    let g = wait_for_settled(&store);
+    let drawn = psql(&uri, "SELECT last_value FROM generation").unwrap();
+    for payload in ["999999999", "not a number", "", &drawn, &drawn] {
+        psql(&uri, &format!("NOTIFY tofu_certs_changed, '{payload}'")).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        store.generation().unwrap(),
+        g,
+        "no reload for a forged notification"
+    );
+    // A genuine change still does.
+    psql(&uri, "UPDATE pin SET times_seen = times_seen + 1").unwrap();
+    wait_for("the genuine change", Duration::from_secs(5), || {
+        store.generation().unwrap() != g
+    });
+}
+
+#[test]
+fn a_change_under_session_replication_role_replica_is_still_noticed() {
+    // Logical replication applies changes with session_replication_role = replica, where a
+    // trigger that is not ENABLE ALWAYS does not fire: no notification, no sequence moved.
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    store
+        .pin_first_use(&endpoint("10.8.3.1:1"), &cert("a"))
+        .unwrap();
+    let g = wait_for_settled(&store);
+    psql(
+        &uri,
+        "SET session_replication_role = replica; UPDATE pin SET times_seen = times_seen + 1",
+    )
+    .unwrap();
+    wait_for("the replicated change", Duration::from_secs(5), || {
+        store.generation().unwrap() != g
+    });
+    assert!(
+        psql(
+            &uri,
+            "SET session_replication_role = replica; DELETE FROM audit"
+        )
+        .is_err(),
+        "the audit log stays append-only there too"
+    );
+}
+
+#[test]
+fn disabled_triggers_make_the_store_fail_closed_and_enabling_them_again_recovers() {
+    // With its notify trigger disabled, other machines' changes are silent: a service would
+    // go on trusting removed pins. The heartbeat sees it; opening refuses it.
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&with_param(&uri, "staleness=0")), true).unwrap();
+    store
+        .pin_first_use(&endpoint("10.8.4.1:1"), &cert("a"))
+        .unwrap();
+    psql(&uri, "ALTER TABLE pin DISABLE TRIGGER pin_changed").unwrap();
+    wait_for("failing closed", Duration::from_secs(10), || {
+        store.generation().is_err()
+    });
+    let err = store.generation().unwrap_err();
+    assert!(matches!(err, Error::Stale { .. }), "{err}");
+    assert!(err.to_string().contains("pin_changed"), "{err}");
+    let err = Handle::open(&loc(&uri), true).unwrap_err();
+    assert!(matches!(err, Error::DatabaseSchema { .. }), "{err}");
+    assert!(err.to_string().contains("ENABLE ALWAYS TRIGGER"), "{err}");
+    psql(&uri, "ALTER TABLE pin ENABLE ALWAYS TRIGGER pin_changed").unwrap();
+    wait_for("recovery", Duration::from_secs(10), || {
+        store.generation().is_ok()
+    });
+    Handle::open(&loc(&uri), true).unwrap();
+}
+
+#[test]
+fn a_version_1_schema_is_upgraded_by_its_owner_and_another_role_is_told_to_ask_it() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    Handle::open(&loc(&uri), true).unwrap();
+    // Back to what version 1 was: triggers enabled the ordinary way, an unqualified body.
+    psql(
+        &uri,
+        "ALTER TABLE pin ENABLE TRIGGER pin_changed; \
+         ALTER TABLE quarantine ENABLE TRIGGER quarantine_changed; \
+         ALTER TABLE audit ENABLE TRIGGER audit_is_append_only; \
+         ALTER TABLE audit ENABLE TRIGGER audit_is_append_only_truncate; \
+         CREATE OR REPLACE FUNCTION tofu_changed() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN PERFORM pg_notify('tofu_certs_changed', nextval('generation')::text); \
+         RETURN NULL; END $$; \
+         UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+    )
+    .unwrap();
+    let role = format!("tofu_svc_{}", std::process::id());
+    let _ = psql(&uri, &format!("CREATE ROLE {role} LOGIN"));
+    psql(
+        &uri,
+        &format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON pin, quarantine, endpoint_state TO {role}; \
+             GRANT SELECT, INSERT ON audit TO {role}; GRANT SELECT ON meta TO {role}; \
+             GRANT SELECT, USAGE ON SEQUENCE generation TO {role}"
+        ),
+    )
+    .unwrap();
+    let svc = uri.replacen("postgres@", &format!("{role}@"), 1);
+    let err = Handle::open(&loc(&svc), true).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::DatabaseSchema { .. }), "{text}");
+    assert!(
+        text.contains("version 1") && text.contains("(postgres)"),
+        "{text}"
+    );
+    assert_eq!(
+        psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
+        "1"
+    );
+
+    Handle::open(&loc(&uri), false).expect("the owner upgrades it");
+    assert_eq!(
+        psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
+        "2"
+    );
+    assert_eq!(
+        psql(
+            &uri,
+            "SELECT count(*) FROM pg_trigger WHERE tgenabled = 'A' AND NOT tgisinternal"
+        )
+        .unwrap(),
+        "4"
+    );
+    let store = Handle::open(&loc(&svc), true).expect("then the service's role opens it");
+    assert!(!store.is_read_only());
+}
+
+#[test]
+fn a_server_that_takes_no_writes_is_refused_unless_the_location_accepts_any() {
+    // A standby's pins lag its primary's: a service reading one would honour a deleted pin.
+    // default_transaction_read_only makes a server look as a standby does to the check.
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    Handle::open(&loc(&uri), true)
+        .unwrap()
+        .pin_first_use(&endpoint("10.8.5.1:1"), &cert("a"))
+        .unwrap();
+    let db = uri
+        .split('?')
+        .next()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    psql(
+        &uri,
+        &format!("ALTER DATABASE {db} SET default_transaction_read_only = on"),
+    )
+    .unwrap();
+    let err = Handle::open(&loc(&uri), false).unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    let any = Handle::open(&loc(&with_param(&uri, "target_session_attrs=any")), false)
+        .expect("target_session_attrs=any reads it");
+    assert!(any.is_read_only());
+    assert_eq!(any.pins(10).unwrap().len(), 1);
 }
 
 #[test]
@@ -676,4 +911,120 @@ fn two_updates_locking_endpoints_in_opposite_orders_deadlock_and_are_retried() {
     // Both committed: each endpoint's epoch went up twice.
     assert_eq!(one.load(&a).unwrap().2, 2);
     assert_eq!(one.load(&b).unwrap().2, 2);
+}
+
+/// A CA, and a server certificate it issued for `localhost` and 127.0.0.1: (CA PEM, cert PEM,
+/// key PEM).
+fn server_identity() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca_cert.pem(), leaf.pem(), key.serialize_pem())
+}
+
+#[test]
+fn tls_to_the_server_is_verified_by_default_and_binds_scram_authentication_to_it() {
+    let Some(_) = server() else { return };
+    let Some(cluster) = pg_support::Cluster::start() else {
+        return;
+    };
+    let data = format!("{}/data", cluster.dir);
+    let (ca, server_cert, key) = server_identity();
+    std::fs::write(format!("{data}/server.crt"), server_cert).unwrap();
+    std::fs::write(format!("{data}/server.key"), key).unwrap();
+    let hba = std::fs::read_to_string(format!("{data}/pg_hba.conf")).unwrap();
+    // The service's role only over TLS, with SCRAM; everything else as initdb set it up.
+    std::fs::write(
+        format!("{data}/pg_hba.conf"),
+        format!(
+            "hostssl all tofu 127.0.0.1/32 scram-sha-256\nhostnossl all tofu 0.0.0.0/0 reject\n{hba}"
+        ),
+    )
+    .unwrap();
+    let chown = Command::new("sh")
+        .args(["-c", &format!("[ \"$(id -u)\" != 0 ] || chown postgres {data}/server.crt {data}/server.key {data}/pg_hba.conf; chmod 0600 {data}/server.key")])
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    psql(&cluster.url, "ALTER SYSTEM SET ssl = on").unwrap();
+    psql(
+        &cluster.url,
+        "ALTER SYSTEM SET password_encryption = 'scram-sha-256'",
+    )
+    .unwrap();
+    psql(&cluster.url, "SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    psql(
+        &cluster.url,
+        "CREATE ROLE tofu LOGIN PASSWORD 'pw-over-tls'",
+    )
+    .unwrap();
+    psql(&cluster.url, "CREATE DATABASE pins OWNER tofu").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let (other_ca, _, _) = server_identity();
+    let other_file = dir.path().join("other.pem");
+    std::fs::write(&other_file, other_ca).unwrap();
+    let url = |params: &str| {
+        format!(
+            "postgresql://tofu:pw-over-tls@127.0.0.1:{}/pins?connect_timeout=3&{params}",
+            cluster.port
+        )
+    };
+
+    // No sslmode: verified, and with nothing to verify it against, refused with the way out.
+    let err = Handle::open(&loc(&url("")), true).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Unreachable { .. }), "{text}");
+    assert!(
+        text.contains("sslrootcert") && text.contains("sslmode=require"),
+        "{text}"
+    );
+    assert!(!text.contains("pw-over-tls"), "{text}");
+    // A server whose certificate another CA issued (a man in the middle's): refused.
+    let err = Handle::open(
+        &loc(&url(&format!("sslrootcert={}", other_file.display()))),
+        true,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    // A name the certificate does not hold: refused.
+    let err = Handle::open(
+        &loc(&format!(
+            "postgresql://tofu:pw-over-tls@db.invalid:{}/pins?hostaddr=127.0.0.1&connect_timeout=3&sslrootcert={}",
+            cluster.port,
+            ca_file.display()
+        )),
+        true,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+
+    // The right CA: verified, and SCRAM bound to the channel (the server checks the
+    // tls-server-end-point hash this side computed).
+    let verified = url(&format!(
+        "sslrootcert={}&channel_binding=require",
+        ca_file.display()
+    ));
+    let store = Handle::open(&loc(&verified), true).expect("verify-full with its CA");
+    assert!(store
+        .pin_first_use(&endpoint("10.9.1.1:1"), &cert("a"))
+        .unwrap());
+    let ssl = psql(
+        &cluster.url,
+        "SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE usename = 'tofu'",
+    )
+    .unwrap();
+    assert_eq!(ssl, "t", "every connection of the store is over TLS");
+    // require, said explicitly: encrypted, not verified.
+    Handle::open(&loc(&url("sslmode=require")), true).expect("sslmode=require");
 }

@@ -23,6 +23,18 @@
 //! and on the sequence `generation`; its store is read-only ([`Backend::is_read_only`]) and
 //! a write names the privileges missing. Opening never runs DDL when the schema is current.
 
+/// How many of the store's four triggers are there and `ENABLE ALWAYS` (a literal, for
+/// `concat!`; `schema::TRIGGERS` is the statement).
+macro_rules! count_triggers {
+    () => {
+        "SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgenabled = 'A' AND (tgrelid, tgname) \
+         IN (('pin'::regclass, 'pin_changed'::name), \
+         ('quarantine'::regclass, 'quarantine_changed'::name), \
+         ('audit'::regclass, 'audit_is_append_only'::name), \
+         ('audit'::regclass, 'audit_is_append_only_truncate'::name))"
+    };
+}
+
 mod schema;
 mod tls;
 
@@ -119,6 +131,8 @@ struct Inner {
     last_ok_ms: AtomicU64,
     base: Instant,
     last_failure: Mutex<String>,
+    /// `search_path` of every connection once the store's schema is known.
+    search_path: std::sync::OnceLock<String>,
 }
 
 impl Inner {
@@ -200,6 +214,8 @@ impl Db {
 enum Failure {
     Pg(tokio_postgres::Error),
     Corrupt(String),
+    /// The connection is in an unknown state (a rollback failed): never reused.
+    Broken(tokio_postgres::Error),
 }
 
 impl From<tokio_postgres::Error> for Failure {
@@ -328,6 +344,7 @@ impl PostgresBackend {
             last_ok_ms: AtomicU64::new(0),
             base: Instant::now(),
             last_failure: Mutex::new(String::new()),
+            search_path: std::sync::OnceLock::new(),
         });
         let mut backend = Self {
             location: StoreLocation::Postgres(location.clone()),
@@ -406,7 +423,7 @@ impl PostgresBackend {
     fn failure(&self, context: &str, f: Failure) -> Fail {
         match f {
             Failure::Pg(e) if retryable(&e) => Fail::Retry(e),
-            Failure::Pg(e) => Fail::Final(self.pg_error(context, e)),
+            Failure::Pg(e) | Failure::Broken(e) => Fail::Final(self.pg_error(context, e)),
             Failure::Corrupt(detail) => Fail::Final(self.corrupt(detail)),
         }
     }
@@ -461,9 +478,10 @@ impl PostgresBackend {
 
     fn prepare_schema(&mut self, create: bool) -> Result<()> {
         let mut s = self.session()?;
+        let inner = self.inner.clone();
         let outcome = s
             .call("reading the schema", move |db| async move {
-                schema_state(&db, create).await
+                schema_state(&db, &inner, create).await
             })
             .map_err(|f| self.final_error(f))?;
         drop(s);
@@ -493,6 +511,24 @@ impl PostgresBackend {
                 schema::SCHEMA_VERSION
             ))),
             SchemaState::Invalid(what) => Err(self.corrupt(format!("the meta table: {what}"))),
+            SchemaState::NoSchema => Err(self.schema_error(
+                "no schema of the role's search_path exists, so there is none to find or create \
+                 the store in; create one, or name it with options=-csearch_path%3D<schema>"
+                    .into(),
+            )),
+            SchemaState::Upgrade { found, owner, why } => Err(self.schema_error(format!(
+                "the store has PostgreSQL schema version {found}, which this version of \
+                 tofu-certs upgrades to {} on open, and the upgrade needs the owner of its \
+                 tables{}: {why}. Open it once as that role (any command, e.g. `tofu-certs \
+                 listcerts --store <the URI with user={}>`), then again as this one",
+                schema::SCHEMA_VERSION,
+                owner
+                    .as_ref()
+                    .map(|o| format!(" ({o})"))
+                    .unwrap_or_default(),
+                owner.as_deref().unwrap_or("<owner>"),
+            ))),
+            SchemaState::Triggers(found) => Err(self.schema_error(triggers_problem(found))),
         }
     }
 
@@ -636,7 +672,8 @@ impl Session<'_> {
         match out {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(f)) => {
-                if matches!(&f, Failure::Pg(e) if e.is_closed()) {
+                if matches!(&f, Failure::Pg(e) if e.is_closed()) || matches!(f, Failure::Broken(_))
+                {
                     self.db = None;
                 }
                 Err(self.backend.failure(context, f))
@@ -711,7 +748,7 @@ impl PostgresBackend {
 /// `connect_timeout`. With `notify`, the connection's notifications are sent there.
 async fn connect(
     inner: &Inner,
-    notify: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+    notify: Option<tokio::sync::mpsc::UnboundedSender<Heard>>,
 ) -> std::result::Result<(Client, tokio::task::JoinHandle<()>), String> {
     let loc = &inner.location;
     let timeout = loc.connect_timeout();
@@ -766,17 +803,25 @@ async fn connect(
             (Some(_), _) => tokio_postgres::config::SslMode::Require,
         });
         let notify = notify.clone();
+        let path = inner.search_path.get().cloned();
         let attempt = async move {
-            match tls {
+            let (client, driver) = match tls {
                 None => {
                     let (client, conn) = config.connect(NoTls).await?;
-                    Ok::<_, tokio_postgres::Error>((client, drive(conn, notify)))
+                    (client, drive(conn, notify))
                 }
                 Some(tls) => {
                     let (client, conn) = config.connect(tls).await?;
-                    Ok((client, drive(conn, notify)))
+                    (client, drive(conn, notify))
+                }
+            };
+            if let Some(path) = path {
+                if let Err(e) = client.execute(schema::SET_SEARCH_PATH, &[&path]).await {
+                    driver.abort();
+                    return Err(e);
                 }
             }
+            Ok::<_, tokio_postgres::Error>((client, driver))
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok(found)) => return Ok(found),
@@ -807,10 +852,13 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// A notification: its channel and payload.
+type Heard = (String, String);
+
 /// Drives a connection on the runtime, sending its notifications to `notify`.
 fn drive<S, T>(
     mut conn: Connection<S, T>,
-    notify: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+    notify: Option<tokio::sync::mpsc::UnboundedSender<Heard>>,
 ) -> tokio::task::JoinHandle<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -819,9 +867,9 @@ where
     tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(_))) => {
-                    if let Some(n) = &notify {
-                        let _ = n.send(());
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    if let Some(tx) = &notify {
+                        let _ = tx.send((n.channel().to_owned(), n.payload().to_owned()));
                     }
                 }
                 Some(Ok(_)) => {}
@@ -835,14 +883,31 @@ where
     })
 }
 
-/// The listening connection: `LISTEN`s, bumps the generation on every notification, checks
-/// the server every [`HEARTBEAT`], and reconnects when it is lost, then bumps the generation
-/// (what was notified meanwhile is lost) once it listens again.
+/// The listening connection: `LISTEN`s, bumps the generation on every genuine
+/// notification, and reconnects when it is lost, then bumps the generation (what was
+/// notified meanwhile is lost) once it listens again.
+///
+/// A notification is a hint, not the truth: anyone who may connect can `NOTIFY` the channel.
+/// Its payload is the generation sequence's value the change drew, and it counts only when
+/// the sequence has reached it and it was not counted before, so a foreign `NOTIFY` makes no
+/// reload (a replayed old value at most one, while it is remembered).
+///
+/// The heartbeat, every [`HEARTBEAT`], proves the whole path rather than that the server
+/// answers: it notifies a channel only this connection listens on and waits for that
+/// notification to come back (through a pooler that moves sessions between server
+/// connections it never does), checks that the store's triggers are still enabled (else
+/// changes make no notification), and bumps the generation when the sequence moved without a
+/// notification this connection heard.
 async fn listen(
     inner: Arc<Inner>,
     ready: std::sync::mpsc::SyncSender<std::result::Result<(), String>>,
 ) {
     let mut ready = Some(ready);
+    let own = format!(
+        "tofu_certs_heartbeat_{}_{:x}",
+        std::process::id(),
+        rand_u64()
+    );
     loop {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         match connect(&inner, Some(tx)).await {
@@ -852,59 +917,31 @@ async fn listen(
                     HEARTBEAT_TIMEOUT.max(inner.location.connect_timeout()),
                     async {
                         client
-                            .batch_execute(&format!("LISTEN {}", schema::CHANNEL))
+                            .batch_execute(&format!("LISTEN {}; LISTEN \"{own}\"", schema::CHANNEL))
                             .await?;
-                        client
-                            .query_one("SELECT last_value FROM generation", &[])
-                            .await
-                            .map(|r| r.get::<_, i64>(0))
+                        let beat = client.prepare(HEARTBEAT_QUERY).await?;
+                        let row = client.query_one(&beat, &[&own, &"setup"]).await?;
+                        Ok::<_, tokio_postgres::Error>((
+                            beat,
+                            row.get::<_, i64>(0),
+                            row.get::<_, i64>(1),
+                        ))
                     },
                 )
                 .await;
                 match setup {
-                    Ok(Ok(_)) => {
+                    Ok(Ok((_, _, triggers))) if triggers != schema::TRIGGER_COUNT => {
+                        inner.failed(triggers_problem(triggers));
+                    }
+                    Ok(Ok((beat, sequence, _))) => {
                         inner.bump();
                         inner.heard();
                         if let Some(r) = ready.take() {
                             let _ = r.send(Ok(()));
                         }
-                        let mut tick = tokio::time::interval(HEARTBEAT);
-                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                        loop {
-                            tokio::select! {
-                                n = rx.recv() => match n {
-                                    Some(()) => {
-                                        inner.bump();
-                                        inner.heard();
-                                    }
-                                    None => {
-                                        inner.failed("the server closed the connection".into());
-                                        break;
-                                    }
-                                },
-                                _ = tick.tick() => {
-                                    match tokio::time::timeout(
-                                        HEARTBEAT_TIMEOUT,
-                                        client.simple_query("SELECT 1"),
-                                    )
-                                    .await
-                                    {
-                                        Ok(Ok(_)) => inner.heard(),
-                                        Ok(Err(e)) => {
-                                            inner.failed(chain(&e));
-                                            break;
-                                        }
-                                        Err(_) => {
-                                            inner.failed(format!(
-                                                "no answer to a heartbeat within {} s",
-                                                HEARTBEAT_TIMEOUT.as_secs()
-                                            ));
-                                            break;
-                                        }
-                                    }
-                                }
-                            }
-                        }
+                        let detail =
+                            listening(&inner, &client, &beat, &own, &mut rx, sequence).await;
+                        inner.failed(detail);
                     }
                     Ok(Err(e)) => inner.failed(format!("listening: {}", chain(&e))),
                     Err(_) => inner.failed("no answer while starting to listen".into()),
@@ -925,9 +962,165 @@ async fn listen(
     }
 }
 
+/// One heartbeat: notifies this connection's own channel ($1) with a nonce ($2), and reads
+/// the generation sequence and how many of the store's triggers are enabled.
+const HEARTBEAT_QUERY: &str = concat!(
+    "SELECT (SELECT last_value FROM generation), (",
+    count_triggers!(),
+    "), pg_catalog.pg_notify($1::text, $2::text)"
+);
+
+/// How many counted payloads are remembered, to count each once.
+const REMEMBERED: usize = 8192;
+
+/// A connection that listens, until it fails: why.
+async fn listening(
+    inner: &Inner,
+    client: &Client,
+    beat: &Statement,
+    own: &str,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Heard>,
+    mut sequence: i64,
+) -> String {
+    let mut counted = std::collections::BTreeSet::new();
+    // The nonce of the heartbeat in flight, and when it was sent.
+    let mut waiting: Option<(String, Instant)> = None;
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            n = rx.recv() => {
+                let Some(first) = n else {
+                    return "the server closed the connection".into();
+                };
+                // Every notification already here, weighed with one read of the sequence.
+                let mut batch = vec![first];
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                }
+                let mut claimed = Vec::new();
+                for (channel, payload) in batch {
+                    if channel == own {
+                        if waiting.as_ref().is_some_and(|(nonce, _)| *nonce == payload) {
+                            waiting = None;
+                            inner.heard();
+                        }
+                    } else if let Ok(value) = payload.parse::<i64>() {
+                        let forgotten = counted.len() >= REMEMBERED
+                            && counted.first().is_some_and(|low| value < *low);
+                        if !counted.contains(&value) && !forgotten {
+                            claimed.push(value);
+                        }
+                    }
+                }
+                if claimed.is_empty() {
+                    continue;
+                }
+                let read = tokio::time::timeout(
+                    HEARTBEAT_TIMEOUT,
+                    client.query_one("SELECT last_value FROM generation", &[]),
+                )
+                .await;
+                match read {
+                    Ok(Ok(row)) => sequence = sequence.max(row.get::<_, i64>(0)),
+                    Ok(Err(e)) => return chain(&e),
+                    Err(_) => return "no answer to a read of the generation".into(),
+                }
+                let mut genuine = false;
+                for value in claimed.into_iter().filter(|v| *v <= sequence) {
+                    genuine = true;
+                    counted.insert(value);
+                    if counted.len() > REMEMBERED {
+                        counted.pop_first();
+                    }
+                }
+                if genuine {
+                    inner.bump();
+                }
+            }
+            _ = tick.tick() => {
+                if let Some((_, sent)) = &waiting {
+                    if sent.elapsed() < HEARTBEAT_TIMEOUT {
+                        continue;
+                    }
+                    return format!(
+                        "a heartbeat's notification did not come back within {} s: \
+                         notifications do not reach this connection (a pooler in transaction \
+                         mode cannot carry LISTEN: connect to the server or to a pooler in \
+                         session mode)",
+                        HEARTBEAT_TIMEOUT.as_secs()
+                    );
+                }
+                let nonce = format!("{:x}", rand_u64());
+                let answer = tokio::time::timeout(
+                    HEARTBEAT_TIMEOUT,
+                    client.query_one(beat, &[&own, &nonce]),
+                )
+                .await;
+                match answer {
+                    Ok(Ok(row)) => {
+                        let (now, triggers) = (row.get::<_, i64>(0), row.get::<_, i64>(1));
+                        if triggers != schema::TRIGGER_COUNT {
+                            return triggers_problem(triggers);
+                        }
+                        // Drawn without a notification heard (yet): reload once, for a
+                        // notification that may never come.
+                        if now != sequence {
+                            sequence = now;
+                            inner.bump();
+                        }
+                        waiting = Some((nonce, Instant::now()));
+                    }
+                    Ok(Err(e)) => return chain(&e),
+                    Err(_) => {
+                        return format!(
+                            "no answer to a heartbeat within {} s",
+                            HEARTBEAT_TIMEOUT.as_secs()
+                        )
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A number no other process guesses: for a channel name and a heartbeat's nonce.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// What is wrong when a store has `found` of its four triggers enabled always.
+fn triggers_problem(found: i64) -> String {
+    format!(
+        "only {found} of the store's {} triggers are in place and ENABLE ALWAYS (pin_changed, \
+         quarantine_changed, audit_is_append_only, audit_is_append_only_truncate): without them \
+         other machines' changes go unnoticed or the audit log can be rewritten, so the store \
+         is not used. Its owner restores them with ALTER TABLE pin ENABLE ALWAYS TRIGGER \
+         pin_changed (and likewise for the others)",
+        schema::TRIGGER_COUNT
+    )
+}
+
 enum SchemaState {
     /// Current; the privileges the role misses to write (none: writable).
     Ready(Vec<String>),
+    /// The role's search_path names no existing schema.
+    NoSchema,
+    /// An older schema that this role cannot upgrade.
+    Upgrade {
+        found: i64,
+        owner: Option<String>,
+        why: String,
+    },
+    /// Triggers missing or not `ENABLE ALWAYS`: how many are.
+    Triggers(i64),
     Absent,
     Foreign(String),
     Newer {
@@ -950,7 +1143,7 @@ async fn read_meta(db: &Db) -> Result<Option<HashMap<String, String>>, Failure> 
     Ok(Some(meta))
 }
 
-fn judge(meta: &HashMap<String, String>) -> std::result::Result<(), SchemaState> {
+fn judge(meta: &HashMap<String, String>) -> std::result::Result<i64, SchemaState> {
     if meta.get("application").map(String::as_str) != Some(schema::APPLICATION) {
         return Err(SchemaState::Foreign(format!(
             "its application is {:?}",
@@ -975,13 +1168,24 @@ fn judge(meta: &HashMap<String, String>) -> std::result::Result<(), SchemaState>
             "schema version {found} is not one tofu-certs ever wrote"
         )));
     }
-    Ok(())
+    Ok(found)
 }
 
 /// Reads the schema, creating it when absent and `create`: under an advisory lock, in one
 /// transaction, so that of many processes opening a fresh database at once one creates it and
 /// the others find it. A current schema is never altered (and no DDL is tried).
-async fn schema_state(db: &Db, create: bool) -> Result<SchemaState, Failure> {
+async fn schema_state(db: &Db, inner: &Inner, create: bool) -> Result<SchemaState, Failure> {
+    // The store's schema, found through the role's own search_path once; from here on this
+    // connection and every later one name nothing outside it and pg_catalog.
+    let found: Option<String> = db.query(schema::FIND_SCHEMA, &[]).await?[0].try_get(0)?;
+    let Some(store_schema) = found else {
+        return Ok(SchemaState::NoSchema);
+    };
+    let path = inner
+        .search_path
+        .get_or_init(|| schema::search_path(&store_schema))
+        .clone();
+    db.execute(schema::SET_SEARCH_PATH, &[&path]).await?;
     let mut meta = read_meta(db).await?;
     if meta.is_none() && create {
         db.client.batch_execute("BEGIN").await?;
@@ -996,7 +1200,9 @@ async fn schema_state(db: &Db, create: bool) -> Result<SchemaState, Failure> {
             if let Some(m) = read_meta(db).await? {
                 return Ok(Some(m));
             }
-            db.client.batch_execute(schema::SCHEMA).await?;
+            db.client
+                .batch_execute(&schema::ddl(schema::SCHEMA, &store_schema))
+                .await?;
             for (k, v) in [
                 ("application", schema::APPLICATION),
                 ("schema_version", &schema::SCHEMA_VERSION.to_string()),
@@ -1018,7 +1224,11 @@ async fn schema_state(db: &Db, create: bool) -> Result<SchemaState, Failure> {
                 };
             }
             Err(e) => {
-                let _ = db.client.batch_execute("ROLLBACK").await;
+                // A connection whose rollback failed is in an unknown state: given up.
+                db.client
+                    .batch_execute("ROLLBACK")
+                    .await
+                    .map_err(Failure::Broken)?;
                 // An advisory lock does not make this backend read the catalog changes that
                 // the process which held it committed (those are read at a transaction's
                 // start or a relation lock), so the check above can miss a schema created a
@@ -1038,11 +1248,91 @@ async fn schema_state(db: &Db, create: bool) -> Result<SchemaState, Failure> {
     let Some(meta) = meta else {
         return Ok(SchemaState::Absent);
     };
-    if let Err(state) = judge(&meta) {
-        return Ok(state);
+    let version = match judge(&meta) {
+        Ok(v) => v,
+        Err(state) => return Ok(state),
+    };
+    if version < schema::SCHEMA_VERSION {
+        if let Some(state) = upgrade(db, &store_schema).await? {
+            return Ok(state);
+        }
+    }
+    let triggers: i64 = db.query(schema::TRIGGERS, &[]).await?[0].try_get(0)?;
+    if triggers != schema::TRIGGER_COUNT {
+        return Ok(SchemaState::Triggers(triggers));
     }
     let missing: Vec<String> = db.query(schema::PRIVILEGES, &[]).await?[0].try_get(0)?;
     Ok(SchemaState::Ready(missing))
+}
+
+/// Upgrades an older schema to the current one, in one transaction under the schema lock
+/// (another process may be upgrading it too); `Some` when this role may not.
+async fn upgrade(db: &Db, store_schema: &str) -> Result<Option<SchemaState>, Failure> {
+    db.client.batch_execute("BEGIN").await?;
+    let done = async {
+        db.client
+            .execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&schema::SCHEMA_LOCK_KEY],
+            )
+            .await?;
+        let meta = read_meta(db).await?.unwrap_or_default();
+        let version = meta
+            .get("schema_version")
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0);
+        if version == 1 {
+            db.client
+                .batch_execute(&schema::ddl(schema::UPGRADE_1_TO_2, store_schema))
+                .await?;
+            db.client
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ('upgraded_by', $1) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&schema::WRITER],
+                )
+                .await?;
+        }
+        Ok::<_, Failure>(version)
+    }
+    .await;
+    match done {
+        Ok(_) => {
+            db.client.batch_execute("COMMIT").await?;
+            Ok(None)
+        }
+        Err(e) => {
+            db.client
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(Failure::Broken)?;
+            let denied = matches!(&e, Failure::Pg(p) if p.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE)
+                || p.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION));
+            if !denied {
+                return Err(e);
+            }
+            let owner: Option<String> = db
+                .query(
+                    "SELECT pg_catalog.pg_get_userbyid(relowner)::text FROM pg_catalog.pg_class \
+                     WHERE oid = pg_catalog.to_regclass('pin')",
+                    &[],
+                )
+                .await?
+                .first()
+                .and_then(|r| r.try_get(0).ok());
+            let found = read_meta(db)
+                .await?
+                .and_then(|m| m.get("schema_version").and_then(|v| v.parse().ok()))
+                .unwrap_or(1);
+            let why = match e {
+                Failure::Pg(p) => p
+                    .as_db_error()
+                    .map_or_else(|| p.to_string(), |d| d.message().to_owned()),
+                _ => String::new(),
+            };
+            Ok(Some(SchemaState::Upgrade { found, owner, why }))
+        }
+    }
 }
 
 /// Applies `writes` to endpoint `key`, in order, inside the caller's transaction.
@@ -1539,12 +1829,18 @@ impl Backend for PostgresBackend {
                          SET LOCAL enable_indexonlyscan = off",
                     )
                     .await?;
-                read_meta(&db).await
+                let meta = read_meta(&db).await?;
+                let triggers: i64 = db.query(schema::TRIGGERS, &[]).await?[0].try_get(0)?;
+                Ok((meta, triggers))
             })
             .map_err(|f| self.final_error(f))?;
+        let (meta, triggers) = meta;
+        if triggers != schema::TRIGGER_COUNT {
+            find(&mut report, "schema", triggers_problem(triggers));
+        }
         match meta.as_ref().map(judge) {
-            Some(Ok(())) => {}
-            Some(Err(_)) | None => find(
+            Some(Ok(v)) if v == schema::SCHEMA_VERSION => {}
+            Some(Ok(_) | Err(_)) | None => find(
                 &mut report,
                 "schema",
                 format!(

@@ -7,13 +7,22 @@
 //! `quarantine` advances the `generation` sequence and sends its value with
 //! `pg_notify('tofu_certs_changed', …)`, delivered to listeners when the change commits.
 //!
+//! Names are never left to a session's `search_path`: every connection sets it to
+//! `pg_catalog, <the store's schema>` (so that no object another role creates can stand in
+//! for a built-in), and the trigger functions run with `pg_catalog, pg_temp` and name the
+//! sequence through the schema of the table that fired them. The triggers are `ENABLE
+//! ALWAYS`: they fire in sessions with `session_replication_role = replica` too (logical
+//! replication's apply workers), where an ordinary trigger is silent.
+//!
 //! The generation is a sequence rather than a counter row: a sequence never takes a row
 //! lock, so two writers of different endpoints never wait for each other on it (nor
 //! deadlock across endpoints in a multi-endpoint import). A rolled-back change advances it
 //! too, which only makes readers reload once for nothing.
 
 /// The PostgreSQL schema version this build writes (PostgreSQL's own series, from 1).
-pub(super) const SCHEMA_VERSION: i64 = 1;
+/// Version 2: trigger functions with a fixed `search_path` and qualified names; triggers
+/// `ENABLE ALWAYS`.
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// `pg_advisory_xact_lock` key under which the schema is created ("ToFUcert").
 pub(super) const SCHEMA_LOCK_KEY: i64 = 0x546f_4655_6365_7274;
@@ -28,13 +37,13 @@ pub(super) const APPLICATION: &str = "tofu-certs";
 /// Written to `meta` under `created_by`.
 pub(super) const WRITER: &str = concat!("tofu-core ", env!("CARGO_PKG_VERSION"));
 
-/// Version 1, created in one transaction.
+/// The current version, created in one transaction (in the schema `search_path` names first).
 pub(super) const SCHEMA: &str = r#"
-CREATE TABLE meta (
+CREATE TABLE {s}.meta (
     key   text COLLATE "C" PRIMARY KEY,
     value text NOT NULL
 );
-CREATE TABLE pin (
+CREATE TABLE {s}.pin (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     endpoint         text COLLATE "C" NOT NULL,
     state            text   NOT NULL CHECK (state IN ('active', 'next')),
@@ -54,7 +63,7 @@ CREATE TABLE pin (
     label            text,
     UNIQUE (endpoint, fingerprint)
 );
-CREATE TABLE quarantine (
+CREATE TABLE {s}.quarantine (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     endpoint    text COLLATE "C" NOT NULL,
     fingerprint bytea  NOT NULL CHECK (length(fingerprint) = 32),
@@ -65,7 +74,7 @@ CREATE TABLE quarantine (
     epoch       bigint NOT NULL DEFAULT 0,
     UNIQUE (endpoint, fingerprint)
 );
-CREATE TABLE audit (
+CREATE TABLE {s}.audit (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     at          bigint NOT NULL,
     endpoint    text COLLATE "C" NOT NULL,
@@ -75,9 +84,9 @@ CREATE TABLE audit (
     subject     text,
     actor       text   NOT NULL
 );
-CREATE INDEX audit_by_endpoint ON audit (endpoint, id);
-CREATE INDEX pin_by_endpoint ON pin (endpoint, state, id);
-CREATE TABLE endpoint_state (
+CREATE INDEX audit_by_endpoint ON {s}.audit (endpoint, id);
+CREATE INDEX pin_by_endpoint ON {s}.pin (endpoint, state, id);
+CREATE TABLE {s}.endpoint_state (
     endpoint       text COLLATE "C" PRIMARY KEY,
     epoch          bigint NOT NULL DEFAULT 0,
     refusals       bigint NOT NULL DEFAULT 0,
@@ -86,27 +95,87 @@ CREATE TABLE endpoint_state (
     last_refused   bigint,
     last_presented bytea CHECK (last_presented IS NULL OR length(last_presented) = 32)
 );
-CREATE SEQUENCE generation;
+CREATE SEQUENCE {s}.generation;
 
-CREATE FUNCTION tofu_audit_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION {s}.tofu_audit_is_append_only() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION 'the audit log is append-only';
 END $$;
-CREATE TRIGGER audit_is_append_only BEFORE UPDATE OR DELETE ON audit
-    FOR EACH ROW EXECUTE FUNCTION tofu_audit_is_append_only();
-CREATE TRIGGER audit_is_append_only_truncate BEFORE TRUNCATE ON audit
-    FOR EACH STATEMENT EXECUTE FUNCTION tofu_audit_is_append_only();
-
-CREATE FUNCTION tofu_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION {s}.tofu_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM pg_notify('tofu_certs_changed', nextval('generation')::text);
+    PERFORM pg_catalog.pg_notify('tofu_certs_changed', pg_catalog.nextval(
+        pg_catalog.format('%I.generation', TG_TABLE_SCHEMA)::pg_catalog.regclass)::pg_catalog.text);
     RETURN NULL;
 END $$;
-CREATE TRIGGER pin_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pin
-    FOR EACH STATEMENT EXECUTE FUNCTION tofu_changed();
-CREATE TRIGGER quarantine_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON quarantine
-    FOR EACH STATEMENT EXECUTE FUNCTION tofu_changed();
+CREATE TRIGGER audit_is_append_only BEFORE UPDATE OR DELETE ON {s}.audit
+    FOR EACH ROW EXECUTE FUNCTION {s}.tofu_audit_is_append_only();
+CREATE TRIGGER audit_is_append_only_truncate BEFORE TRUNCATE ON {s}.audit
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.tofu_audit_is_append_only();
+CREATE TRIGGER pin_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {s}.pin
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.tofu_changed();
+CREATE TRIGGER quarantine_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {s}.quarantine
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.tofu_changed();
+ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only;
+ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only_truncate;
+ALTER TABLE {s}.pin ENABLE ALWAYS TRIGGER pin_changed;
+ALTER TABLE {s}.quarantine ENABLE ALWAYS TRIGGER quarantine_changed;
 "#;
+
+/// Version 1 to 2, in one transaction: needs the tables' owner.
+pub(super) const UPGRADE_1_TO_2: &str = r#"
+CREATE OR REPLACE FUNCTION {s}.tofu_audit_is_append_only() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only';
+END $$;
+CREATE OR REPLACE FUNCTION {s}.tofu_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM pg_catalog.pg_notify('tofu_certs_changed', pg_catalog.nextval(
+        pg_catalog.format('%I.generation', TG_TABLE_SCHEMA)::pg_catalog.regclass)::pg_catalog.text);
+    RETURN NULL;
+END $$;
+ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only;
+ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only_truncate;
+ALTER TABLE {s}.pin ENABLE ALWAYS TRIGGER pin_changed;
+ALTER TABLE {s}.quarantine ENABLE ALWAYS TRIGGER quarantine_changed;
+UPDATE {s}.meta SET value = '2' WHERE key = 'schema_version';
+"#;
+
+/// The schema that holds the store: the one of the `meta` table the role's `search_path`
+/// finds, else (for a store to create) the first schema of the path that exists.
+pub(super) const FIND_SCHEMA: &str = "SELECT coalesce((SELECT n.nspname::text FROM \
+     pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.oid = pg_catalog.to_regclass('meta')), pg_catalog.current_schema()::text)";
+
+/// Sets the session's `search_path` ($1: the value) for the rest of the session.
+pub(super) const SET_SEARCH_PATH: &str = "SELECT pg_catalog.set_config('search_path', $1, false)";
+
+/// `template` (DDL naming every object as `{s}.name`) for a store in `schema`: DDL never
+/// leaves a name to the search path, which puts pg_catalog first.
+pub(super) fn ddl(template: &str, schema: &str) -> String {
+    template.replace("{s}.", &format!("{}.", quote_ident(schema)))
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `search_path` for a store in `schema`: the catalog first, so that nothing in the store's
+/// schema (where another role may create objects, as in `public` before PostgreSQL 15) stands
+/// in for a built-in function or operator.
+pub(super) fn search_path(schema: &str) -> String {
+    format!("pg_catalog, {}", quote_ident(schema))
+}
+
+/// How many of the store's four triggers are there and `ENABLE ALWAYS`: 4, or the store's
+/// changes may go unnoticed (a disabled notify trigger) or its audit log be rewritten.
+pub(super) const TRIGGERS: &str = count_triggers!();
+
+/// What [`TRIGGERS`] must count.
+pub(super) const TRIGGER_COUNT: i64 = 4;
 
 /// Is there a `meta` table (in the search path), and what does it say: `None` when there is
 /// no table; else (application, schema_version, written_by).

@@ -2,7 +2,7 @@
 //! process's `Store::generation()` moves (issue 12).
 //!
 //!     cargo run --release -p examples --example notify_latency -- \
-//!         --store postgresql://postgres@127.0.0.1:55600/postgres --listeners 50 --changes 200
+//!         --store "postgresql://postgres@127.0.0.1:55600/postgres?sslmode=disable" --listeners 50 --changes 200
 //!
 //! The driver spawns `--listeners` copies of itself (`listen` mode), each opening the store
 //! and polling `generation()` every `--poll-us` microseconds; a listener prints one line,

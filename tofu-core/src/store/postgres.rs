@@ -9,8 +9,10 @@
 //! # Privileges
 //!
 //! The role that first opens a database with `create` needs `CREATE` on the schema the
-//! tables go to (the first of its `search_path`, normally `public`); it owns them. A
-//! service's role that verifies and pins needs:
+//! tables go to (the first of its `search_path`, normally `public`); it owns them, and it
+//! upgrades an older schema on open (another role is told to ask it). Once the store's schema
+//! is found, every connection's `search_path` is `pg_catalog, <that schema>`. A service's
+//! role that verifies and pins needs:
 //!
 //! ```sql
 //! GRANT SELECT, INSERT, UPDATE, DELETE ON pin, quarantine, endpoint_state TO tofu_service;

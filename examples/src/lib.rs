@@ -39,10 +39,12 @@ pub fn prime_identity(cn: &str) -> Identity {
     dn.push(DnType::OrganizationalUnitName, "Prime Infra");
     dn.push(DnType::CommonName, cn);
     params.distinguished_name = dn;
-    // A year, as an appliance's self-signed certificate usually has.
+    // A year, as an appliance's self-signed certificate usually has, and half a day: whole
+    // days from now would put "days left" on a boundary that a listing a second later has
+    // crossed (365, then 364), and two listings of one store would differ.
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + time::Duration::days(365);
+    params.not_after = now + time::Duration::days(365) + time::Duration::hours(12);
     let cert = params
         .self_signed(&key)
         .expect("self-signing fresh parameters does not fail");

@@ -312,8 +312,10 @@ impl PostgresLocation {
                 params.insert("user".into(), decode(user).map_err(&fail)?);
             }
             if let Some(p) = password {
-                uri_password =
-                    Some(decode(p).map_err(|_| fail("its password is not valid percent-encoding".into()))?);
+                uri_password = Some(
+                    decode(p)
+                        .map_err(|_| fail("its password is not valid percent-encoding".into()))?,
+                );
             }
         }
         if let Some(db) = path.filter(|p| !p.is_empty()) {
@@ -384,9 +386,9 @@ impl PostgresLocation {
             Some(list) => list
                 .split(',')
                 .map(|a| {
-                    a.trim().parse::<std::net::IpAddr>().map_err(|_| {
-                        fail(format!("hostaddr {a:?} is not an IPv4 or IPv6 address"))
-                    })
+                    a.trim()
+                        .parse::<std::net::IpAddr>()
+                        .map_err(|_| fail(format!("hostaddr {a:?} is not an IPv4 or IPv6 address")))
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         };
@@ -491,9 +493,13 @@ impl PostgresLocation {
             },
             keepalives_idle: match params.get("keepalives_idle") {
                 None => None,
-                Some(t) => Some(Duration::from_secs(t.trim().parse::<u64>().map_err(|_| {
-                    fail(format!("keepalives_idle {t:?} is not a whole number of seconds"))
-                })?)),
+                Some(t) => Some(Duration::from_secs(t.trim().parse::<u64>().map_err(
+                    |_| {
+                        fail(format!(
+                            "keepalives_idle {t:?} is not a whole number of seconds"
+                        ))
+                    },
+                )?)),
             },
             channel_binding: match get("channel_binding", "PGCHANNELBINDING").as_deref() {
                 None | Some("prefer") => ChannelBinding::Prefer,
@@ -964,9 +970,21 @@ mod tests {
         let loc = parse("postgresql://u@db.example/tofu", &[]).unwrap();
         assert_eq!(loc.sslmode(), SslMode::VerifyFull);
         for (url, vars, mode) in [
-            ("postgresql://u@h/d?sslmode=require", &[][..], SslMode::Require),
-            ("postgresql://u@h/d", &[("PGSSLMODE", "disable")][..], SslMode::Disable),
-            ("postgresql://u@h/d?sslmode=prefer", &[][..], SslMode::Prefer),
+            (
+                "postgresql://u@h/d?sslmode=require",
+                &[][..],
+                SslMode::Require,
+            ),
+            (
+                "postgresql://u@h/d",
+                &[("PGSSLMODE", "disable")][..],
+                SslMode::Disable,
+            ),
+            (
+                "postgresql://u@h/d?sslmode=prefer",
+                &[][..],
+                SslMode::Prefer,
+            ),
         ] {
             assert_eq!(parse(url, vars).unwrap().sslmode(), mode, "{url}");
         }
@@ -997,22 +1015,45 @@ mod tests {
         let c = loc.connection();
         assert_eq!(
             c.hostaddrs,
-            ["10.0.0.1".parse::<std::net::IpAddr>().unwrap(), "10.0.0.2".parse().unwrap()]
+            [
+                "10.0.0.1".parse::<std::net::IpAddr>().unwrap(),
+                "10.0.0.2".parse().unwrap()
+            ]
         );
         assert_eq!(c.options.as_deref(), Some("-c statement_timeout=5s"));
         assert!(c.any_session && !c.keepalives);
         assert_eq!(c.keepalives_idle, Some(Duration::from_secs(7)));
         assert_eq!(c.channel_binding, ChannelBinding::Require);
         let only_addr = parse("postgresql://u@/d?hostaddr=192.0.2.7&port=6000", &[]).unwrap();
-        assert_eq!(only_addr.hosts(), [PostgresHost::Tcp("192.0.2.7".into(), 6000)]);
-        assert!(!parse("postgresql://u@h/d", &[]).unwrap().connection().any_session);
+        assert_eq!(
+            only_addr.hosts(),
+            [PostgresHost::Tcp("192.0.2.7".into(), 6000)]
+        );
+        assert!(
+            !parse("postgresql://u@h/d", &[])
+                .unwrap()
+                .connection()
+                .any_session
+        );
         for (url, problem) in [
             ("postgresql://u@h/d?hostaddr=db.example", "not an IPv4"),
-            ("postgresql://u@a,b/d?hostaddr=10.0.0.1", "2 hosts and 1 hostaddr"),
-            ("postgresql://u@h/d?target_session_attrs=standby", "not supported"),
+            (
+                "postgresql://u@a,b/d?hostaddr=10.0.0.1",
+                "2 hosts and 1 hostaddr",
+            ),
+            (
+                "postgresql://u@h/d?target_session_attrs=standby",
+                "not supported",
+            ),
             ("postgresql://u@h/d?keepalives=yes", "not 0 or 1"),
-            ("postgresql://u@h/d?channel_binding=maybe", "disable, prefer, require"),
-            ("postgresql://u@h/d?channel_binding=require&sslmode=disable", "has none"),
+            (
+                "postgresql://u@h/d?channel_binding=maybe",
+                "disable, prefer, require",
+            ),
+            (
+                "postgresql://u@h/d?channel_binding=require&sslmode=disable",
+                "has none",
+            ),
         ] {
             let err = parse(url, &[]).unwrap_err().to_string();
             assert!(err.contains(problem), "{url}: {err}");

@@ -218,7 +218,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for RustlsStream<S> {
     /// signature (SHA-256 for MD5 and SHA-1), which SCRAM-SHA-256-PLUS binds authentication
     /// to. None for a signature without one hash (Ed25519, RSA-PSS), as the server does.
     fn channel_binding(&self) -> ChannelBinding {
-        let Some(cert) = self.0.get_ref().1.peer_certificates().and_then(|c| c.first()) else {
+        let Some(cert) = self
+            .0
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+        else {
             return ChannelBinding::none();
         };
         match end_point_hash(cert) {
@@ -265,8 +271,12 @@ fn end_point_hash(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
     let bytes = cert.as_ref();
     Some(match oid.as_str() {
         // md5, sha1, sha256 with RSA; ecdsa with sha1, sha256; dsa with sha1, sha256.
-        "1.2.840.113549.1.1.4" | "1.2.840.113549.1.1.5" | "1.2.840.113549.1.1.11"
-        | "1.2.840.10045.4.1" | "1.2.840.10045.4.3.2" | "1.2.840.10040.4.3"
+        "1.2.840.113549.1.1.4"
+        | "1.2.840.113549.1.1.5"
+        | "1.2.840.113549.1.1.11"
+        | "1.2.840.10045.4.1"
+        | "1.2.840.10045.4.3.2"
+        | "1.2.840.10040.4.3"
         | "2.16.840.1.101.3.4.3.2" => sha2::Sha256::digest(bytes).to_vec(),
         "1.2.840.113549.1.1.14" | "1.2.840.10045.4.3.1" => sha2::Sha224::digest(bytes).to_vec(),
         "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => sha2::Sha384::digest(bytes).to_vec(),

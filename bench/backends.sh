@@ -48,7 +48,7 @@ name=$(name_of "$N")
 db=tofu_bench_$name
 SQLITE=$WORK/stores/$name
 SOCK="postgresql://postgres@/$db?host=$PG_SOCKET_DIR&port=$PG_PORT"
-TCP="postgresql://postgres@127.0.0.1:$PG_PORT/$db"
+TCP="postgresql://postgres@127.0.0.1:$PG_PORT/$db?sslmode=disable"
 psql_() { psql -X -q -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres "$@"; }
 
 # import_all STORE MARKER: imports host-0 … host-(N-1) in CHUNK-pin files; writes the time.

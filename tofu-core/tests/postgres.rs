@@ -885,6 +885,59 @@ fn another_backends_commit_reaches_this_ones_generation_within_milliseconds() {
     assert!(latencies[10] < Duration::from_secs(1));
 }
 
+/// An update of many endpoints locks them all at once, in byte order; a small update that
+/// holds the last of them and then waits for the first deadlocks with it, and whichever the
+/// server aborts is run again, every plan included, and both commit.
+#[test]
+fn a_large_update_deadlocking_with_a_small_one_is_retried() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let many: Vec<Endpoint> = (0..20)
+        .map(|i| endpoint(&format!("10.7.7.{}:1", 10 + i)))
+        .collect();
+    let (first, last) = (many[0].clone(), many[19].clone());
+    let one = Handle::open(&loc(&uri), true).unwrap();
+    let two = Handle::open(&loc(&uri), true).unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    let bar2 = barrier.clone();
+    let (f2, l2) = (first.clone(), last.clone());
+    let t = std::thread::spawn(move || {
+        bar2.wait();
+        // Holds `last`, then asks for `first` while the large update waits for `last`.
+        two.bump_epochs(&[&l2, &f2], Duration::from_millis(400))
+    });
+    barrier.wait();
+    // Within the small update's first plan: after it locked `last`, before it asks for `first`.
+    std::thread::sleep(Duration::from_millis(250));
+    let refs: Vec<&Endpoint> = many.iter().collect();
+    let calls_one = one.bump_epochs(&refs, Duration::ZERO).unwrap();
+    let calls_two = t.join().unwrap().unwrap();
+    // The large one, aborted while it waits for its locks, plans nothing before its retry:
+    // the server says whether there was a deadlock, and both committing says it was retried.
+    eprintln!("plans run: {calls_one} and {calls_two} (20 and 2 without a retry)");
+    let deadlocks = || {
+        psql(
+            &uri,
+            "SELECT pg_stat_clear_snapshot(); SELECT deadlocks FROM pg_stat_database \
+             WHERE datname = current_database()",
+        )
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+    };
+    wait_for(
+        "the deadlock in the statistics",
+        Duration::from_secs(15),
+        || deadlocks() != "0",
+    );
+    assert_eq!(one.load(&first).unwrap().2, 2);
+    assert_eq!(one.load(&last).unwrap().2, 2);
+    assert_eq!(one.load(&many[5]).unwrap().2, 1);
+}
+
 #[test]
 fn two_updates_locking_endpoints_in_opposite_orders_deadlock_and_are_retried() {
     let Some(server) = server() else { return };

@@ -1274,6 +1274,134 @@ fn import_with_replace_swaps_an_endpoints_pins_for_the_files(fixture: &Fixture) 
     assert_eq!(active_and_staged(&record), (vec![fp(&a)], vec![fp(&b)]));
 }
 
+/// An import of more endpoints than a backend may load and write at once (PostgreSQL does
+/// 2000 at a time), its file in no particular order, mixing new endpoints with endpoints the
+/// store has: pins kept, replaced, a staged successor added, a quarantined certificate
+/// pinned. Each endpoint ends as if imported alone, the audit log says what was done, and a
+/// conflict in any endpoint still imports nothing.
+fn an_import_of_many_endpoints_treats_each_as_if_imported_alone(fixture: &Fixture) {
+    let store = fixture.open();
+    let name = |i: usize| ep(&format!("h-{i:04}:443"));
+    let shared: Vec<_> = (0..4).map(|i| cert(&format!("shared-{i}"))).collect();
+    let (kept, replaced, staged, held) = (name(500), name(1000), name(1999), name(2050));
+    let (k, old, new, s, t, q, r) = (
+        cert("k"),
+        cert("old"),
+        cert("new"),
+        cert("s"),
+        cert("t"),
+        cert("q"),
+        cert("r"),
+    );
+    store.add_pin(&kept, &k, PinState::Active, None).unwrap();
+    store
+        .add_pin(&replaced, &old, PinState::Active, None)
+        .unwrap();
+    store.add_pin(&staged, &s, PinState::Active, None).unwrap();
+    store.quarantine(&held, &q).unwrap();
+    store.quarantine(&held, &r).unwrap();
+    let log_before = audit(&store, None).len();
+
+    let special = [500, 1000, 1999, 2050];
+    let mut file = Vec::new();
+    for i in (0..2100).rev() {
+        if !special.contains(&i) {
+            file.push(new_pin(
+                &name(i),
+                &shared[i % shared.len()],
+                PinState::Active,
+            ));
+        }
+        match i {
+            500 => file.push(new_pin(&kept, &k, PinState::Active)),
+            1000 => file.push(new_pin(&replaced, &new, PinState::Active)),
+            1999 => {
+                file.push(new_pin(&staged, &t, PinState::Next));
+                file.push(new_pin(&staged, &s, PinState::Active));
+            }
+            2050 => file.push(new_pin(&held, &q, PinState::Active)),
+            _ => {}
+        }
+    }
+
+    // Without replace, the one conflict (late in the file, early in byte order) imports
+    // nothing, in any endpoint.
+    let pins_before = all_pins(&store);
+    match store.import(&file, false).unwrap_err() {
+        Error::ImportConflict { endpoint, .. } => assert_eq!(endpoint, replaced),
+        other => panic!("expected ImportConflict, got {other}"),
+    }
+    assert_eq!(all_pins(&store), pins_before, "nothing was imported");
+    assert_eq!(audit(&store, None).len(), log_before, "nothing was audited");
+
+    let report = store.import(&file, true).unwrap();
+    assert_eq!(
+        (report.added, report.replaced, report.unchanged),
+        (2096 + 1 + 1 + 1, 1, 2)
+    );
+    for i in (0..2100).filter(|i| !special.contains(i)) {
+        let record = store.endpoint(&name(i)).unwrap();
+        assert_eq!(
+            active_and_staged(&record),
+            (vec![fp(&shared[i % shared.len()])], vec![]),
+            "{}",
+            name(i)
+        );
+    }
+    let record = store.endpoint(&kept).unwrap();
+    assert_eq!(active_and_staged(&record), (vec![fp(&k)], vec![]));
+    assert_eq!(
+        record.pins[0].source,
+        PinSource::Operator,
+        "a kept pin is left as it was"
+    );
+    let record = store.endpoint(&replaced).unwrap();
+    assert_eq!(active_and_staged(&record), (vec![fp(&new)], vec![]));
+    let record = store.endpoint(&staged).unwrap();
+    assert_eq!(active_and_staged(&record), (vec![fp(&s)], vec![fp(&t)]));
+    let record = store.endpoint(&held).unwrap();
+    assert_eq!(active_and_staged(&record), (vec![fp(&q)], vec![]));
+    assert_eq!(
+        record
+            .quarantined
+            .iter()
+            .map(|c| c.details.fingerprint)
+            .collect::<Vec<_>>(),
+        [fp(&r)],
+        "the pinned certificate left quarantine, the other stayed"
+    );
+    assert_eq!(all_pins(&store).len(), 2096 + 4 + 1);
+
+    let log = audit(&store, None);
+    let new_entries = &log[log_before..];
+    let count = |event| new_entries.iter().filter(|e| e.event == event).count();
+    assert_eq!(count(AuditEvent::Imported), 2099);
+    assert_eq!(count(AuditEvent::Removed), 1);
+    assert_eq!(new_entries.len(), 2100);
+    let of = |e: &Endpoint| {
+        audit(&store, Some(e))
+            .into_iter()
+            .map(|a| a.event)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        of(&replaced)[1..],
+        [AuditEvent::Removed, AuditEvent::Imported],
+        "the old pin is removed before the new one is imported"
+    );
+    assert!(store.check().unwrap().is_sound());
+
+    // The same file again changes nothing, with or without replace.
+    for replace in [false, true] {
+        let report = store.import(&file, replace).unwrap();
+        assert_eq!(
+            (report.added, report.replaced, report.unchanged),
+            (0, 0, 2101)
+        );
+    }
+    assert_eq!(audit(&store, None), log);
+}
+
 fn for_each_pin_streams_in_endpoint_order_and_can_stop_early(fixture: &Fixture) {
     let store = fixture.open();
     let names = [
@@ -2058,6 +2186,7 @@ contract! {
     import_keeps_pins_of_one_endpoint_together,
     import_adds_a_staged_successor_beside_the_active_pin_it_already_has,
     import_with_replace_swaps_an_endpoints_pins_for_the_files,
+    an_import_of_many_endpoints_treats_each_as_if_imported_alone,
     for_each_pin_streams_in_endpoint_order_and_can_stop_early,
     many_threads_opening_a_new_store_at_once_all_get_the_same_store,
     generation_moves_when_another_handle_writes_and_only_then,

@@ -173,6 +173,12 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// durably before returning. An error from `plan` rolls everything back and is returned
     /// as it is. A backend may retry the whole transaction a bounded number of times on a
     /// serialization failure or deadlock, calling `plan` again.
+    ///
+    /// A backend may instead lock and load many distinct endpoints at once, plan them in
+    /// another order (the byte order of their text) and write them together, when that is
+    /// the same as doing each in turn: an endpoint's load reads only its own rows, and its
+    /// writes touch only them (and append to the audit log). So `plan` must not depend on
+    /// the order it is called in.
     fn update(&self, endpoints: &[&Endpoint], plan: &mut Plan<'_>) -> Result<()>;
 
     /// Every pin, ordered by endpoint (byte order of its text, `COLLATE "C"`), then active

@@ -521,7 +521,7 @@ impl Store {
         let actor = self.actor.as_str();
         self.backend.update(&endpoints, &mut |endpoint, loaded| {
             // By position, not appended: a backend that retries plans every endpoint again.
-            let Some(i) = groups.iter().position(|(e, _)| *e == endpoint) else {
+            let Some(&i) = index.get(endpoint) else {
                 return Ok(Vec::new());
             };
             let planned = plan::import(

@@ -109,6 +109,26 @@ const SELECT_QUARANTINE: &str = "SELECT endpoint, der, first_seen, last_seen, ti
      epoch FROM quarantine WHERE endpoint = $1 ORDER BY last_seen DESC, id DESC";
 const AUDIT_COLUMNS: &str = "id, at, endpoint, event, fingerprint, previous, subject, actor";
 
+/// Endpoints an update of many loads, plans and writes together, in a few statements each.
+const CHUNK: usize = 2000;
+/// From how many endpoints an update goes by chunks; below, the few round trips of each
+/// endpoint in turn cost little, and the endpoints are locked in the order given.
+const MIN_BATCH: usize = 16;
+/// [`LOCK_STATE`] for a chunk of endpoints, in the order given (sorted, so that two updates
+/// take their rows' locks in one order): one row each, held until the commit.
+const LOCK_STATES: &str = "INSERT INTO endpoint_state AS s (endpoint) \
+     SELECT e FROM unnest($1::text[]) WITH ORDINALITY AS t(e, n) ORDER BY n \
+     ON CONFLICT (endpoint) DO UPDATE SET endpoint = s.endpoint \
+     RETURNING epoch, refusals, audited, failing_since, last_refused, last_presented, endpoint";
+const SELECT_PINS_OF: &str = concat!(
+    "SELECT ",
+    pin_columns!(),
+    " FROM pin WHERE endpoint = ANY($1::text[]) ORDER BY endpoint, state, id"
+);
+const SELECT_QUARANTINE_OF: &str = "SELECT endpoint, der, first_seen, last_seen, times_seen, \
+     id, epoch FROM quarantine WHERE endpoint = ANY($1::text[]) \
+     ORDER BY endpoint, last_seen DESC, id DESC";
+
 /// A pin store in a PostgreSQL database.
 pub(crate) struct PostgresBackend {
     location: StoreLocation,
@@ -537,6 +557,21 @@ impl PostgresBackend {
     fn try_update(&self, endpoints: &[&Endpoint], plan: &mut Plan<'_>) -> Result<(), Fail> {
         let mut s = self.session()?;
         s.begin("BEGIN ISOLATION LEVEL READ COMMITTED")?;
+        if endpoints.len() >= MIN_BATCH {
+            // Many endpoints (an import): in byte order of their text, so that two such
+            // updates lock shared endpoints in the same order, a chunk at a time.
+            let mut keyed: Vec<(String, &Endpoint)> =
+                endpoints.iter().map(|e| (e.to_string(), *e)).collect();
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+            // One endpoint twice would be planned on a load that misses its own first
+            // writes: the path one at a time has it.
+            if keyed.windows(2).all(|w| w[0].0 != w[1].0) {
+                for chunk in keyed.chunks(CHUNK) {
+                    self.update_chunk(&mut s, chunk, plan)?;
+                }
+                return s.commit();
+            }
+        }
         for endpoint in endpoints {
             let key = endpoint.to_string();
             let k = key.clone();
@@ -560,6 +595,73 @@ impl PostgresBackend {
             }
         }
         s.commit()
+    }
+
+    /// One chunk of a many-endpoint update, in the transaction of `s`: locks and loads every
+    /// endpoint in three statements, plans each, and writes the writes of consecutive
+    /// endpoints that [`Batch`] takes in a few statements for all of them, the others one
+    /// endpoint at a time (in order: the audit log keeps the order of the endpoints).
+    /// Equivalent to loading, planning and applying each in turn: an endpoint's load reads
+    /// only its own rows, which no other endpoint's writes touch.
+    fn update_chunk(
+        &self,
+        s: &mut Session<'_>,
+        chunk: &[(String, &Endpoint)],
+        plan: &mut Plan<'_>,
+    ) -> Result<(), Fail> {
+        let keys: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
+        let (states, pins, quarantined) = s.call("loading endpoints", move |db| async move {
+            // As in the path one at a time: the locks first, then what they protect.
+            let states = db.query(LOCK_STATES, &[&keys]).await?;
+            let pins = db.query(SELECT_PINS_OF, &[&keys]).await?;
+            let quarantined = db.query(SELECT_QUARANTINE_OF, &[&keys]).await?;
+            Ok((states, pins, quarantined))
+        })?;
+        let mut states = self.by_endpoint(states, 6)?;
+        let mut pins = self.by_endpoint(pins, 0)?;
+        let mut quarantined = self.by_endpoint(quarantined, 0)?;
+        let mut batch = Batch::default();
+        for (key, endpoint) in chunk {
+            let state = states.remove(key).and_then(|rows| rows.into_iter().next());
+            let p = pins.remove(key).unwrap_or_default();
+            let q = quarantined.remove(key).unwrap_or_default();
+            let loaded = self.loaded(state, &p, &q)?;
+            let writes = plan(endpoint, loaded)?;
+            if writes.is_empty() {
+                continue;
+            }
+            if Batch::takes(&writes) {
+                batch.add(key, writes);
+            } else {
+                self.flush(s, &mut batch)?;
+                let key = key.clone();
+                s.call(
+                    "writing",
+                    move |db| async move { apply(&db, key, writes).await },
+                )?;
+            }
+        }
+        self.flush(s, &mut batch)
+    }
+
+    /// `rows` by the endpoint in their column `column`.
+    fn by_endpoint(&self, rows: Vec<Row>, column: usize) -> Result<HashMap<String, Vec<Row>>> {
+        let mut by: HashMap<String, Vec<Row>> = HashMap::new();
+        for r in rows {
+            let key: String =
+                get(&r, column).map_err(|e| self.corrupt(format!("an endpoint: {e}")))?;
+            by.entry(key).or_default().push(r);
+        }
+        Ok(by)
+    }
+
+    /// Writes what `batch` holds, and empties it.
+    fn flush(&self, s: &mut Session<'_>, batch: &mut Batch) -> Result<(), Fail> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let b = std::mem::take(batch);
+        s.call("writing", move |db| async move { b.write(&db).await })
     }
 
     fn loaded(&self, state: Option<Row>, pins: &[Row], quarantined: &[Row]) -> Result<Loaded> {
@@ -1532,6 +1634,241 @@ async fn apply(db: &Db, key: String, writes: Vec<Write>) -> Result<(), Failure> 
         }
     }
     Ok(())
+}
+
+/// The writes of several endpoints, in a few statements for all of them: each statement one
+/// phase (checks, pin deletions, pin insertions, epochs, audit records), run in that order.
+/// It takes an endpoint's writes only when they come in that order (audit records anywhere:
+/// nothing reads the log inside an update), so running each phase for every endpoint at
+/// once is running each endpoint's writes in order; rows of one phase keep the endpoints'
+/// order (pin ids, audit ids).
+#[derive(Default)]
+struct Batch {
+    /// Endpoints to [`Write::CheckNoPinInTable`].
+    check: Vec<String>,
+    /// [`Write::DeletePin`]: endpoint, fingerprint.
+    delete: Vec<(String, Fingerprint)>,
+    /// [`Write::InsertPin`]: endpoint, pin.
+    insert: Vec<(String, Pin)>,
+    /// [`Write::PinsChanged`].
+    changed: Vec<String>,
+    /// [`Write::Audit`].
+    audit: Vec<AuditEntry>,
+}
+
+impl Batch {
+    /// The phase of a write, `None` for an audit record (any), or not taken.
+    fn phase(w: &Write) -> Option<Option<u8>> {
+        match w {
+            Write::CheckNoPinInTable => Some(Some(0)),
+            Write::DeletePin(_) => Some(Some(1)),
+            Write::InsertPin(_) => Some(Some(2)),
+            Write::PinsChanged => Some(Some(3)),
+            Write::Audit(_) => Some(None),
+            _ => None,
+        }
+    }
+
+    /// Whether the writes of one endpoint can go in a batch: only the kinds above, phases
+    /// in order, and at most one `PinsChanged` (one row updated once per statement).
+    fn takes(writes: &[Write]) -> bool {
+        let mut last = 0;
+        let mut changed = 0;
+        for w in writes {
+            match Self::phase(w) {
+                None => return false,
+                Some(None) => {}
+                Some(Some(p)) if p < last => return false,
+                Some(Some(p)) => {
+                    last = p;
+                    if p == 3 {
+                        changed += 1;
+                    }
+                }
+            }
+        }
+        changed <= 1
+    }
+
+    fn add(&mut self, key: &str, writes: Vec<Write>) {
+        for w in writes {
+            match w {
+                Write::CheckNoPinInTable => self.check.push(key.to_owned()),
+                Write::DeletePin(fp) => self.delete.push((key.to_owned(), fp)),
+                Write::InsertPin(pin) => self.insert.push((key.to_owned(), pin)),
+                Write::PinsChanged => self.changed.push(key.to_owned()),
+                Write::Audit(e) => self.audit.push(e),
+                other => unreachable!("Batch::takes refuses {other:?}"),
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.check.is_empty()
+            && self.delete.is_empty()
+            && self.insert.is_empty()
+            && self.changed.is_empty()
+            && self.audit.is_empty()
+    }
+
+    /// Runs the phases, inside the caller's transaction.
+    async fn write(self, db: &Db) -> Result<(), Failure> {
+        if !self.check.is_empty() {
+            // As `apply` does, for every endpoint at once: the table itself, not its indexes
+            // (a hash join over a sequential scan).
+            db.client
+                .batch_execute(
+                    "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off; \
+                     SET LOCAL enable_indexonlyscan = off",
+                )
+                .await?;
+            let found = db
+                .query_opt(
+                    "SELECT p.endpoint FROM pin p JOIN unnest($1::text[]) AS e(endpoint) \
+                     ON p.endpoint = e.endpoint LIMIT 1",
+                    &[&self.check],
+                )
+                .await?;
+            db.client
+                .batch_execute(
+                    "SET LOCAL enable_indexscan TO DEFAULT; SET LOCAL enable_bitmapscan TO \
+                     DEFAULT; SET LOCAL enable_indexonlyscan TO DEFAULT",
+                )
+                .await?;
+            if let Some(r) = found {
+                let key: String = r.try_get(0)?;
+                return Err(Failure::Corrupt(format!(
+                    "the pin table holds a pin of {key} that its index does not; nothing \
+                     was pinned"
+                )));
+            }
+        }
+        if !self.delete.is_empty() {
+            let keys: Vec<&str> = self.delete.iter().map(|(k, _)| k.as_str()).collect();
+            let fps: Vec<&[u8]> = self
+                .delete
+                .iter()
+                .map(|(_, f)| f.as_bytes().as_slice())
+                .collect();
+            db.execute(
+                "DELETE FROM pin p USING unnest($1::text[], $2::bytea[]) AS d(endpoint, fp) \
+                 WHERE p.endpoint = d.endpoint AND p.fingerprint = d.fp",
+                &[&keys, &fps],
+            )
+            .await?;
+        }
+        if !self.insert.is_empty() {
+            let keys: Vec<&str> = self.insert.iter().map(|(k, _)| k.as_str()).collect();
+            let pins: Vec<&Pin> = self.insert.iter().map(|(_, p)| p).collect();
+            let fps: Vec<&[u8]> = pins
+                .iter()
+                .map(|p| p.details.fingerprint.as_bytes().as_slice())
+                .collect();
+            // `InsertPin` deletes the endpoint's quarantined copy of the certificate first.
+            db.execute(
+                "DELETE FROM quarantine q USING unnest($1::text[], $2::bytea[]) AS d(endpoint, fp) \
+                 WHERE q.endpoint = d.endpoint AND q.fingerprint = d.fp",
+                &[&keys, &fps],
+            )
+            .await?;
+            let endpoints: Vec<String> = pins.iter().map(|p| p.endpoint.to_string()).collect();
+            let states: Vec<&str> = pins.iter().map(|p| p.state.as_str()).collect();
+            let ders: Vec<&[u8]> = pins.iter().map(|p| p.der.as_ref()).collect();
+            let spkis: Vec<&[u8]> = pins
+                .iter()
+                .map(|p| p.details.spki_fingerprint.as_bytes().as_slice())
+                .collect();
+            let subjects: Vec<&str> = pins.iter().map(|p| p.details.subject.as_str()).collect();
+            let issuers: Vec<&str> = pins.iter().map(|p| p.details.issuer.as_str()).collect();
+            let sans: Vec<String> = pins.iter().map(|p| p.details.sans.join("\n")).collect();
+            let not_before: Vec<i64> = pins.iter().map(|p| p.details.not_before.unix()).collect();
+            let not_after: Vec<i64> = pins.iter().map(|p| p.details.not_after.unix()).collect();
+            let pinned_at: Vec<i64> = pins.iter().map(|p| p.pinned_at.unix()).collect();
+            let first_seen: Vec<Option<i64>> = pins
+                .iter()
+                .map(|p| p.first_seen.map(Timestamp::unix))
+                .collect();
+            let last_seen: Vec<Option<i64>> = pins
+                .iter()
+                .map(|p| p.last_seen.map(Timestamp::unix))
+                .collect();
+            let times_seen: Vec<i64> = pins
+                .iter()
+                .map(|p| i64::try_from(p.times_seen).unwrap_or(i64::MAX))
+                .collect();
+            let sources: Vec<&str> = pins.iter().map(|p| p.source.as_str()).collect();
+            let labels: Vec<Option<&str>> = pins.iter().map(|p| p.label.as_deref()).collect();
+            db.execute(
+                concat!(
+                    "INSERT INTO pin (",
+                    pin_columns!(),
+                    ") SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, \
+                     c16 FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], \
+                     $5::bytea[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], \
+                     $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::text[], \
+                     $16::text[]) WITH ORDINALITY AS t(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, \
+                     c11, c12, c13, c14, c15, c16, n) ORDER BY n"
+                ),
+                &[
+                    &endpoints,
+                    &states,
+                    &ders,
+                    &fps,
+                    &spkis,
+                    &subjects,
+                    &issuers,
+                    &sans,
+                    &not_before,
+                    &not_after,
+                    &pinned_at,
+                    &first_seen,
+                    &last_seen,
+                    &times_seen,
+                    &sources,
+                    &labels,
+                ],
+            )
+            .await?;
+        }
+        if !self.changed.is_empty() {
+            db.execute(
+                "INSERT INTO endpoint_state (endpoint, epoch) \
+                 SELECT e, 1 FROM unnest($1::text[]) WITH ORDINALITY AS t(e, n) ORDER BY n \
+                 ON CONFLICT (endpoint) DO UPDATE SET epoch = endpoint_state.epoch + 1, \
+                 refusals = 0, audited = 0, failing_since = NULL, last_refused = NULL, \
+                 last_presented = NULL",
+                &[&self.changed],
+            )
+            .await?;
+        }
+        if !self.audit.is_empty() {
+            let a = &self.audit;
+            let at: Vec<i64> = a.iter().map(|e| e.at.unix()).collect();
+            let endpoints: Vec<String> = a.iter().map(|e| e.endpoint.to_string()).collect();
+            let events: Vec<&str> = a.iter().map(|e| e.event.as_str()).collect();
+            let fps: Vec<Option<&[u8]>> = a
+                .iter()
+                .map(|e| e.fingerprint.as_ref().map(|f| f.as_bytes().as_slice()))
+                .collect();
+            let previous: Vec<Option<&[u8]>> = a
+                .iter()
+                .map(|e| e.previous.as_ref().map(|f| f.as_bytes().as_slice()))
+                .collect();
+            let subjects: Vec<Option<&str>> = a.iter().map(|e| e.subject.as_deref()).collect();
+            let actors: Vec<&str> = a.iter().map(|e| e.actor.as_str()).collect();
+            db.execute(
+                "INSERT INTO audit (at, endpoint, event, fingerprint, previous, subject, actor) \
+                 SELECT c1, c2, c3, c4, c5, c6, c7 FROM unnest($1::int8[], $2::text[], \
+                 $3::text[], $4::bytea[], $5::bytea[], $6::text[], $7::text[]) \
+                 WITH ORDINALITY AS t(c1, c2, c3, c4, c5, c6, c7, n) ORDER BY n",
+                &[
+                    &at, &endpoints, &events, &fps, &previous, &subjects, &actors,
+                ],
+            )
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

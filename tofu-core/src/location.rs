@@ -11,9 +11,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// Where a pin store is.
-// One per store, opened once: boxing the PostgreSQL variant would change the public
-// pattern `StoreLocation::Postgres(loc)` for no gain.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     /// A directory holding the SQLite database (`pins.sqlite3`).

@@ -187,13 +187,6 @@ impl Fixture {
     }
 }
 
-/// A store in a fresh temporary directory, for the SQLite-only tests; the directory lives as
-/// long as the guard.
-fn new_store() -> (tempfile::TempDir, Store) {
-    let tmp = tempfile::tempdir().expect("temporary directory");
-    let store = Store::open(tmp.path().join("store")).expect("a new store opens");
-    (tmp, store)
-}
 
 fn audit(store: &Store, endpoint: Option<&Endpoint>) -> Vec<AuditEntry> {
     let mut out = Vec::new();

@@ -75,23 +75,7 @@ impl CertificateDetails {
     /// When `der` is empty, over [`MAX_CERTIFICATE_LEN`], not a certificate, or has bytes after
     /// the certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
-        if der.is_empty() {
-            return Err(CertificateError::Empty);
-        }
-        if der.len() > MAX_CERTIFICATE_LEN {
-            return Err(CertificateError::TooLarge {
-                len: der.len(),
-                max: MAX_CERTIFICATE_LEN,
-            });
-        }
-        let (rest, cert) = X509Certificate::from_der(der)
-            .map_err(|e| CertificateError::Malformed(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(CertificateError::Malformed(format!(
-                "{} bytes follow the certificate",
-                rest.len()
-            )));
-        }
+        let cert = parse(der)?;
         let validity = cert.validity();
         Ok(Self {
             fingerprint: Fingerprint::of(der),
@@ -113,8 +97,39 @@ impl CertificateDetails {
     }
 }
 
+/// Whether `der` is one certificate [`CertificateDetails::from_der`] takes (the same checks
+/// and errors), without working out its details: for a reader that only checks.
+pub(crate) fn check_der(der: &[u8]) -> Result<(), CertificateError> {
+    parse(der).map(drop)
+}
+
+/// The checks of [`CertificateDetails::from_der`]: not empty, not too large, one X.509
+/// certificate and nothing after it.
+fn parse(der: &[u8]) -> Result<X509Certificate<'_>, CertificateError> {
+    {
+        if der.is_empty() {
+            return Err(CertificateError::Empty);
+        }
+        if der.len() > MAX_CERTIFICATE_LEN {
+            return Err(CertificateError::TooLarge {
+                len: der.len(),
+                max: MAX_CERTIFICATE_LEN,
+            });
+        }
+        let (rest, cert) = X509Certificate::from_der(der)
+            .map_err(|e| CertificateError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(CertificateError::Malformed(format!(
+                "{} bytes follow the certificate",
+                rest.len()
+            )));
+        }
+        Ok(cert)
+    }
+}
+
 /// Reads the certificates of a PEM file (all `CERTIFICATE` blocks, in order) or a DER file
-/// (one certificate). Each one is checked with [`CertificateDetails::from_der`].
+/// (one certificate). Each one is checked as [`CertificateDetails::from_der`] checks it.
 ///
 /// # Errors
 /// When the bytes are empty, a private key, damaged PEM, or not a certificate.
@@ -125,7 +140,7 @@ pub fn read_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, C
     let looks_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
     // A whole DER certificate is DER even if its names hold "-----BEGIN " (found by
     // `fuzz/run.sh`); PEM text never parses as DER.
-    match CertificateDetails::from_der(bytes) {
+    match check_der(bytes) {
         Ok(_) => return Ok(vec![CertificateDer::from(bytes.to_vec())]),
         Err(CertificateError::Malformed(_)) if !looks_pem => {
             return Err(CertificateError::NotCertificate)
@@ -139,7 +154,7 @@ pub fn read_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, C
         let (kind, der) = section.map_err(|e| CertificateError::BadPem(pem_error(&e)))?;
         match kind {
             SectionKind::Certificate => {
-                CertificateDetails::from_der(&der)?;
+                check_der(&der)?;
                 certs.push(CertificateDer::from(der));
             }
             SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey => {

@@ -35,8 +35,8 @@ use rustls::pki_types::CertificateDer;
 
 use crate::MAX_LABEL_CHARS;
 use crate::{
-    read_certificates, to_pem, CertificateDetails, Endpoint, Fingerprint, NewPin, Pin, PinSource,
-    PinState, Store, Timestamp,
+    read_certificates, to_pem, Endpoint, Fingerprint, NewPin, Pin, PinSource, PinState, Store,
+    Timestamp,
 };
 
 /// The version of the export format that this build writes and reads.
@@ -303,7 +303,66 @@ pub fn parse_export(text: &str) -> Result<Vec<NewPin>, ImportError> {
             max: MAX_EXPORT_LEN,
         });
     }
-    // First the whole document, to check the version before anything version-specific.
+    // One pass when the document is what this version writes; else the two passes below,
+    // which check the version before anything version-specific and say what is wrong.
+    let entries = match toml::from_str::<Document>(text) {
+        Ok(doc) if doc.version_is_current() && doc.unknown.is_none() => doc.pin,
+        _ => entries_checked(text)?,
+    };
+    pins_of(text, entries)
+}
+
+/// A version 1 export, read in one pass: its version, its entries with their positions, and
+/// the first key it should not have.
+struct Document {
+    version: Option<toml::Value>,
+    pin: Vec<toml::Spanned<toml::Table>>,
+    unknown: Option<String>,
+}
+
+impl Document {
+    fn version_is_current(&self) -> bool {
+        matches!(self.version, Some(toml::Value::Integer(EXPORT_VERSION)))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Document {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Document;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an export document")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Document, A::Error> {
+                let mut doc = Document {
+                    version: None,
+                    pin: Vec::new(),
+                    unknown: None,
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "version" => doc.version = Some(map.next_value()?),
+                        "pin" => doc.pin = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            doc.unknown.get_or_insert(key);
+                        }
+                    }
+                }
+                Ok(doc)
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// The entries of `text`, read in two passes: the whole document first, for its version and
+/// keys, then the entries with their positions, for error messages.
+fn entries_checked(text: &str) -> Result<Vec<toml::Spanned<toml::Table>>, ImportError> {
     let doc: toml::Table = toml::from_str(text).map_err(|e| syntax_error(text, e))?;
     match doc.get("version") {
         None => return Err(ImportError::MissingVersion),
@@ -328,11 +387,17 @@ pub fn parse_export(text: &str) -> Result<Vec<NewPin>, ImportError> {
         pin: Vec<toml::Spanned<toml::Table>>,
     }
     let entries: Entries = toml::from_str(text).map_err(|e| syntax_error(text, e))?;
+    Ok(entries.pin)
+}
 
-    let mut pins = Vec::with_capacity(entries.pin.len());
+fn pins_of(
+    text: &str,
+    entries: Vec<toml::Spanned<toml::Table>>,
+) -> Result<Vec<NewPin>, ImportError> {
+    let mut pins = Vec::with_capacity(entries.len());
     let mut seen: HashMap<(Endpoint, Fingerprint), (usize, usize)> = HashMap::new();
     let mut lines = LineCounter::new(text);
-    for (i, spanned) in entries.pin.into_iter().enumerate() {
+    for (i, spanned) in entries.into_iter().enumerate() {
         let entry = i + 1;
         let line = lines.line_of(spanned.span().start);
         let (pin, fingerprint) = parse_entry(spanned.into_inner(), entry, line)?;
@@ -497,21 +562,21 @@ fn parse_entry(
             ))
         }
     };
-    // `read_certificates` checked that it parses.
-    let details =
-        CertificateDetails::from_der(&der).map_err(|e| err("certificate", e.to_string()))?;
+    // `read_certificates` checked that it parses; the store works out the details once, when
+    // it imports. Here only the fingerprint is needed.
+    let fingerprint = Fingerprint::of(&der);
 
     if let Some(text) = string("fingerprint")? {
         let claimed: Fingerprint = text
             .parse()
             .map_err(|e| err("fingerprint", format!("{e}")))?;
-        if claimed != details.fingerprint {
+        if claimed != fingerprint {
             return Err(err(
                 "fingerprint",
                 format!(
                     "it is {claimed}, but the certificate's fingerprint is {}; the entry was \
                      altered or damaged",
-                    details.fingerprint
+                    fingerprint
                 ),
             ));
         }
@@ -565,7 +630,7 @@ fn parse_entry(
         last_seen: time("last_seen")?,
         times_seen,
     };
-    Ok((pin, details.fingerprint))
+    Ok((pin, fingerprint))
 }
 
 #[cfg(test)]

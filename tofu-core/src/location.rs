@@ -543,6 +543,7 @@ impl PostgresLocation {
     }
 
     /// How the connection is made beyond where it goes.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn connection(&self) -> &ConnectionOptions {
         &self.connection
     }

@@ -187,7 +187,6 @@ impl Fixture {
     }
 }
 
-
 fn audit(store: &Store, endpoint: Option<&Endpoint>) -> Vec<AuditEntry> {
     let mut out = Vec::new();
     store

@@ -4,6 +4,7 @@
 
 mod changes;
 mod check;
+mod completions;
 mod concurrency;
 mod export;
 mod hostile_text;

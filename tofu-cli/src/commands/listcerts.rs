@@ -15,7 +15,7 @@ use std::ops::ControlFlow;
 use std::sync::mpsc;
 
 use rustls::pki_types::CertificateDer;
-use tofu_core::{Endpoint, Pin, PinState, Quarantined, Store, Timestamp};
+use tofu_core::{Endpoint, Pin, Quarantined, Store, Timestamp};
 
 use super::Context;
 use crate::error::{CliError, Exit};
@@ -50,7 +50,7 @@ use crate::output::{date, name, paint, printable, state_name, Out, Style};
 #[command(verbatim_doc_comment)]
 pub(crate) struct Args {
     /// How to print: prime (Cisco Prime's listcerts), table (for people), json (for scripts).
-    #[arg(long, value_enum, default_value_t = Format::Prime)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Prime)]
     format: Format,
 
     /// Only pins whose certificate expires within DAYS days (or has expired).
@@ -486,83 +486,6 @@ impl Sink for Table<'_> {
 //
 // laid out exactly as serde_json's pretty printer lays out the whole document.
 
-#[derive(serde::Serialize)]
-struct JsonCert<'a> {
-    fingerprint: String,
-    spki_fingerprint: String,
-    subject: &'a str,
-    issuer: &'a str,
-    sans: &'a [String],
-    not_before: Timestamp,
-    not_after: Timestamp,
-    days_left: i64,
-}
-
-#[derive(serde::Serialize)]
-struct JsonPin<'a> {
-    endpoint: String,
-    host_port: String,
-    state: PinState,
-    #[serde(flatten)]
-    cert: JsonCert<'a>,
-    pinned_at: Timestamp,
-    first_seen: Option<Timestamp>,
-    last_seen: Option<Timestamp>,
-    times_seen: u64,
-    source: tofu_core::PinSource,
-    label: Option<&'a str>,
-}
-
-#[derive(serde::Serialize)]
-struct JsonQuarantined<'a> {
-    endpoint: String,
-    host_port: String,
-    #[serde(flatten)]
-    cert: JsonCert<'a>,
-    first_seen: Timestamp,
-    last_seen: Timestamp,
-    times_seen: u64,
-}
-
-fn json_cert(d: &tofu_core::CertificateDetails, now: Timestamp) -> JsonCert<'_> {
-    JsonCert {
-        fingerprint: d.fingerprint.to_string(),
-        spki_fingerprint: d.spki_fingerprint.to_string(),
-        subject: &d.subject,
-        issuer: &d.issuer,
-        sans: &d.sans,
-        not_before: d.not_before,
-        not_after: d.not_after,
-        days_left: days_left(now, d.not_after),
-    }
-}
-
-fn json_pin(p: &Pin, now: Timestamp) -> JsonPin<'_> {
-    JsonPin {
-        endpoint: p.endpoint.to_string(),
-        host_port: p.endpoint.host_port(),
-        state: p.state,
-        cert: json_cert(&p.details, now),
-        pinned_at: p.pinned_at,
-        first_seen: p.first_seen,
-        last_seen: p.last_seen,
-        times_seen: p.times_seen,
-        source: p.source,
-        label: p.label.as_deref(),
-    }
-}
-
-fn json_quarantined(q: &Quarantined, now: Timestamp) -> JsonQuarantined<'_> {
-    JsonQuarantined {
-        endpoint: q.endpoint.to_string(),
-        host_port: q.endpoint.host_port(),
-        cert: json_cert(&q.details, now),
-        first_seen: q.first_seen,
-        last_seen: q.last_seen,
-        times_seen: q.times_seen,
-    }
-}
-
 /// A JSON array (a member of the top-level object) written one element at a time.
 struct JsonArray {
     empty: bool,
@@ -620,7 +543,8 @@ impl Sink for JsonPins<'_> {
     }
 
     fn pin(&mut self, pin: &Pin) -> Result<(), CliError> {
-        self.array.element(self.out, &json_pin(pin, self.now))
+        self.array
+            .element(self.out, &crate::json::pin(pin, self.now))
     }
 
     fn quarantined(&mut self, q: &Quarantined) -> Result<(), CliError> {
@@ -668,13 +592,15 @@ fn json(
             if narrowed && !listed_with_quarantine.contains(&q.endpoint) {
                 return ControlFlow::Continue(());
             }
-            array.element(out, &json_quarantined(&q, now)).map_or_else(
-                |e| {
-                    failed = Some(e);
-                    ControlFlow::Break(())
-                },
-                ControlFlow::Continue,
-            )
+            array
+                .element(out, &crate::json::quarantined(&q, now))
+                .map_or_else(
+                    |e| {
+                        failed = Some(e);
+                        ControlFlow::Break(())
+                    },
+                    ControlFlow::Continue,
+                )
         })
         .map_err(|e| CliError::store(&e, ctx))?;
     if let Some(e) = failed {

@@ -9,6 +9,7 @@ mod concurrency;
 mod export;
 mod hostile_text;
 mod interface;
+mod json;
 mod listing;
 mod probe;
 mod util;

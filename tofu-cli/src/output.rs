@@ -73,8 +73,8 @@ impl Style {
 /// when NO_COLOR is set to anything non-empty (<https://no-color.org>) or TERM is `dumb`.
 pub(crate) fn colour_for(is_terminal: bool) -> bool {
     is_terminal
-        && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty())
-        && std::env::var_os("TERM").map_or(true, |t| t != "dumb")
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
 pub(crate) fn paint(colour: bool, style: Style, text: &str) -> String {

@@ -103,7 +103,7 @@ struct Filter {
 
 impl Filter {
     fn expiring(&self, pin: &Pin) -> bool {
-        self.deadline.map_or(true, |d| pin.details.not_after <= d)
+        self.deadline.is_none_or(|d| pin.details.not_after <= d)
     }
 }
 
@@ -233,7 +233,7 @@ impl<S: Sink> Merge<'_, S> {
         if self
             .current
             .as_ref()
-            .map_or(true, |c| c.endpoint != pin.endpoint)
+            .is_none_or(|c| c.endpoint != pin.endpoint)
         {
             let text = pin.endpoint.to_string();
             // Those of the previous endpoint, and of unpinned endpoints before this one.
@@ -258,7 +258,7 @@ impl<S: Sink> Merge<'_, S> {
     /// them when `None`), those it shows.
     fn quarantined_before(&mut self, until: Option<&str>) -> Result<(), CliError> {
         let before = |(endpoint, _): &(String, Quarantined)| {
-            until.map_or(true, |until| endpoint.as_str() < until)
+            until.is_none_or(|until| endpoint.as_str() < until)
         };
         while let Some((endpoint, q)) = self.queue.next_if(before) {
             let listed = self
@@ -430,7 +430,7 @@ fn line(
         }
         if i < COLUMNS - 1 {
             let pad = widths[i].saturating_sub(cell.chars().count()) + 2;
-            s.extend(std::iter::repeat(' ').take(pad));
+            s.extend(std::iter::repeat_n(' ', pad));
         }
     }
     s.truncate(s.trim_end().len());

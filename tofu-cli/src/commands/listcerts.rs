@@ -16,10 +16,11 @@ use std::sync::mpsc;
 
 use rustls::pki_types::CertificateDer;
 use tofu_core::{Endpoint, Pin, Quarantined, Store, Timestamp};
+use unicode_width::UnicodeWidthStr;
 
 use super::Context;
 use crate::error::{CliError, Exit};
-use crate::output::{date, name, paint, printable, state_name, Out, Style};
+use crate::output::{date, name, paint, printable, readable_name, state_name, Out, Style};
 
 /// List the pinned certificates, one line per pin, in the store's order
 ///
@@ -35,7 +36,7 @@ use crate::output::{date, name, paint, printable, state_name, Out, Style};
 /// host. Bytes OpenSSL does not print, and the control, format and separator characters
 /// that could reorder or hide text (a right-to-left override, a zero-width space), are
 /// written `\xHH` per byte, as OpenSSL writes them; labels show them as `\u{202e}`. Staged pins (addcert --next) are listed too, after the endpoint's active pins; `--format
-/// table` shows which is which, with fingerprints, expiry, use and quarantined certificates
+/// table` shows which is which, with subjects, fingerprints, expiry, use and quarantined certificates
 /// (right after their endpoint's pins). `--format json` is for scripts; its schema is in the
 /// README.
 ///
@@ -302,7 +303,7 @@ fn days_left(now: Timestamp, not_after: Timestamp) -> i64 {
     now.days_until(not_after)
 }
 
-const COLUMNS: usize = 10;
+const COLUMNS: usize = 11;
 
 const HEADER: [&str; COLUMNS] = [
     "ENDPOINT",
@@ -314,6 +315,8 @@ const HEADER: [&str; COLUMNS] = [
     "LAST SEEN",
     "SEEN",
     "SOURCE",
+    "SUBJECT",
+    // Last: a label is free text, so whatever it holds shifts no other column.
     "LABEL",
 ];
 
@@ -359,7 +362,7 @@ impl<'a> Table<'a> {
         let mut widths = HEADER.map(str::len);
         for row in &self.held {
             for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
+                *w = (*w).max(cell.width());
             }
         }
         self.widths = Some(widths);
@@ -415,7 +418,8 @@ impl<'a> Table<'a> {
 }
 
 /// One table line: each cell padded to its column's width plus two spaces (at least two
-/// spaces when it is wider), the last one not padded.
+/// spaces when it is wider), the last one not padded. Widths are display columns, as a
+/// terminal shows them: a CJK character or an emoji takes two, a combining mark none.
 fn line(
     colour: bool,
     widths: &[usize; COLUMNS],
@@ -429,7 +433,7 @@ fn line(
             None => s.push_str(cell),
         }
         if i < COLUMNS - 1 {
-            let pad = widths[i].saturating_sub(cell.chars().count()) + 2;
+            let pad = widths[i].saturating_sub(cell.width()) + 2;
             s.extend(std::iter::repeat_n(' ', pad));
         }
     }
@@ -455,6 +459,7 @@ impl Sink for Table<'_> {
             p.last_seen.map_or_else(never, date),
             p.times_seen.to_string(),
             p.source.to_string(),
+            readable_name(&p.details.subject),
             p.label.as_deref().map_or_else(never, printable),
         ])
     }
@@ -471,6 +476,7 @@ impl Sink for Table<'_> {
             date(q.last_seen),
             q.times_seen.to_string(),
             "-".to_owned(),
+            readable_name(&q.details.subject),
             "-".to_owned(),
         ])
     }

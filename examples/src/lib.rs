@@ -155,6 +155,14 @@ fn workspace_binary(relative: &str, build_args: &[&str]) -> PathBuf {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--quiet"]).args(build_args);
+        // What cargo set for the running example or test describes that package; ring's build
+        // script records those values, so a nested cargo that inherits them rebuilds ring (and
+        // what depends on it, 40-50 s), and the next outer build rebuilds it back.
+        for (name, _) in std::env::vars_os() {
+            if set_by_cargo_for_the_running_program(&name) {
+                cmd.env_remove(name);
+            }
+        }
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
@@ -162,6 +170,30 @@ fn workspace_binary(relative: &str, build_args: &[&str]) -> PathBuf {
         assert!(status.success(), "building {relative} failed");
     }
     candidate
+}
+
+/// Whether cargo sets the environment variable `name` for the program it runs (`cargo run`,
+/// `cargo test`) to describe that program's package: a nested cargo must not inherit these.
+/// Everything else stays: `CARGO` (which cargo), `CARGO_HOME`, `CARGO_TARGET_DIR` and the
+/// configuration variables (`CARGO_BUILD_*`, `CARGO_PROFILE_*`, `CARGO_NET_*`…), `RUSTFLAGS`
+/// and `RUSTUP_TOOLCHAIN`, which the outer build was made with too, so the inner one reuses it.
+fn set_by_cargo_for_the_running_program(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    matches!(
+        name,
+        "CARGO_MANIFEST_DIR"
+            | "CARGO_MANIFEST_PATH"
+            | "CARGO_MANIFEST_LINKS"
+            | "CARGO_CRATE_NAME"
+            | "CARGO_BIN_NAME"
+            | "CARGO_PRIMARY_PACKAGE"
+            | "CARGO_TARGET_TMPDIR"
+            | "CARGO_RUSTC_CURRENT_DIR"
+            | "OUT_DIR"
+    ) || name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_EXE_")
 }
 
 /// What one health check of an endpoint found.
@@ -322,5 +354,38 @@ impl Drop for ChildLines {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_by_cargo_for_the_running_program as inherited;
+
+    #[test]
+    fn a_nested_cargo_drops_the_running_packages_description_and_keeps_the_configuration() {
+        for name in [
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_EXE_tofu-certs",
+            "CARGO_TARGET_TMPDIR",
+            "OUT_DIR",
+        ] {
+            assert!(inherited(name.as_ref()), "{name}");
+        }
+        for name in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_JOBS",
+            "CARGO_PROFILE_DEV_OPT_LEVEL",
+            "CARGO_NET_OFFLINE",
+            "RUSTFLAGS",
+            "RUSTUP_TOOLCHAIN",
+            "PATH",
+        ] {
+            assert!(!inherited(name.as_ref()), "{name}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod error;
+mod json;
 mod logger;
 mod output;
 

@@ -73,8 +73,8 @@ impl Style {
 /// when NO_COLOR is set to anything non-empty (<https://no-color.org>) or TERM is `dumb`.
 pub(crate) fn colour_for(is_terminal: bool) -> bool {
     is_terminal
-        && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty())
-        && std::env::var_os("TERM").map_or(true, |t| t != "dumb")
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
 pub(crate) fn paint(colour: bool, style: Style, text: &str) -> String {
@@ -247,5 +247,77 @@ pub(crate) fn date(t: tofu_core::Timestamp) -> String {
     match text.get(..10) {
         Some(day) if text.len() == 20 => day.to_owned(),
         _ => text,
+    }
+}
+
+/// A certificate's name as people read it in a table: [`name`], except that the UTF-8 text
+/// OpenSSL's one-line form writes as `\xHH` bytes (`/CN=\xE6\x9D\xB1` for `/CN=東`) is shown as
+/// the characters it encodes. Only bytes from 0x80 up are decoded, and only when they form
+/// UTF-8 of characters [`tofu_core::must_escape`] lets through; anything else (a control
+/// character, a right-to-left override, bytes that are not UTF-8) keeps its `\xHH` form, so a
+/// name never shows more than it holds. A literal `\xE6\x9D\xB1` in a value already reads
+/// like those bytes in OpenSSL's form; this reads both as `東`, adding no new ambiguity.
+pub(crate) fn readable_name(text: &str) -> String {
+    let text = name(text);
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        let escaped = (b == b'\\' && tail.first() == Some(&b'x'))
+            .then(|| tail.get(1..3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .filter(|&byte| byte >= 0x80);
+        match escaped {
+            Some(byte) => {
+                bytes.push(byte);
+                rest = &tail[3..];
+            }
+            None => {
+                bytes.push(b);
+                rest = tail;
+            }
+        }
+    }
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if tofu_core::must_escape(c) {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\x{b:02X}"));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable_name;
+
+    #[test]
+    fn a_name_shows_its_utf8_text_and_nothing_it_does_not_hold() {
+        assert_eq!(readable_name(r"/CN=\xE6\x9D\xB1\xE4\xBA\xAC"), "/CN=東京");
+        assert_eq!(
+            readable_name("/O=Cisco Systems/CN=prime"),
+            "/O=Cisco Systems/CN=prime"
+        );
+        // A right-to-left override and a control stay escaped; so does what is not UTF-8.
+        assert_eq!(readable_name(r"/CN=a\xE2\x80\xAEb"), r"/CN=a\xE2\x80\xAEb");
+        assert_eq!(readable_name(r"/CN=\x1B[31m"), r"/CN=\x1B[31m");
+        assert_eq!(readable_name(r"/CN=\xE6\x9D"), r"/CN=\xE6\x9D");
+        assert_eq!(readable_name(r"/CN=\xFF\xC3\xA9"), r"/CN=\xFFé");
+        // Printable ASCII is never escaped by OpenSSL, so `\x41` is text, not `A`.
+        assert_eq!(readable_name(r"/CN=\x41"), r"/CN=\x41");
+        assert_eq!(readable_name(r"/CN=a\x"), r"/CN=a\x");
+        // A raw control character from a tampered store is escaped as `name` does.
+        assert_eq!(readable_name("/CN=a\u{202e}"), r"/CN=a\xE2\x80\xAE");
     }
 }

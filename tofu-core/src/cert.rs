@@ -245,7 +245,7 @@ fn openssl_oneline(name: &X509Name<'_>) -> String {
 /// are zero, where only the last of each four is printed.
 fn general_string_mask(tag: u32, bytes: &[u8]) -> [bool; 4] {
     const GENERAL_STRING: u32 = 27;
-    if tag != GENERAL_STRING || bytes.len() % 4 != 0 {
+    if tag != GENERAL_STRING || !bytes.len().is_multiple_of(4) {
         return [true; 4];
     }
     let mut nonzero = [false; 4];

@@ -2,11 +2,12 @@
 
 use std::io::Write;
 
-use tofu_core::Fingerprint;
+use tofu_core::{Fingerprint, Timestamp};
 
 use super::{Context, HostArgs};
 use crate::error::{CliError, Exit};
-use crate::output::{name, Out};
+use crate::json::{self, FormatArg};
+use crate::output::{name, write_json, Out};
 
 /// Trust, by fingerprint, the certificate an endpoint presented in place of its pin.
 ///
@@ -29,6 +30,18 @@ pub(crate) struct Args {
     /// mismatch message print it, or hex as openssl prints it).
     #[arg(long, value_name = "FP")]
     fingerprint: Fingerprint,
+
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+/// `accept --format json`, schema version 1 (docs/json.md).
+#[derive(serde::Serialize)]
+struct Document<'a> {
+    #[serde(flatten)]
+    head: json::Head,
+    accepted: json::PinJson<'a>,
+    retired: Vec<json::PinJson<'a>>,
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
@@ -38,6 +51,17 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         .accept_quarantined(endpoint, &args.fingerprint)
         .map_err(|e| CliError::store(&e, ctx))?;
     let mut out = Out::stdout();
+    if args.format.json() {
+        let now = Timestamp::now();
+        let doc = Document {
+            head: json::Head::new(endpoint),
+            accepted: json::pin(&promoted.pin, now),
+            retired: json::pins(&promoted.retired, now),
+        };
+        write_json(&mut out, &doc, true)?;
+        out.flush()?;
+        return Ok(Exit::Success);
+    }
     let d = &promoted.pin.details;
     writeln!(
         out,

@@ -7,7 +7,8 @@ use tofu_core::{read_certificates, Endpoint, Fingerprint, PinState, Timestamp};
 
 use super::{read_input, Context, HostArgs};
 use crate::error::{CliError, Exit};
-use crate::output::{warning, Out};
+use crate::json::{self, FormatArg};
+use crate::output::{warning, write_json, Out};
 
 /// The largest certificate file read: a leaf is a few KiB, a long chain some tens.
 const MAX_CERT_FILE: u64 = 1024 * 1024;
@@ -46,6 +47,20 @@ pub(crate) struct Args {
     /// A note kept with the pin, such as "HA secondary".
     #[arg(long, value_name = "TEXT", value_parser = label)]
     label: Option<String>,
+
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+/// `addcert --format json`, schema version 1 (docs/json.md).
+#[derive(serde::Serialize)]
+struct Document<'a> {
+    #[serde(flatten)]
+    head: json::Head,
+    /// The pin added (state `active`, or `next` with --next).
+    pin: json::PinJson<'a>,
+    /// The fingerprints of the endpoint's active pins now: every certificate it is trusted with.
+    trusted: Vec<String>,
 }
 
 fn label(text: &str) -> Result<String, String> {
@@ -116,20 +131,32 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
 
     let mut out = Out::stdout();
     let d = &pin.details;
+    let trusted = || -> Result<Vec<String>, CliError> {
+        let record = store
+            .endpoint(endpoint)
+            .map_err(|e| CliError::store(&e, ctx))?;
+        Ok(record
+            .active()
+            .map(|p| p.fingerprint().to_string())
+            .collect())
+    };
+    if args.format.json() {
+        let doc = Document {
+            head: json::Head::new(endpoint),
+            pin: json::pin(&pin, Timestamp::now()),
+            trusted: trusted()?,
+        };
+        write_json(&mut out, &doc, true)?;
+    }
     match state {
+        _ if args.format.json() => {}
         PinState::Active => {
             writeln!(
                 out,
                 "pinned {endpoint} to {} ({})",
                 d.fingerprint, d.subject
             )?;
-            let record = store
-                .endpoint(endpoint)
-                .map_err(|e| CliError::store(&e, ctx))?;
-            let active: Vec<String> = record
-                .active()
-                .map(|p| p.fingerprint().to_string())
-                .collect();
+            let active = trusted()?;
             if active.len() > 1 {
                 writeln!(
                     out,

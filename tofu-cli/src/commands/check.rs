@@ -18,7 +18,7 @@ use crate::output::{printable, write_json, Out};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// text (one line per finding, then a summary) or json (one document; see README).
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Text)]
     format: Format,
 }
 

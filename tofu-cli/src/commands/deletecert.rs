@@ -2,11 +2,12 @@
 
 use std::io::Write;
 
-use tofu_core::{CertificateDetails, Fingerprint};
+use tofu_core::{CertificateDetails, Endpoint, Fingerprint, Pin, Quarantined, Timestamp};
 
 use super::{Context, HostArgs};
 use crate::error::{CliError, Exit};
-use crate::output::{name, state_name, Out};
+use crate::json::{self, FormatArg};
+use crate::output::{name, state_name, write_json, Out};
 
 /// Delete the pins of an endpoint, as Cisco Prime's `deletecert host 10.1.1.1_8082` does.
 ///
@@ -29,6 +30,40 @@ pub(crate) struct Args {
     /// hex as openssl prints it).
     #[arg(long, value_name = "FP")]
     fingerprint: Option<Fingerprint>,
+
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+/// `deletecert --format json`, schema version 1 (docs/json.md): what was removed.
+#[derive(serde::Serialize)]
+struct Document<'a> {
+    #[serde(flatten)]
+    head: json::Head,
+    removed: Removed<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct Removed<'a> {
+    pins: Vec<json::PinJson<'a>>,
+    quarantined: Vec<json::QuarantinedJson<'a>>,
+}
+
+fn write_document(
+    out: &mut Out,
+    endpoint: &Endpoint,
+    pins: &[Pin],
+    quarantined: &[Quarantined],
+) -> Result<(), CliError> {
+    let now = Timestamp::now();
+    let doc = Document {
+        head: json::Head::new(endpoint),
+        removed: Removed {
+            pins: json::pins(pins, now),
+            quarantined: json::all_quarantined(quarantined, now),
+        },
+    };
+    write_json(out, &doc, true)
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
@@ -49,6 +84,11 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
             .remove_pin(endpoint, fp)
             .map_err(|e| CliError::store(&e, ctx))?
         {
+            Some(pin) if args.format.json() => {
+                write_document(&mut out, endpoint, std::slice::from_ref(&pin), &[])?;
+                out.flush()?;
+                Ok(Exit::Success)
+            }
             Some(pin) => {
                 writeln!(
                     out,
@@ -81,6 +121,11 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
             "`{}` lists the pinned endpoints, in the form deletecert takes",
             ctx.cmd("listcerts")
         )));
+    }
+    if args.format.json() {
+        write_document(&mut out, endpoint, &removed.pins, &removed.quarantined)?;
+        out.flush()?;
+        return Ok(Exit::Success);
     }
     for pin in &removed.pins {
         writeln!(

@@ -7,7 +7,8 @@ use tofu_core::{read_export, Error, ImportError};
 
 use super::{open_input, read_error, Context};
 use crate::error::{CliError, Exit};
-use crate::output::Out;
+use crate::json::{self, FormatArg};
+use crate::output::{write_json, Out};
 
 /// Import the pins of an export file, all or nothing.
 ///
@@ -28,6 +29,19 @@ pub(crate) struct Args {
     /// For each endpoint in the file, remove the store's pins first.
     #[arg(long)]
     replace: bool,
+
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+/// `import --format json`, schema version 1 (docs/json.md).
+#[derive(serde::Serialize)]
+struct Document {
+    version: u32,
+    file: String,
+    added: usize,
+    unchanged: usize,
+    replaced: usize,
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
@@ -54,6 +68,18 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         e => CliError::store(&e, ctx),
     })?;
     let mut out = Out::stdout();
+    if args.format.json() {
+        let doc = Document {
+            version: json::VERSION,
+            file: shown.to_string(),
+            added: report.added,
+            unchanged: report.unchanged,
+            replaced: report.replaced,
+        };
+        write_json(&mut out, &doc, true)?;
+        out.flush()?;
+        return Ok(Exit::Success);
+    }
     writeln!(
         out,
         "imported {} pin{} from {shown} ({} already present, {} replaced)",

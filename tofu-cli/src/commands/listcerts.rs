@@ -15,11 +15,12 @@ use std::ops::ControlFlow;
 use std::sync::mpsc;
 
 use rustls::pki_types::CertificateDer;
-use tofu_core::{Endpoint, Pin, PinState, Quarantined, Store, Timestamp};
+use tofu_core::{Endpoint, Pin, Quarantined, Store, Timestamp};
+use unicode_width::UnicodeWidthStr;
 
 use super::Context;
 use crate::error::{CliError, Exit};
-use crate::output::{date, name, paint, printable, state_name, Out, Style};
+use crate::output::{date, name, paint, printable, readable_name, state_name, Out, Style};
 
 /// List the pinned certificates, one line per pin, in the store's order
 ///
@@ -35,7 +36,7 @@ use crate::output::{date, name, paint, printable, state_name, Out, Style};
 /// host. Bytes OpenSSL does not print, and the control, format and separator characters
 /// that could reorder or hide text (a right-to-left override, a zero-width space), are
 /// written `\xHH` per byte, as OpenSSL writes them; labels show them as `\u{202e}`. Staged pins (addcert --next) are listed too, after the endpoint's active pins; `--format
-/// table` shows which is which, with fingerprints, expiry, use and quarantined certificates
+/// table` shows which is which, with subjects, fingerprints, expiry, use and quarantined certificates
 /// (right after their endpoint's pins). `--format json` is for scripts; its schema is in the
 /// README.
 ///
@@ -50,7 +51,7 @@ use crate::output::{date, name, paint, printable, state_name, Out, Style};
 #[command(verbatim_doc_comment)]
 pub(crate) struct Args {
     /// How to print: prime (Cisco Prime's listcerts), table (for people), json (for scripts).
-    #[arg(long, value_enum, default_value_t = Format::Prime)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Prime)]
     format: Format,
 
     /// Only pins whose certificate expires within DAYS days (or has expired).
@@ -103,7 +104,7 @@ struct Filter {
 
 impl Filter {
     fn expiring(&self, pin: &Pin) -> bool {
-        self.deadline.map_or(true, |d| pin.details.not_after <= d)
+        self.deadline.is_none_or(|d| pin.details.not_after <= d)
     }
 }
 
@@ -233,7 +234,7 @@ impl<S: Sink> Merge<'_, S> {
         if self
             .current
             .as_ref()
-            .map_or(true, |c| c.endpoint != pin.endpoint)
+            .is_none_or(|c| c.endpoint != pin.endpoint)
         {
             let text = pin.endpoint.to_string();
             // Those of the previous endpoint, and of unpinned endpoints before this one.
@@ -258,7 +259,7 @@ impl<S: Sink> Merge<'_, S> {
     /// them when `None`), those it shows.
     fn quarantined_before(&mut self, until: Option<&str>) -> Result<(), CliError> {
         let before = |(endpoint, _): &(String, Quarantined)| {
-            until.map_or(true, |until| endpoint.as_str() < until)
+            until.is_none_or(|until| endpoint.as_str() < until)
         };
         while let Some((endpoint, q)) = self.queue.next_if(before) {
             let listed = self
@@ -302,7 +303,7 @@ fn days_left(now: Timestamp, not_after: Timestamp) -> i64 {
     now.days_until(not_after)
 }
 
-const COLUMNS: usize = 10;
+const COLUMNS: usize = 11;
 
 const HEADER: [&str; COLUMNS] = [
     "ENDPOINT",
@@ -314,6 +315,8 @@ const HEADER: [&str; COLUMNS] = [
     "LAST SEEN",
     "SEEN",
     "SOURCE",
+    "SUBJECT",
+    // Last: a label is free text, so whatever it holds shifts no other column.
     "LABEL",
 ];
 
@@ -359,7 +362,7 @@ impl<'a> Table<'a> {
         let mut widths = HEADER.map(str::len);
         for row in &self.held {
             for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
+                *w = (*w).max(cell.width());
             }
         }
         self.widths = Some(widths);
@@ -415,7 +418,8 @@ impl<'a> Table<'a> {
 }
 
 /// One table line: each cell padded to its column's width plus two spaces (at least two
-/// spaces when it is wider), the last one not padded.
+/// spaces when it is wider), the last one not padded. Widths are display columns, as a
+/// terminal shows them: a CJK character or an emoji takes two, a combining mark none.
 fn line(
     colour: bool,
     widths: &[usize; COLUMNS],
@@ -429,8 +433,8 @@ fn line(
             None => s.push_str(cell),
         }
         if i < COLUMNS - 1 {
-            let pad = widths[i].saturating_sub(cell.chars().count()) + 2;
-            s.extend(std::iter::repeat(' ').take(pad));
+            let pad = widths[i].saturating_sub(cell.width()) + 2;
+            s.extend(std::iter::repeat_n(' ', pad));
         }
     }
     s.truncate(s.trim_end().len());
@@ -455,6 +459,7 @@ impl Sink for Table<'_> {
             p.last_seen.map_or_else(never, date),
             p.times_seen.to_string(),
             p.source.to_string(),
+            readable_name(&p.details.subject),
             p.label.as_deref().map_or_else(never, printable),
         ])
     }
@@ -471,6 +476,7 @@ impl Sink for Table<'_> {
             date(q.last_seen),
             q.times_seen.to_string(),
             "-".to_owned(),
+            readable_name(&q.details.subject),
             "-".to_owned(),
         ])
     }
@@ -485,83 +491,6 @@ impl Sink for Table<'_> {
 //     }
 //
 // laid out exactly as serde_json's pretty printer lays out the whole document.
-
-#[derive(serde::Serialize)]
-struct JsonCert<'a> {
-    fingerprint: String,
-    spki_fingerprint: String,
-    subject: &'a str,
-    issuer: &'a str,
-    sans: &'a [String],
-    not_before: Timestamp,
-    not_after: Timestamp,
-    days_left: i64,
-}
-
-#[derive(serde::Serialize)]
-struct JsonPin<'a> {
-    endpoint: String,
-    host_port: String,
-    state: PinState,
-    #[serde(flatten)]
-    cert: JsonCert<'a>,
-    pinned_at: Timestamp,
-    first_seen: Option<Timestamp>,
-    last_seen: Option<Timestamp>,
-    times_seen: u64,
-    source: tofu_core::PinSource,
-    label: Option<&'a str>,
-}
-
-#[derive(serde::Serialize)]
-struct JsonQuarantined<'a> {
-    endpoint: String,
-    host_port: String,
-    #[serde(flatten)]
-    cert: JsonCert<'a>,
-    first_seen: Timestamp,
-    last_seen: Timestamp,
-    times_seen: u64,
-}
-
-fn json_cert(d: &tofu_core::CertificateDetails, now: Timestamp) -> JsonCert<'_> {
-    JsonCert {
-        fingerprint: d.fingerprint.to_string(),
-        spki_fingerprint: d.spki_fingerprint.to_string(),
-        subject: &d.subject,
-        issuer: &d.issuer,
-        sans: &d.sans,
-        not_before: d.not_before,
-        not_after: d.not_after,
-        days_left: days_left(now, d.not_after),
-    }
-}
-
-fn json_pin(p: &Pin, now: Timestamp) -> JsonPin<'_> {
-    JsonPin {
-        endpoint: p.endpoint.to_string(),
-        host_port: p.endpoint.host_port(),
-        state: p.state,
-        cert: json_cert(&p.details, now),
-        pinned_at: p.pinned_at,
-        first_seen: p.first_seen,
-        last_seen: p.last_seen,
-        times_seen: p.times_seen,
-        source: p.source,
-        label: p.label.as_deref(),
-    }
-}
-
-fn json_quarantined(q: &Quarantined, now: Timestamp) -> JsonQuarantined<'_> {
-    JsonQuarantined {
-        endpoint: q.endpoint.to_string(),
-        host_port: q.endpoint.host_port(),
-        cert: json_cert(&q.details, now),
-        first_seen: q.first_seen,
-        last_seen: q.last_seen,
-        times_seen: q.times_seen,
-    }
-}
 
 /// A JSON array (a member of the top-level object) written one element at a time.
 struct JsonArray {
@@ -620,7 +549,8 @@ impl Sink for JsonPins<'_> {
     }
 
     fn pin(&mut self, pin: &Pin) -> Result<(), CliError> {
-        self.array.element(self.out, &json_pin(pin, self.now))
+        self.array
+            .element(self.out, &crate::json::pin(pin, self.now))
     }
 
     fn quarantined(&mut self, q: &Quarantined) -> Result<(), CliError> {
@@ -668,13 +598,15 @@ fn json(
             if narrowed && !listed_with_quarantine.contains(&q.endpoint) {
                 return ControlFlow::Continue(());
             }
-            array.element(out, &json_quarantined(&q, now)).map_or_else(
-                |e| {
-                    failed = Some(e);
-                    ControlFlow::Break(())
-                },
-                ControlFlow::Continue,
-            )
+            array
+                .element(out, &crate::json::quarantined(&q, now))
+                .map_or_else(
+                    |e| {
+                        failed = Some(e);
+                        ControlFlow::Break(())
+                    },
+                    ControlFlow::Continue,
+                )
         })
         .map_err(|e| CliError::store(&e, ctx))?;
     if let Some(e) = failed {

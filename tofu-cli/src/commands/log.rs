@@ -29,7 +29,7 @@ pub(crate) struct Args {
     endpoint: Option<Endpoint>,
 
     /// text (one line per change) or json (one JSON object per line).
-    #[arg(long, value_enum, default_value_t = Format::Text)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Text)]
     format: Format,
 }
 

@@ -1,6 +1,6 @@
 //! `tofu-certs probe host <HOST>`: one TLS handshake through the real verifier.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{self, IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use rustls::ClientConnection;
 use tofu_core::{
-    CertificateDetails, Endpoint, EndpointRecord, Host, Policy, Store, TofuError, TofuVerifier,
+    CertificateDetails, Endpoint, EndpointRecord, Host, Policy, Store, Timestamp, TofuError,
+    TofuVerifier,
 };
+use unicode_width::UnicodeWidthStr;
 
 use super::{host_keyword, read_input, Context, HostKeyword};
 use crate::error::{CliError, Exit};
-use crate::output::{self, name, Out};
+use crate::json::{self, Format};
+use crate::output::{self, name, write_json, Out};
 
 /// The largest --from file read.
 const MAX_LIST_FILE: u64 = 16 * 1024 * 1024;
@@ -80,6 +83,28 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
+
+    /// text (for people) or json (one document; with --from, one JSON object per line per
+    /// endpoint; the schema is in docs/json.md).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// `probe --format json`: one endpoint's outcome, schema version 1 (docs/json.md).
+#[derive(serde::Serialize)]
+struct OutcomeJson<'a> {
+    #[serde(flatten)]
+    head: json::Head,
+    /// match, promoted, pinned, mismatch, not-pinned or failed.
+    outcome: &'static str,
+    /// The certificate the endpoint presented; null when the probe failed before it did.
+    certificate: Option<json::CertJson<'a>>,
+    /// For a mismatch, the pins the certificate matched none of; else empty.
+    pinned: Vec<json::PinJson<'a>>,
+    /// Whether the presented certificate was kept in quarantine (mismatch, not-pinned).
+    quarantined: bool,
+    /// Why the probe failed (outcome `failed`), else null.
+    error: Option<String>,
 }
 
 fn timeout(text: &str) -> Result<Duration, String> {
@@ -139,15 +164,45 @@ impl Outcome {
         }
     }
 
-    /// The line of `probe --from`: outcome, endpoint, and the certificate or the failure.
-    fn line(&self, endpoint: &Endpoint) -> String {
+    /// The object of `--format json`.
+    fn json(&self, endpoint: &Endpoint, now: Timestamp) -> OutcomeJson<'_> {
+        let mut doc = OutcomeJson {
+            head: json::Head::new(endpoint),
+            outcome: self.name(),
+            certificate: None,
+            pinned: Vec::new(),
+            quarantined: false,
+            error: None,
+        };
+        match self {
+            Outcome::Match(d) | Outcome::Promoted(d) | Outcome::Pinned(d) => {
+                doc.certificate = Some(json::cert(d, now));
+            }
+            Outcome::Mismatch(TofuError::Mismatch(m)) => {
+                doc.certificate = Some(json::cert(&m.presented, now));
+                doc.pinned = json::pins(&m.pinned, now);
+                doc.quarantined = m.quarantined;
+            }
+            Outcome::NotPinned(TofuError::NotPinned(n)) => {
+                doc.certificate = Some(json::cert(&n.presented, now));
+                doc.quarantined = n.quarantined;
+            }
+            Outcome::Mismatch(e) | Outcome::NotPinned(e) => doc.error = Some(e.to_string()),
+            Outcome::Failed(f) => doc.error = Some(f.message()),
+        }
+        doc
+    }
+
+    /// The line of `probe --from`: outcome, endpoint (padded to `width` columns, so that
+    /// what follows lines up), and the certificate (the one presented) or the failure.
+    fn line(&self, endpoint: &Endpoint, width: usize) -> String {
         let detail = match self {
             Outcome::Match(d) | Outcome::Promoted(d) | Outcome::Pinned(d) => {
                 format!("{}  {}", d.fingerprint, name(&d.subject))
             }
             Outcome::Mismatch(e) => match e {
                 TofuError::Mismatch(m) => format!(
-                    "presented {}  {}  (pinned: {})",
+                    "{}  {}  (pinned: {})",
                     m.presented.fingerprint,
                     name(&m.presented.subject),
                     m.pinned
@@ -161,7 +216,7 @@ impl Outcome {
             Outcome::NotPinned(e) => match e {
                 TofuError::NotPinned(n) => {
                     format!(
-                        "presented {}  {}",
+                        "{}  {}",
                         n.presented.fingerprint,
                         name(&n.presented.subject)
                     )
@@ -170,7 +225,9 @@ impl Outcome {
             },
             Outcome::Failed(f) => f.message(),
         };
-        format!("{:<10}  {endpoint}  {detail}", self.name())
+        let endpoint = endpoint.to_string();
+        let pad = width.saturating_sub(endpoint.width());
+        format!("{:<10}  {endpoint}{:pad$}  {detail}", self.name(), "")
     }
 }
 
@@ -270,9 +327,10 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         sni: args.sni.clone(),
         timeout: args.timeout,
     };
+    let json = args.format == Format::Json;
     match (&args.from, &args.endpoint) {
-        (Some(file), _) => probe_many(ctx, &probe, &read_list(file)?, args.jobs.into()),
-        (None, Some(endpoint)) => probe_one(ctx, &probe, endpoint),
+        (Some(file), _) => probe_many(ctx, &probe, &read_list(file)?, args.jobs.into(), json),
+        (None, Some(endpoint)) => probe_one(ctx, &probe, endpoint, json),
         // clap requires one of them.
         (None, None) => Err(CliError::new(
             Exit::Usage,
@@ -281,10 +339,23 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     }
 }
 
-fn probe_one(ctx: &Context, probe: &Probe, endpoint: &Endpoint) -> Result<Exit, CliError> {
+fn probe_one(
+    ctx: &Context,
+    probe: &Probe,
+    endpoint: &Endpoint,
+    json: bool,
+) -> Result<Exit, CliError> {
     let mut out = Out::stdout();
     let showcert = ctx.cmd(&format!("showcert host {endpoint}"));
-    match probe.run(endpoint) {
+    let outcome = probe.run(endpoint);
+    if json {
+        // The document on stdout whatever the outcome; a refusal or a failure is also told
+        // on stderr, with its hint, and in the exit status, as without --format json.
+        write_json(&mut out, &outcome.json(endpoint, Timestamp::now()), true)?;
+        out.flush()?;
+    }
+    match outcome {
+        Outcome::Match(_) | Outcome::Promoted(_) | Outcome::Pinned(_) if json => {}
         Outcome::Match(d) => writeln!(
             out,
             "match: {endpoint} presented its pinned certificate {} ({})",
@@ -333,15 +404,35 @@ fn probe_one(ctx: &Context, probe: &Probe, endpoint: &Endpoint) -> Result<Exit, 
     Ok(Exit::Success)
 }
 
-/// The endpoints of a --from file, in order, each once.
-fn read_list(file: &std::path::Path) -> Result<Vec<Endpoint>, CliError> {
+/// The endpoints of a --from file, in order, each once, and how many lines were not one.
+struct List {
+    endpoints: Vec<Endpoint>,
+    /// Lines that are not an endpoint, each reported as it was read; the others are probed.
+    bad_lines: usize,
+}
+
+/// Reads a --from file. A line that is not an endpoint is reported (its number and why) and
+/// skipped, and an endpoint listed again (in any spelling) is reported and probed once; the
+/// rest of the list is probed all the same.
+fn read_list(file: &std::path::Path) -> Result<List, CliError> {
     let bytes = read_input(file, MAX_LIST_FILE, "the endpoint list")?;
     let text = String::from_utf8(bytes).map_err(|_| {
         CliError::failure(format!("the endpoint list {} is not text", file.display()))
+            .hint("give a text file with one endpoint per line, such as 10.1.1.1:8082")
     })?;
-    let mut endpoints: Vec<Endpoint> = Vec::new();
-    let mut listed: HashSet<Endpoint> = HashSet::new();
+    let shown = if file == std::path::Path::new("-") {
+        "standard input".to_owned()
+    } else {
+        file.display().to_string()
+    };
+    let mut list = List {
+        endpoints: Vec::new(),
+        bad_lines: 0,
+    };
+    // Each endpoint and the line that first listed it.
+    let mut listed: HashMap<Endpoint, usize> = HashMap::new();
     for (i, line) in text.lines().enumerate() {
+        let number = i + 1;
         let trimmed = line.trim();
         let item = if let Some(rest) = trimmed.strip_prefix("host=") {
             // listcerts's own output: `host=10.1.1.1_8082;  subject= …`.
@@ -356,23 +447,51 @@ fn read_list(file: &std::path::Path) -> Result<Vec<Endpoint>, CliError> {
         if item.is_empty() {
             continue;
         }
-        let endpoint: Endpoint = item.parse().map_err(|e| {
-            CliError::failure(format!("{} line {}: {e}", file.display(), i + 1))
-                .hint("give one endpoint per line, such as 10.1.1.1:8082 or 10.1.1.1_8082")
-        })?;
-        if listed.insert(endpoint.clone()) {
-            endpoints.push(endpoint);
+        match item.parse::<Endpoint>() {
+            Err(e) => {
+                output::error(&format!("{shown} line {number}: {e}"));
+                list.bad_lines += 1;
+            }
+            Ok(endpoint) => match listed.get(&endpoint) {
+                Some(first) => output::warning(&format!(
+                    "{shown} line {number}: {endpoint} is listed already, on line {first}; \
+                     it is probed once"
+                )),
+                None => {
+                    listed.insert(endpoint.clone(), number);
+                    list.endpoints.push(endpoint);
+                }
+            },
         }
     }
-    Ok(endpoints)
+    if list.bad_lines > 0 {
+        output::hint(
+            "give one endpoint per line, such as 10.1.1.1:8082 or 10.1.1.1_8082, and fix or \
+             remove the lines above; the rest of the list is probed",
+        );
+    }
+    Ok(list)
+}
+
+/// `1 endpoint`, `2 endpoints`.
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 fn probe_many(
     ctx: &Context,
     probe: &Probe,
-    endpoints: &[Endpoint],
+    list: &List,
     jobs: usize,
+    json: bool,
 ) -> Result<Exit, CliError> {
+    let endpoints = &list.endpoints;
+    let width = endpoints
+        .iter()
+        .map(|e| e.to_string().width())
+        .max()
+        .unwrap_or(0);
+    let now = Timestamp::now();
     let mut out = Out::stdout();
     let mut progress = Progress::new(endpoints.len());
     let mut results: Vec<Option<Outcome>> = endpoints.iter().map(|_| None).collect();
@@ -401,10 +520,16 @@ fn probe_many(
             }
             results[i] = Some(result);
             while let Some(Some(done)) = results.get(printed) {
-                if let Err(e) = writeln!(out, "{}", done.line(&endpoints[printed])) {
+                let endpoint = &endpoints[printed];
+                let written = if json {
+                    write_json(&mut out, &done.json(endpoint, now), false)
+                } else {
+                    writeln!(out, "{}", done.line(endpoint, width)).map_err(CliError::from)
+                };
+                if let Err(e) = written {
                     // A closed pipe stops the remaining probes.
                     next.store(endpoints.len(), Ordering::Relaxed);
-                    return Err(e.into());
+                    return Err(e);
                 }
                 printed += 1;
             }
@@ -428,19 +553,23 @@ fn probe_many(
         .filter(|(_, n)| *n > 0)
         .map(|(name, n)| format!("{n} {name}"))
         .collect();
+    let skipped = match list.bad_lines {
+        0 => String::new(),
+        n => format!("; {} not an endpoint, skipped", plural(n, "line")),
+    };
     output::status(&format!(
-        "probed {} endpoint{}: {}",
-        endpoints.len(),
-        if endpoints.len() == 1 { "" } else { "s" },
+        "probed {}: {}{skipped}",
+        plural(endpoints.len(), "endpoint"),
         if parts.is_empty() {
             "nothing to probe".to_owned()
         } else {
             parts.join(", ")
         }
     ));
+    // A line that is not an endpoint is a failure of the list: status 1, unless a mismatch.
     let exit = if count("mismatch") > 0 {
         Exit::Mismatch
-    } else if count("failed") > 0 {
+    } else if count("failed") > 0 || list.bad_lines > 0 {
         Exit::Failure
     } else if count("not-pinned") > 0 {
         Exit::NotPinned

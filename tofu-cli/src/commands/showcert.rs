@@ -6,7 +6,8 @@ use tofu_core::{to_pem, CertificateDetails, PinState, Timestamp};
 
 use super::{Context, HostArgs};
 use crate::error::{CliError, Exit};
-use crate::output::{name, printable, state_name, Out, Style};
+use crate::json::{self, FormatArg};
+use crate::output::{name, printable, state_name, write_json, Out, Style};
 
 /// Show everything stored for an endpoint: pins, staged pins, quarantined certificates.
 ///
@@ -27,10 +28,33 @@ pub(crate) struct Args {
     /// `| openssl x509 -noout -text`.
     #[arg(long)]
     pem: bool,
+
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+/// `showcert --format json`, schema version 1 (docs/json.md).
+#[derive(serde::Serialize)]
+struct Document<'a> {
+    #[serde(flatten)]
+    head: json::Head,
+    pins: Vec<json::PinJson<'a>>,
+    quarantined: Vec<json::QuarantinedJson<'a>>,
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     let endpoint = &args.host.endpoint;
+    if args.pem && args.format.json() {
+        return Err(CliError::new(
+            Exit::Usage,
+            "--pem and --format json are two different outputs; give one",
+        )
+        .hint(format!(
+            "`{}` has the certificates' details; `{}` the certificates themselves",
+            ctx.cmd(&format!("showcert host {endpoint} --format json")),
+            ctx.cmd(&format!("showcert host {endpoint} --pem"))
+        )));
+    }
     let store = ctx.open_existing()?;
     let record = store
         .endpoint(endpoint)
@@ -75,6 +99,16 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     }
 
     let now = Timestamp::now();
+    if args.format.json() {
+        let doc = Document {
+            head: json::Head::new(endpoint),
+            pins: json::pins(&record.pins, now),
+            quarantined: json::all_quarantined(&record.quarantined, now),
+        };
+        write_json(&mut out, &doc, true)?;
+        out.flush()?;
+        return Ok(Exit::Success);
+    }
     writeln!(
         out,
         "{} (host={})",

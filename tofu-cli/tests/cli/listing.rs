@@ -417,10 +417,10 @@ fn table_shows_state_expiry_use_source_label_and_quarantine() {
 
     let run = env.run(&["listcerts", "--format", "table"]);
     run.success().stdout(&format!(
-        "ENDPOINT       STATE        FINGERPRINT[..]NOT AFTER   DAYS[..]FIRST SEEN  LAST SEEN   SEEN  SOURCE    LABEL
-10.1.1.1:8082  active       {}  2045-01-02  [..]  -           -           0     operator  HA primary
-10.1.1.1:8082  staged       {}  2045-01-02  [..]  -           -           0     operator  -
-10.1.1.1:8082  quarantined  {}  2045-01-02  [..]  20[..]  20[..]  1     -         -
+        "ENDPOINT       STATE        FINGERPRINT[..]NOT AFTER   DAYS[..]FIRST SEEN  LAST SEEN   SEEN  SOURCE    SUBJECT[..]LABEL
+10.1.1.1:8082  active       {}  2045-01-02  [..]  -           -           0     operator  {PRIME_SUBJECT}       HA primary
+10.1.1.1:8082  staged       {}  2045-01-02  [..]  -           -           0     operator  {PRIME_SUBJECT}-2027  -
+10.1.1.1:8082  quarantined  {}  2045-01-02  [..]  20[..]  20[..]  1     -         {PRIME_SUBJECT}       -
 ",
         a.fingerprint(),
         next.fingerprint(),
@@ -752,4 +752,70 @@ fn keys_stored_in_a_spelling_that_is_no_longer_canonical_do_not_panic() {
         let run = env.run(args);
         assert!(!run.stderr.contains("panicked"), "{args:?}: {run:#?}");
     }
+}
+
+/// The table pads by display width: a CJK character takes two columns of a terminal, so
+/// counting characters would leave every column after a CJK subject or label out of line.
+#[test]
+fn table_aligns_cjk_subjects_and_labels_by_display_width() {
+    use unicode_width::UnicodeWidthStr;
+
+    let env = Env::new();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, "JP");
+    dn.push(DnType::CommonName, "東京サーバー");
+    let tokyo = cert_with(dn, "tokyo.example");
+    let (tokyo_file, _) = env.write_cert("tokyo", &tokyo);
+    env.run(&[
+        "addcert",
+        "host",
+        "10.1.1.1:8082",
+        "--cert",
+        &tokyo_file,
+        "--label",
+        "本社",
+    ])
+    .success();
+    let (prime_file, _) = env.write_cert("prime", &prime_cert("p"));
+    env.run(&[
+        "addcert",
+        "host",
+        "10.1.1.2:8082",
+        "--cert",
+        &prime_file,
+        "--label",
+        "plain",
+    ])
+    .success();
+
+    let run = env.run(&["listcerts", "--format", "table"]);
+    run.success();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert!(
+        lines[1].contains("  /C=JP/CN=東京サーバー  "),
+        "{}",
+        lines[1]
+    );
+    // Where each line's last column starts, in display columns: the same on every line.
+    let label_column = |line: &str, label: &str| {
+        let at = line.rfind(label).expect("the label ends the line");
+        line[..at].width()
+    };
+    let header = label_column(lines[0], "LABEL");
+    assert_eq!(label_column(lines[1], "本社"), header, "{}", run.stdout);
+    assert_eq!(label_column(lines[2], "plain"), header, "{}", run.stdout);
+    // The columns before the subject line up too.
+    let subject = |line: &str| line.find("/C=").expect("a subject");
+    assert_eq!(
+        lines[1][..subject(lines[1])].width(),
+        lines[2][..subject(lines[2])].width()
+    );
+
+    // Prime's format keeps OpenSSL's bytes, as Prime prints them.
+    env.run(&["listcerts"]).success().stdout(
+        "host=10.1.1.1_8082;  subject= /C=JP/CN=\\xE6\\x9D\\xB1\\xE4\\xBA\\xAC\\xE3\\x82\\xB5\\xE3\\x83\\xBC\\xE3\\x83\\x90\\xE3\\x83\\xBC
+host=10.1.1.2_8082;  subject= /C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=p
+",
+    );
 }

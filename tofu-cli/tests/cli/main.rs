@@ -4,10 +4,12 @@
 
 mod changes;
 mod check;
+mod completions;
 mod concurrency;
 mod export;
 mod hostile_text;
 mod interface;
+mod json;
 mod listing;
 mod probe;
 mod util;

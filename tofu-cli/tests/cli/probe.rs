@@ -247,7 +247,10 @@ fn probe_from_a_list_reports_each_endpoint_and_the_worst_status() {
             server_b.endpoint(),
             b.fingerprint()
         ))
-        .stderr("probed 2 endpoints: 2 pinned\n");
+        .stderr(&format!(
+            "warning: standard input line 5: {} is listed already, on line 2; it is probed once\nprobed 2 endpoints: 2 pinned\n",
+            server_a.endpoint()
+        ));
 
     // listcerts's own output is a list probe reads.
     let listing = env.run(&["listcerts"]);
@@ -264,10 +267,12 @@ fn probe_from_a_list_reports_each_endpoint_and_the_worst_status() {
     );
     env.run(&["deletecert", "host", &server_a.endpoint()])
         .success();
+    // The endpoint column is as wide as the widest endpoint, so what follows lines up.
+    let pad = " ".repeat(server_a.endpoint().len() - "127.0.0.1:1".len());
     env.run(&["probe", "--from", &unpinned, "--timeout", "2"])
         .code(1)
         .stdout(&format!(
-            "not-pinned  {}  presented {}  [..]\nfailed      127.0.0.1:1  cannot connect to [..]\n",
+            "not-pinned  {}  {}  [..]\nfailed      127.0.0.1:1{pad}  cannot connect to [..]\n",
             server_a.endpoint(),
             a.fingerprint()
         ))
@@ -286,7 +291,7 @@ fn probe_from_a_list_reports_each_endpoint_and_the_worst_status() {
     let mixed = env.write("mixed.txt", format!("{b_endpoint}\n{closed}\n"));
     let run = env.run(&["probe", "--from", &mixed, "--timeout", "2"]);
     run.code(4).stdout(&format!(
-        "mismatch    {b_endpoint}  presented {}  [..]CN=prime-b  (pinned: {})\nfailed      {closed}  cannot connect to [..]\n",
+        "mismatch    {b_endpoint}  {}  [..]CN=prime-b  (pinned: {})\nfailed      {closed}  cannot connect to [..]\n",
         other.fingerprint(),
         b.fingerprint()
     ));
@@ -299,10 +304,161 @@ fn probe_from_a_list_reports_each_endpoint_and_the_worst_status() {
         env.store_arg()
     )));
 
-    let bad = env.write("bad.txt", "127.0.0.1:443\nhttps://example.com\n");
-    env.run(&["probe", "--from", &bad]).code(1).stderr(&format!(
-        "error: {bad} line 2: \"https://example.com\" is not an endpoint: it is a URL; give host:port without the `https://` scheme, for example example.com:443\nhint: [..]\n"
-    ));
+    // A line that is not an endpoint is reported, and the rest of the list is probed.
+    let bad = env.write("bad.txt", format!("https://example.com\n{closed}\n"));
+    env.run(&["probe", "--from", &bad, "--timeout", "2"])
+        .code(1)
+        .stdout(&format!("failed      {closed}  cannot connect to [..]\n"))
+        .stderr(&format!(
+            "error: {bad} line 1: \"https://example.com\" is not an endpoint: it is a URL; give host:port without the `https://` scheme, for example example.com:443\nhint: [..]\nprobed 1 endpoint: 1 failed; 1 line not an endpoint, skipped\n"
+        ));
+}
+
+/// Regression: one malformed line stopped `probe --from` before any probe, and an endpoint
+/// listed twice was dropped without a word.
+#[test]
+fn probe_from_reports_bad_lines_and_repeats_and_probes_the_rest_in_aligned_columns() {
+    let env = Env::new();
+    let a = prime_cert("prime-a");
+    let (a_file, a_key) = env.write_cert("a", &a);
+    let server = TlsServer::start(&a_file, &a_key, free_port());
+    let port = server.port;
+    let ip = format!("127.0.0.1:{port}");
+    // Narrower than the server's endpoint, and nothing listens there.
+    let closed = "127.0.0.1:1";
+    let list = env.write(
+        "list.txt",
+        format!("{ip}\nnot an endpoint at all\n127.0.0.1_{port}   # the same, as listcerts writes it\n{closed}\n127.0.0.1:99999\n"),
+    );
+    let run = env.run(&["probe", "--from", &list, "--pin", "--timeout", "2"]);
+    run.code(1)
+        .stderr(&format!(
+            "error: {list} line 2: [..]
+warning: {list} line 3: {ip} is listed already, on line 1; it is probed once
+error: {list} line 5: [..]
+hint: give one endpoint per line, such as 10.1.1.1:8082 or 10.1.1.1_8082, and fix or remove the lines above; the rest of the list is probed
+probed 2 endpoints: 1 pinned, 1 failed; 2 lines not an endpoint, skipped
+"
+        ))
+        .stdout(&format!(
+            "pinned      {ip}  {fp}  [..]CN=prime-a\nfailed      {closed}{pad}  cannot connect to [..]\n",
+            fp = a.fingerprint(),
+            pad = " ".repeat(ip.len() - closed.len()),
+        ));
+    // What follows the endpoint starts in the same column on every line.
+    let detail = 12 + ip.len() + 2;
+    for line in run.stdout.lines() {
+        assert!(
+            line.len() > detail && &line[detail - 2..detail] == "  ",
+            "{line}"
+        );
+        assert_ne!(&line[detail..=detail], " ", "{line}");
+    }
+
+    // The same, one JSON object per line.
+    let run = env.run(&[
+        "probe",
+        "--from",
+        &list,
+        "--format",
+        "JSON",
+        "--timeout",
+        "2",
+    ]);
+    run.code(1);
+    let objects: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(objects.len(), 2, "{}", run.stdout);
+    assert_eq!(objects[0]["version"], 1);
+    assert_eq!(objects[0]["endpoint"], ip.as_str());
+    assert_eq!(objects[0]["outcome"], "match");
+    assert_eq!(objects[0]["certificate"]["fingerprint"], a.fingerprint());
+    assert_eq!(objects[0]["error"], serde_json::Value::Null);
+    assert_eq!(objects[1]["endpoint"], closed);
+    assert_eq!(objects[1]["outcome"], "failed");
+    assert_eq!(objects[1]["certificate"], serde_json::Value::Null);
+    assert!(objects[1]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("cannot connect to"));
+    drop(server);
+}
+
+#[test]
+fn probe_prints_its_outcome_as_json() {
+    let env = Env::new();
+    let (a, other) = (prime_cert("prime-a"), prime_cert("prime-a"));
+    let (a_file, a_key) = env.write_cert("a", &a);
+    let server = TlsServer::start(&a_file, &a_key, free_port());
+    let endpoint = server.endpoint();
+    let parse = |run: &Run| -> serde_json::Value {
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:#?}"))
+    };
+
+    // A store, so that a strict probe of an unpinned endpoint finds one.
+    env.pin("10.9.9.9:1", &prime_cert("elsewhere"));
+    let run = env.run(&["probe", "host", &endpoint, "--format", "json"]);
+    run.code(5);
+    assert!(run.stderr.contains("error: "), "{}", run.stderr);
+    let doc = parse(&run);
+    assert_eq!(doc["outcome"], "not-pinned");
+    assert_eq!(doc["certificate"]["fingerprint"], a.fingerprint());
+    assert_eq!(doc["quarantined"], true);
+
+    let run = env.run(&["probe", "host", &endpoint, "--pin", "--format", "json"]);
+    run.success();
+    let doc = parse(&run);
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["endpoint"], endpoint.as_str());
+    assert_eq!(doc["outcome"], "pinned");
+    assert_eq!(
+        doc["certificate"]["subject"],
+        "/C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-a"
+    );
+    assert_eq!(doc["pinned"], serde_json::json!([]));
+
+    let port = server.port;
+    server.stop();
+    let (o_file, o_key) = env.write_cert("other", &other);
+    let server = TlsServer::start(&o_file, &o_key, port);
+    let run = env.run(&["probe", "host", &endpoint, "--format", "json"]);
+    run.code(4);
+    let doc = parse(&run);
+    assert_eq!(doc["outcome"], "mismatch");
+    assert_eq!(doc["certificate"]["fingerprint"], other.fingerprint());
+    assert_eq!(doc["pinned"][0]["fingerprint"], a.fingerprint());
+    assert_eq!(doc["quarantined"], true);
+    assert!(
+        run.stderr
+            .contains("does not match the certificate pinned for it"),
+        "{}",
+        run.stderr
+    );
+
+    server.stop();
+    let run = env.run(&[
+        "probe",
+        "host",
+        &endpoint,
+        "--format",
+        "json",
+        "--timeout",
+        "2",
+    ]);
+    run.code(1);
+    let doc = parse(&run);
+    assert_eq!(doc["outcome"], "failed");
+    assert_eq!(doc["certificate"], serde_json::Value::Null);
+    assert!(
+        doc["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot connect to"),
+        "{doc}"
+    );
 }
 
 #[test]

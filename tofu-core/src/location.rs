@@ -271,16 +271,15 @@ impl PostgresLocation {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, LocationError> {
         let shown = mask_password(text);
-        // A password the URI may hold, by the reading that masks the most: when there is one,
-        // a problem quotes nothing of the URI, since a malformed URI may have been split
-        // through the middle of its password.
-        let secret = has_userinfo_password(text);
+        // A password the URI may hold, by the reading that masks the most: a problem quotes
+        // nothing that shares a character sequence with it, since a malformed URI may have
+        // been split through the middle of its password.
+        let secret = userinfo_password(text);
         let fail = |problem: String| LocationError {
             shown: shown.clone(),
-            problem: if secret {
-                redact_quoted(&problem)
-            } else {
-                problem
+            problem: match secret {
+                Some(secret) => redact_quoted(&problem, secret),
+                None => problem,
             },
             hint: SYNTAX_HINT,
         };
@@ -672,15 +671,18 @@ pub(crate) fn mask_password(text: &str) -> String {
     out
 }
 
-/// Whether `text` may hold a password before an `@`, by [`mask_password`]'s reading.
-fn has_userinfo_password(text: &str) -> bool {
-    text.split_once("://")
-        .and_then(|(_, rest)| rest.rfind('@').map(|at| rest[..at].contains(':')))
-        .unwrap_or(false)
+/// The password `text` may hold before an `@`, by [`mask_password`]'s reading: what follows
+/// the first `:` up to the last `@`.
+fn userinfo_password(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once("://")?;
+    let at = rest.rfind('@')?;
+    let (_, password) = rest[..at].split_once(':')?;
+    Some(password)
 }
 
-/// `problem` with every quoted (`"…"`) part replaced by `"***"`.
-fn redact_quoted(problem: &str) -> String {
+/// `problem` with every quoted (`"…"`) part that overlaps `secret` (holds part of it, or is
+/// part of it) replaced by `"***"`.
+fn redact_quoted(problem: &str, secret: &str) -> String {
     let mut out = String::with_capacity(problem.len());
     let mut parts = problem.split('"');
     if let Some(first) = parts.next() {
@@ -688,9 +690,29 @@ fn redact_quoted(problem: &str) -> String {
     }
     for (i, part) in parts.enumerate() {
         out.push('"');
-        out.push_str(if i % 2 == 0 { "***" } else { part });
+        let quoted = i % 2 == 0;
+        out.push_str(if quoted && overlaps(part, secret) {
+            "***"
+        } else {
+            part
+        });
     }
     out
+}
+
+/// Whether `a` and `b` share a run of bytes at an edge or inside: one holds the other, or an
+/// end of one is a start of the other. (The Debug quoting of a fragment escapes little that
+/// a URI holds; a fragment it escapes is compared as escaped, and redacted when in doubt.)
+fn overlaps(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.is_empty() || b.is_empty() {
+        return false;
+    }
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    if contains(a, b) || contains(b, a) {
+        return true;
+    }
+    (1..a.len().min(b.len())).any(|k| a.ends_with(&b[..k]) || b.ends_with(&a[..k]))
 }
 
 fn split_host_port(spec: &str) -> Result<(&str, Option<&str>), String> {

@@ -112,6 +112,42 @@ fn pin_count(store: &Store) -> usize {
     n
 }
 
+/// A TLS server on 127.0.0.1 that answers every request with a redirect to `location`.
+fn redirecting_server(id: &Identity, location: String) -> u16 {
+    use std::io::{Read, Write};
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(tofu_core::default_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![id.cert.clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(id.key.clone_key()),
+            )
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut sock in listener.incoming().flatten() {
+            let _ = sock.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, &mut sock);
+            let mut buf = [0u8; 2048];
+            if matches!(tls.read(&mut buf), Ok(n) if n > 0) {
+                let _ = write!(
+                    tls,
+                    "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\
+                     Connection: close\r\n\r\n"
+                );
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        }
+    });
+    port
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -259,6 +295,31 @@ mod ureq_agent {
         t.assert_mismatch_of_b(&error, &presented);
         assert_eq!(status(&agent, &TwoPorts::url(&t.a)).unwrap(), 200);
     }
+    #[test]
+    fn a_redirect_to_another_port_is_verified_and_pinned_as_that_port() {
+        let t = TwoPorts::start();
+        let redirector = prime_identity("redirector");
+        let port = redirecting_server(&redirector, TwoPorts::url(&t.b));
+        let agent = agent(&t.configs);
+        let url = format!("https://127.0.0.1:{port}/");
+        assert_eq!(status(&agent, &url).unwrap(), 200);
+        let at = |port| {
+            t.store
+                .endpoint(&Endpoint::new("127.0.0.1", port).unwrap())
+                .unwrap()
+                .pins
+                .iter()
+                .map(|p| p.fingerprint())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(at(port), [Fingerprint::of(&redirector.cert)]);
+        assert_eq!(at(t.b.addr().port()), [Fingerprint::of(&t.b_id.cert)]);
+
+        // And a changed certificate behind the redirect is refused as that port's.
+        let presented = t.change_b();
+        let error = status(&agent, &url).unwrap_err();
+        t.assert_mismatch_of_b(&error, &presented);
+    }
 }
 
 mod reqwest_client {
@@ -288,6 +349,25 @@ mod reqwest_client {
             t.assert_mismatch_of_b(&error, &presented);
             assert_eq!(status(&a, &TwoPorts::url(&t.a)).await.unwrap(), 200);
         });
+    }
+
+    #[test]
+    fn a_redirect_to_another_port_is_not_followed() {
+        let t = TwoPorts::start();
+        let redirector = prime_identity("redirector");
+        let port = redirecting_server(&redirector, TwoPorts::url(&t.b));
+        let endpoint = Endpoint::new("127.0.0.1", port).unwrap();
+        let client = connect::reqwest_client(&t.configs, &endpoint)
+            .unwrap()
+            .build()
+            .unwrap();
+        let url = format!("https://127.0.0.1:{port}/");
+        let response = runtime().block_on(client.get(&url).send()).unwrap();
+        assert_eq!(response.status(), 302);
+        assert_eq!(response.headers()["location"], TwoPorts::url(&t.b).as_str());
+        // Only the endpoint the client serves was contacted, and pinned.
+        assert_eq!(pin_count(&t.store), 1);
+        assert_eq!(t.store.endpoint(&endpoint).unwrap().pins.len(), 1);
     }
 
     #[test]

@@ -357,6 +357,59 @@ impl Drop for ChildLines {
     }
 }
 
+/// How one fetch of `hyper_client` or `ureq_client` ended.
+pub enum Fetched<'a> {
+    /// The server answered with this HTTP status.
+    Status(u16),
+    /// The request failed; the error may carry a `TofuError`.
+    Failed(&'a (dyn std::error::Error + 'static)),
+}
+
+impl Fetched<'_> {
+    /// The line printed for `url`: `URL: status 200`, `URL: refused: <the TofuError, its
+    /// lines indented>`, or `URL: error: ...`; and whether the pins refused it.
+    pub fn line(&self, url: &str) -> (String, bool) {
+        match self {
+            Fetched::Status(status) => (format!("{url}: status {status}"), false),
+            Fetched::Failed(error) => match tofu_core::TofuError::find(*error) {
+                Some(refusal) => (
+                    format!(
+                        "{url}: refused: {}",
+                        refusal.to_string().replace('\n', "\n    ")
+                    ),
+                    true,
+                ),
+                None => (format!("{url}: error: {}", error_chain(*error)), false),
+            },
+        }
+    }
+}
+
+/// An error and its sources, as one line.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let shown = e.to_string();
+        if !line.contains(&shown) {
+            line.push_str(": ");
+            line.push_str(&shown);
+        }
+        next = e.source();
+    }
+    line
+}
+
+/// The exit status of a run that fetched URLs: 0 when every fetch got a response, 4 when the
+/// pins refused one (as `tokio_client`), 1 for any other failure.
+pub fn fetch_exit(refused: bool, failed: bool) -> std::process::ExitCode {
+    match (refused, failed) {
+        (true, _) => std::process::ExitCode::from(4),
+        (false, true) => std::process::ExitCode::FAILURE,
+        (false, false) => std::process::ExitCode::SUCCESS,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::set_by_cargo_for_the_running_program as inherited;

@@ -9,6 +9,8 @@
 //!   `tofu-certs` command that operators run, rotation scripts;
 //! - [`TofuVerifier`]: a rustls 0.23 `ServerCertVerifier` bound to one endpoint that
 //!   enforces the pins; [`TofuClientConfigs`] hands out one `ClientConfig` per endpoint;
+//! - [`connect`]: the same, per connection, through hyper-util's client, tonic, ureq,
+//!   reqwest and tokio-rustls (cargo features `hyper`, `ureq`, `reqwest`, `tokio-rustls`);
 //! - [`decide`]: the verdict on a presented certificate as a pure function of the pins, the
 //!   certificate, the [`Policy`] and the time.
 //!
@@ -55,6 +57,7 @@
 
 mod audit;
 mod cert;
+pub mod connect;
 mod endpoint;
 mod error;
 mod export;

@@ -11,7 +11,8 @@ use crate::{escape_name, CertificateDetails, CertificateError, Endpoint, Pin};
 /// rustls carries it as `Error::InvalidCertificate(CertificateError::Other(..))` and prints it
 /// with `Debug` (in `{}` and `{:?}` alike), so `Debug` here prints the same full message as
 /// `Display`. Get it back from a rustls or I/O error with [`TofuError::from_rustls`] or
-/// [`TofuError::from_io`].
+/// [`TofuError::from_io`], and from the error of any other stack (hyper-util, ureq, reqwest,
+/// tonic) with [`TofuError::find`].
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum TofuError {
@@ -125,6 +126,68 @@ impl TofuError {
         inner.downcast_ref::<TofuError>()
     }
 
+    /// Finds a `TofuError` anywhere in the chain of `error`: the error itself, its
+    /// [`source`](std::error::Error::source)s, and what an [`std::io::Error`] or a
+    /// `rustls::Error::InvalidCertificate(CertificateError::Other(..))` carries (neither
+    /// shows it as a source). So a refusal seen through an HTTP client, which wraps the
+    /// handshake's error a few times, can be turned back into the structured error.
+    ///
+    /// ```
+    /// use tofu_core::TofuError;
+    /// fn explain(error: &(dyn std::error::Error + 'static)) -> String {
+    ///     match TofuError::find(error) {
+    ///         Some(refusal) => format!("refused by the pin of {}:\n{refusal}", refusal.endpoint()),
+    ///         None => format!("failed: {error}"),
+    ///     }
+    /// }
+    /// # let io = std::io::Error::other("no route to host");
+    /// # assert_eq!(explain(&io), "failed: no route to host");
+    /// ```
+    pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a TofuError> {
+        // Bounded, in case some error's chain loops back on itself.
+        let mut next = Some(error);
+        for _ in 0..MAX_CHAIN {
+            let error = next?;
+            if let Some(found) = error.downcast_ref::<TofuError>() {
+                return Some(found);
+            }
+            if let Some(rustls) = error.downcast_ref::<rustls::Error>() {
+                next = match rustls {
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))
+                    | rustls::Error::Other(other) => Some(other.0.as_ref()),
+                    _ => None,
+                };
+                continue;
+            }
+            next = match error.downcast_ref::<std::io::Error>() {
+                // `io::Error::source` skips the error it wraps and goes to that one's source.
+                Some(io) => match io.get_ref() {
+                    Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                    None => None,
+                },
+                None => Self::carried(error).or_else(|| error.source()),
+            };
+        }
+        None
+    }
+
+    /// What an error that shows no source carries, for the stacks whose errors do that.
+    #[allow(clippy::needless_return, unused_variables)]
+    fn carried<'a>(
+        error: &'a (dyn std::error::Error + 'static),
+    ) -> Option<&'a (dyn std::error::Error + 'static)> {
+        // ureq 3's `Error` implements `std::error::Error` without a source.
+        #[cfg(feature = "ureq")]
+        if let Some(ureq) = error.downcast_ref::<ureq::Error>() {
+            return match ureq {
+                ureq::Error::Io(io) => Some(io),
+                ureq::Error::Other(other) => Some(other.as_ref()),
+                _ => None,
+            };
+        }
+        None
+    }
+
     /// The endpoint concerned.
     pub fn endpoint(&self) -> &Endpoint {
         match self {
@@ -194,6 +257,9 @@ impl std::error::Error for TofuError {
         }
     }
 }
+
+/// How deep [`TofuError::find`] looks into a chain of errors.
+const MAX_CHAIN: usize = 64;
 
 /// ` --store DIR`, with DIR quoted for a POSIX shell when it needs it: what a `tofu-certs`
 /// command shown in a message adds so that, pasted into a shell, it acts on the store in `dir`.
@@ -379,8 +445,65 @@ impl fmt::Display for NotPinned {
 
 #[cfg(test)]
 mod tests {
-    use super::{shell_quote, store_arg};
+    use super::{shell_quote, store_arg, TofuError};
+    use std::error::Error as StdError;
     use std::path::Path;
+
+    fn contended() -> TofuError {
+        TofuError::Contended {
+            endpoint: "10.1.1.1:8443".parse().unwrap(),
+        }
+    }
+
+    /// A client's error that names its cause only through `source()`, as hyper-util's and
+    /// reqwest's do.
+    #[derive(Debug)]
+    struct Wrapper(Box<dyn StdError + Send + Sync>);
+
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error")
+        }
+    }
+
+    impl StdError for Wrapper {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(self.0.as_ref())
+        }
+    }
+
+    fn as_handshake_error(e: TofuError) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e.into_rustls())
+    }
+
+    #[test]
+    fn a_refusal_is_found_through_io_rustls_and_source_wrapping() {
+        let found = |e: &(dyn StdError + 'static)| TofuError::find(e).map(|t| t.to_string());
+        let expected = Some(contended().to_string());
+        assert_eq!(found(&contended()), expected);
+        assert_eq!(found(&contended().into_rustls()), expected);
+        assert_eq!(found(&as_handshake_error(contended())), expected);
+        let deep = Wrapper(Box::new(Wrapper(Box::new(as_handshake_error(contended())))));
+        assert_eq!(found(&deep), expected);
+        // An I/O error around a client's error around the handshake's.
+        let io = std::io::Error::other(Wrapper(Box::new(as_handshake_error(contended()))));
+        assert_eq!(found(&io), expected);
+        let other = rustls::Error::Other(rustls::OtherError(std::sync::Arc::new(contended())));
+        assert_eq!(found(&other), expected);
+    }
+
+    #[test]
+    fn no_refusal_is_found_in_other_errors() {
+        let found = |e: &(dyn StdError + 'static)| TofuError::find(e).is_some();
+        assert!(!found(&std::io::Error::other("connection reset")));
+        assert!(!found(&std::io::Error::from(std::io::ErrorKind::TimedOut)));
+        assert!(!found(&rustls::Error::DecryptError));
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
+        );
+        assert!(!found(&Wrapper(Box::new(io))));
+    }
 
     #[test]
     fn store_paths_are_quoted_only_when_a_shell_needs_it() {

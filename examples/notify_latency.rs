@@ -152,7 +152,7 @@ fn drive(args: &Args) {
         .clone();
     let run = format!("{:x}", now_ns() as u64);
     let (mut all, mut last_of_change, mut write_us) = (Vec::new(), Vec::new(), Vec::new());
-    let mut extra = 0;
+    let (mut extra, mut twice) = (0, 0);
     for k in 0..args.changes {
         std::thread::sleep(Duration::from_millis(args.gap_ms));
         while rx.try_recv().is_ok() {
@@ -163,15 +163,30 @@ fn drive(args: &Args) {
         store.pin_first_use(&endpoint, &der).expect("write");
         let t = now_ns();
         write_us.push(t - t0);
-        let mut seen = vec![false; args.listeners];
-        let mut max = i128::MIN;
-        for _ in 0..args.listeners {
+        // A listener may move twice for one write: a heartbeat that read the sequence
+        // between the write's nextval and its commit reloads once (seeing nothing new), then
+        // the notification moves it again. The move that made the write visible is the
+        // last one: so wait until every listener moved, a little more for second moves, and
+        // take each listener's last.
+        let mut seen: Vec<Option<i128>> = vec![None; args.listeners];
+        let mut waiting = args.listeners;
+        while waiting > 0 {
             let (l, ts) = rx
                 .recv_timeout(Duration::from_secs(10))
                 .expect("every listener sees the write");
-            assert!(!seen[l], "listener {l} reported twice");
-            seen[l] = true;
-            let d = ts.unwrap() - t;
+            if seen[l].replace(ts.expect("a move")).is_none() {
+                waiting -= 1;
+            } else {
+                twice += 1;
+            }
+        }
+        while let Ok((l, ts)) = rx.recv_timeout(Duration::from_millis(20)) {
+            seen[l] = Some(ts.expect("a move"));
+            twice += 1;
+        }
+        let mut max = i128::MIN;
+        for ts in seen.into_iter().flatten() {
+            let d = ts - t;
             all.push(d);
             max = max.max(d);
         }
@@ -193,6 +208,7 @@ fn drive(args: &Args) {
             String::new()
         }
     );
+    println!("listeners that moved twice for one write (the last move counted): {twice}");
     report("write (pin_first_use) itself", write_us);
     report("write returned -> listener saw it, every listener", all);
     report("write returned -> last listener saw it", last_of_change);

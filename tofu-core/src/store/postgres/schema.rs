@@ -37,8 +37,29 @@ pub(super) const APPLICATION: &str = "tofu-certs";
 /// Written to `meta` under `created_by`.
 pub(super) const WRITER: &str = concat!("tofu-core ", env!("CARGO_PKG_VERSION"));
 
+/// The trigger functions of the current schema, as DDL (`{s}.` is the store's schema):
+/// created with it and by every upgrade, so that there is one text of them.
+macro_rules! trigger_functions {
+    () => {
+        r#"CREATE OR REPLACE FUNCTION {s}.tofu_audit_is_append_only() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only';
+END $$;
+CREATE OR REPLACE FUNCTION {s}.tofu_changed() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM pg_catalog.pg_notify('tofu_certs_changed', pg_catalog.nextval(
+        pg_catalog.format('%I.generation', TG_TABLE_SCHEMA)::pg_catalog.regclass)::pg_catalog.text);
+    RETURN NULL;
+END $$;
+"#
+    };
+}
+
 /// The current version, created in one transaction (in the schema `search_path` names first).
-pub(super) const SCHEMA: &str = r#"
+pub(super) const SCHEMA: &str = concat!(
+    r#"
 CREATE TABLE {s}.meta (
     key   text COLLATE "C" PRIMARY KEY,
     value text NOT NULL
@@ -97,19 +118,9 @@ CREATE TABLE {s}.endpoint_state (
 );
 CREATE SEQUENCE {s}.generation;
 
-CREATE OR REPLACE FUNCTION {s}.tofu_audit_is_append_only() RETURNS trigger LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RAISE EXCEPTION 'the audit log is append-only';
-END $$;
-CREATE OR REPLACE FUNCTION {s}.tofu_changed() RETURNS trigger LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM pg_catalog.pg_notify('tofu_certs_changed', pg_catalog.nextval(
-        pg_catalog.format('%I.generation', TG_TABLE_SCHEMA)::pg_catalog.regclass)::pg_catalog.text);
-    RETURN NULL;
-END $$;
-CREATE TRIGGER audit_is_append_only BEFORE UPDATE OR DELETE ON {s}.audit
+"#,
+    trigger_functions!(),
+    r#"CREATE TRIGGER audit_is_append_only BEFORE UPDATE OR DELETE ON {s}.audit
     FOR EACH ROW EXECUTE FUNCTION {s}.tofu_audit_is_append_only();
 CREATE TRIGGER audit_is_append_only_truncate BEFORE TRUNCATE ON {s}.audit
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.tofu_audit_is_append_only();
@@ -121,28 +132,21 @@ ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only;
 ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only_truncate;
 ALTER TABLE {s}.pin ENABLE ALWAYS TRIGGER pin_changed;
 ALTER TABLE {s}.quarantine ENABLE ALWAYS TRIGGER quarantine_changed;
-"#;
+"#
+);
 
 /// Version 1 to 2, in one transaction: needs the tables' owner.
-pub(super) const UPGRADE_1_TO_2: &str = r#"
-CREATE OR REPLACE FUNCTION {s}.tofu_audit_is_append_only() RETURNS trigger LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RAISE EXCEPTION 'the audit log is append-only';
-END $$;
-CREATE OR REPLACE FUNCTION {s}.tofu_changed() RETURNS trigger LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM pg_catalog.pg_notify('tofu_certs_changed', pg_catalog.nextval(
-        pg_catalog.format('%I.generation', TG_TABLE_SCHEMA)::pg_catalog.regclass)::pg_catalog.text);
-    RETURN NULL;
-END $$;
-ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only;
+pub(super) const UPGRADE_1_TO_2: &str = concat!(
+    r#"
+"#,
+    trigger_functions!(),
+    r#"ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only;
 ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only_truncate;
 ALTER TABLE {s}.pin ENABLE ALWAYS TRIGGER pin_changed;
 ALTER TABLE {s}.quarantine ENABLE ALWAYS TRIGGER quarantine_changed;
 UPDATE {s}.meta SET value = '2' WHERE key = 'schema_version';
-"#;
+"#
+);
 
 /// The schema that holds the store: the one of the `meta` table the role's `search_path`
 /// finds, else (for a store to create) the first schema of the path that exists.

@@ -279,23 +279,7 @@ pub(crate) fn readable_name(text: &str) -> String {
             }
         }
     }
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if tofu_core::must_escape(c) {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push_str(&format!("\\x{b:02X}"));
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02X}"));
-        }
-    }
-    out
+    tofu_core::escape_name_bytes(&bytes)
 }
 
 #[cfg(test)]

@@ -99,8 +99,8 @@ pub use store::{
     ALLOW_OWNER_VARIABLE, DATABASE_FILE,
 };
 pub use text::{
-    escape_message, escape_name, escape_text, must_escape, MAX_LABEL_CHARS, MAX_NAME_CHARS,
-    MAX_SANS, MAX_SAN_CHARS,
+    escape_message, escape_name, escape_name_bytes, escape_text, must_escape, MAX_LABEL_CHARS,
+    MAX_NAME_CHARS, MAX_SANS, MAX_SAN_CHARS,
 };
 pub use timestamp::{Timestamp, TimestampError};
 #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]

@@ -118,7 +118,7 @@ pub fn escape_name(name: &str) -> Cow<'_, str> {
 }
 
 /// Bytes of a name as text: what [`must_escape`], and bytes that are not UTF-8, as `\xHH`.
-pub(crate) fn escape_name_bytes(bytes: &[u8]) -> String {
+pub fn escape_name_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {

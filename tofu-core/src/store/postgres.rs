@@ -1294,12 +1294,7 @@ async fn schema_state(db: &Db, inner: &Inner, create: bool) -> Result<SchemaStat
     if meta.is_none() && create {
         db.client.batch_execute("BEGIN").await?;
         let created = async {
-            db.client
-                .execute(
-                    "SELECT pg_advisory_xact_lock($1)",
-                    &[&schema::SCHEMA_LOCK_KEY],
-                )
-                .await?;
+            lock_schema(db).await?;
             // Another process may have created it while this one waited for the lock.
             if let Some(m) = read_meta(db).await? {
                 return Ok(Some(m));
@@ -1369,17 +1364,24 @@ async fn schema_state(db: &Db, inner: &Inner, create: bool) -> Result<SchemaStat
     Ok(SchemaState::Ready(missing))
 }
 
+/// Takes the schema lock for the rest of the transaction: one process creates or upgrades
+/// the schema at a time.
+async fn lock_schema(db: &Db) -> Result<(), Failure> {
+    db.client
+        .execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&schema::SCHEMA_LOCK_KEY],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Upgrades an older schema to the current one, in one transaction under the schema lock
 /// (another process may be upgrading it too); `Some` when this role may not.
 async fn upgrade(db: &Db, store_schema: &str) -> Result<Option<SchemaState>, Failure> {
     db.client.batch_execute("BEGIN").await?;
     let done = async {
-        db.client
-            .execute(
-                "SELECT pg_advisory_xact_lock($1)",
-                &[&schema::SCHEMA_LOCK_KEY],
-            )
-            .await?;
+        lock_schema(db).await?;
         let meta = read_meta(db).await?.unwrap_or_default();
         let version = meta
             .get("schema_version")

@@ -39,7 +39,7 @@ const MAX_INPUT_LEN: usize = 300;
 /// let e: Endpoint = "10.1.1.1_8082".parse()?;
 /// assert_eq!(e.to_string(), "10.1.1.1:8082");
 /// assert_eq!(e.host_port(), "10.1.1.1_8082");
-/// # Ok::<(), tofu_core::EndpointError>(())
+/// # Ok::<(), tofu_core::endpoint::EndpointError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {

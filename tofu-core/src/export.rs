@@ -33,10 +33,13 @@ use std::ops::ControlFlow;
 
 use rustls::pki_types::CertificateDer;
 
-use crate::MAX_LABEL_CHARS;
+use crate::text::MAX_LABEL_CHARS;
 use crate::{
-    read_certificates, to_pem, Endpoint, Fingerprint, NewPin, Pin, PinSource, PinState, Store,
-    Timestamp,
+    cert::{read_certificates, to_pem},
+    pin::{Pin, PinSource, PinState},
+    store::NewPin,
+    timestamp::Timestamp,
+    Endpoint, Fingerprint, Store,
 };
 
 /// The version of the export format that this build writes and reads.
@@ -240,13 +243,13 @@ fn export_entry(pin: &Pin) -> String {
 /// does, but the store's text is not trusted to be that: a newline would end the comment and
 /// let a subject write `[[pin]]` lines into a backup, and TOML forbids control characters in
 /// comments; a bidirectional override would reorder what a person reading the backup sees.
-/// So what [`must_escape`](crate::must_escape) is written escaped (`\n`, `\u{1b}`, `\u{202e}`).
+/// So what [`must_escape`](crate::text::must_escape) is written escaped (`\n`, `\u{1b}`, `\u{202e}`).
 fn comment_text(text: &str) -> String {
-    crate::escape_text(text).into_owned()
+    crate::text::escape_text(text).into_owned()
 }
 
 /// A TOML basic string (`"…"`): `"` and `\\` escaped, and what
-/// [`must_escape`](crate::must_escape) (controls, which TOML forbids raw, and the format and
+/// [`must_escape`](crate::text::must_escape) (controls, which TOML forbids raw, and the format and
 /// separator characters, which would reorder the file for a person reading it) written as
 /// `\\uXXXX` or `\\UXXXXXXXX`, which TOML reads back exactly.
 fn toml_string(text: &str) -> String {
@@ -256,10 +259,10 @@ fn toml_string(text: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if crate::must_escape(c) && u32::from(c) <= 0xFFFF => {
+            c if crate::text::must_escape(c) && u32::from(c) <= 0xFFFF => {
                 out.push_str(&format!("\\u{:04X}", u32::from(c)))
             }
-            c if crate::must_escape(c) => out.push_str(&format!("\\U{:08X}", u32::from(c))),
+            c if crate::text::must_escape(c) => out.push_str(&format!("\\U{:08X}", u32::from(c))),
             c => out.push(c),
         }
     }
@@ -461,7 +464,7 @@ fn syntax_error(text: &str, e: toml::de::Error) -> ImportError {
 
 /// Characters that must not reach a terminal raw.
 fn unprintable(c: char) -> bool {
-    crate::must_escape(c)
+    crate::text::must_escape(c)
 }
 
 /// The lines (from 1) of byte offsets. Entries come in file order, so each newline is counted

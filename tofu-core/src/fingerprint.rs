@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 /// let hex = fp.to_hex_colons();
 /// assert_eq!(hex.parse::<Fingerprint>()?, fp);
 /// assert_eq!(fp.to_string().parse::<Fingerprint>()?, fp);
-/// # Ok::<(), tofu_core::FingerprintError>(())
+/// # Ok::<(), tofu_core::fingerprint::FingerprintError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint([u8; 32]);

@@ -4,7 +4,11 @@
 
 use rustls::pki_types::CertificateDer;
 
-use crate::{Fingerprint, Pin, PinState, Timestamp};
+use crate::{
+    pin::{Pin, PinState},
+    timestamp::Timestamp,
+    Fingerprint,
+};
 
 /// How a verifier treats endpoints and certificates.
 ///
@@ -172,7 +176,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CertificateDetails, Endpoint, PinSource};
+    use crate::{cert::CertificateDetails, pin::PinSource, Endpoint};
 
     fn pin(der: &[u8], state: PinState, not_after: i64) -> Pin {
         Pin {

@@ -27,7 +27,10 @@ use crate::policy::{decide, Decision, Policy};
 use crate::rejection::{Mismatch, NotPinned, TofuError};
 use crate::store::FirstUse;
 use crate::{
-    CertificateDetails, Endpoint, Fingerprint, Pin, PinSource, PinState, Store, Timestamp,
+    cert::CertificateDetails,
+    pin::{Pin, PinSource, PinState},
+    timestamp::Timestamp,
+    Endpoint, Fingerprint, Store,
 };
 
 /// How often, at most, a process writes "last seen" for one pin.
@@ -208,7 +211,7 @@ impl TofuVerifier {
             Some(leaf) => Err(self.refuse(pins, leaf, Proof::Earlier)),
             None => Err(TofuError::UnusableCertificate {
                 endpoint: self.endpoint.clone(),
-                reason: crate::CertificateError::Empty,
+                reason: crate::cert::CertificateError::Empty,
             }),
         }
     }
@@ -967,7 +970,7 @@ impl fmt::Write for LeafFinder {
                         None => self.nibble = Some(value),
                         Some(high) => der.push(high << 4 | value),
                     }
-                    if der.len() > crate::MAX_CERTIFICATE_LEN {
+                    if der.len() > crate::cert::MAX_CERTIFICATE_LEN {
                         return Err(fmt::Error);
                     }
                 }

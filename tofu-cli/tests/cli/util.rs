@@ -310,12 +310,12 @@ pub(crate) fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Run {
 /// `cert`, for tests that need many pins fast.
 pub(crate) fn fill_store(store: &Path, n: u16, cert: &TestCert) {
     let store = tofu_core::Store::open(store).expect("open the store");
-    let pins: Vec<tofu_core::NewPin> = (1..=n)
-        .map(|port| tofu_core::NewPin {
+    let pins: Vec<tofu_core::store::NewPin> = (1..=n)
+        .map(|port| tofu_core::store::NewPin {
             endpoint: tofu_core::Endpoint::new("127.0.0.1", port).expect("an endpoint"),
             der: cert.der.clone(),
-            state: tofu_core::PinState::Active,
-            source: tofu_core::PinSource::Operator,
+            state: tofu_core::pin::PinState::Active,
+            source: tofu_core::pin::PinSource::Operator,
             label: None,
             pinned_at: None,
             first_seen: None,

@@ -97,6 +97,8 @@ pub use store::postgres::testing as __postgres_testing;
 pub(crate) use rejection::{shell_quote, store_arg};
 // Short paths the store's files (store/**) import by; kept so that those files, which change
 // often, did not have to change for the public modules.
-pub(crate) use cert::{read_certificates, CertificateDetails};
+#[cfg(feature = "postgres")]
+pub(crate) use cert::read_certificates;
+pub(crate) use cert::CertificateDetails;
 pub(crate) use text::MAX_LABEL_CHARS;
 pub(crate) use timestamp::Timestamp;

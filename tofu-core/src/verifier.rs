@@ -122,14 +122,45 @@ pub struct TofuVerifierBuilder {
 }
 
 impl TofuVerifier {
-    /// A builder for a verifier of `endpoint`, using the crypto provider compiled in by the
-    /// default cargo feature (`ring`, or `aws-lc-rs`).
+    /// A builder for a verifier of `endpoint`, on [`default_provider`] (the process's
+    /// default provider if one is installed, else the one of the `ring` or `aws-lc-rs`
+    /// feature).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tofu_core::{Policy, Store, TofuVerifier};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(Store::open(dir.path().join("tofu"))?);
+    /// let verifier = TofuVerifier::builder(store, "10.1.1.1:8082".parse()?)
+    ///     .policy(Policy::strict())
+    ///     .build()?;
+    /// assert_eq!(verifier.endpoint().to_string(), "10.1.1.1:8082");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
     pub fn builder(store: Arc<Store>, endpoint: Endpoint) -> TofuVerifierBuilder {
         Self::builder_with_provider(store, endpoint, default_provider())
     }
 
-    /// A builder for a verifier of `endpoint` that verifies signatures with `provider`.
+    /// A builder for a verifier of `endpoint` that verifies signatures with `provider`,
+    /// whatever the features or the process default.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tofu_core::{Store, TofuVerifier};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(Store::open(dir.path().join("tofu"))?);
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let verifier =
+    ///     TofuVerifier::builder_with_provider(store, "db.example:5432".parse()?, provider)
+    ///         .build()?;
+    /// let config = verifier.client_config();
+    /// let conn = rustls::ClientConnection::new(config, verifier.server_name().clone())?;
+    /// # drop(conn);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder_with_provider(
         store: Arc<Store>,
         endpoint: Endpoint,
@@ -642,6 +673,20 @@ impl TofuVerifierBuilder {
 
     /// Builds the verifier.
     ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tofu_core::verifier::BuildError;
+    /// use tofu_core::{Store, TofuVerifier};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(Store::open(dir.path().join("tofu"))?);
+    /// let built = TofuVerifier::builder(store, "10.1.1.1:443".parse()?)
+    ///     .server_name("not a name!")
+    ///     .build();
+    /// assert!(matches!(built, Err(BuildError::ServerName(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// When the roots or the crypto provider are unusable, the server name is invalid, or the
     /// policy pins on first use but the store is read-only.
@@ -684,9 +729,23 @@ impl TofuVerifierBuilder {
     }
 }
 
-/// The provider of the crypto feature compiled in (`ring` preferred).
+/// The crypto provider [`TofuVerifier::builder`] and [`TofuClientConfigs::new`] use: the
+/// process default if the application installed one
+/// (`rustls::crypto::CryptoProvider::install_default`), else `ring` when its feature is
+/// compiled in, else `aws-lc-rs`. With both features and nothing installed the choice is
+/// `ring`, always; it never panics and never installs anything (which provider a process
+/// uses is the application's choice). To use another one for this library only, pass it
+/// to [`TofuVerifier::builder_with_provider`] or [`TofuClientConfigs::with_provider`].
+///
+/// ```
+/// let provider = tofu_core::verifier::default_provider();
+/// assert!(!provider.cipher_suites.is_empty());
+/// ```
 #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
 pub fn default_provider() -> Arc<CryptoProvider> {
+    if let Some(installed) = CryptoProvider::get_default() {
+        return installed.clone();
+    }
     #[cfg(feature = "ring")]
     let provider = rustls::crypto::ring::default_provider();
     #[cfg(all(not(feature = "ring"), feature = "aws-lc-rs"))]
@@ -716,13 +775,42 @@ pub struct TofuClientConfigs {
 }
 
 impl TofuClientConfigs {
-    /// Configurations using the default crypto provider.
+    /// Configurations on [`default_provider`] (the process default if one is installed,
+    /// else the one of the `ring` or `aws-lc-rs` feature).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tofu_core::{Policy, Store, TofuClientConfigs};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(Store::open(dir.path().join("tofu"))?);
+    /// let configs = TofuClientConfigs::new(store, Policy::trust_on_first_use());
+    /// let a = configs.client_config(&"10.1.1.1:443".parse()?)?;
+    /// let b = configs.client_config(&"10.1.1.1:8443".parse()?)?;
+    /// // One configuration (and one verifier) per endpoint, cached.
+    /// assert!(!Arc::ptr_eq(&a, &b));
+    /// assert!(Arc::ptr_eq(&a, &configs.client_config(&"10.1.1.1:443".parse()?)?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
     pub fn new(store: Arc<Store>, policy: Policy) -> Self {
         Self::with_provider(store, default_provider(), policy)
     }
 
     /// Configurations verifying signatures with `provider`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tofu_core::{Policy, Store, TofuClientConfigs};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(Store::open(dir.path().join("tofu"))?);
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let configs = TofuClientConfigs::with_provider(store, provider, Policy::strict());
+    /// let config = configs.client_config(&"10.1.1.1:443".parse()?)?;
+    /// assert!(config.crypto_provider().cipher_suites.len() > 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_provider(store: Arc<Store>, provider: Arc<CryptoProvider>, policy: Policy) -> Self {
         Self {
             store,

@@ -175,6 +175,28 @@ pub enum ExportError {
 /// Writes every pin of `store` to `out` in the export format, reading the pins one at a time
 /// from one consistent snapshot of the store. Returns how many pins were written.
 ///
+/// ```
+/// use tofu_core::export::{parse_export, read_export, write_export};
+/// use tofu_core::{Endpoint, Store};
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let der = rcgen::generate_simple_self_signed(vec!["a.example".into()])?.cert.der().clone();
+/// let primary = Store::open(dir.path().join("primary"))?;
+/// let endpoint: Endpoint = "10.1.1.1:8082".parse()?;
+/// primary.pin_first_use(&endpoint, &der)?;
+///
+/// let mut file = Vec::new();
+/// assert_eq!(write_export(&primary, &mut file)?, 1);
+///
+/// // Seed another store from the file.
+/// let pins = read_export(file.as_slice())?;
+/// assert_eq!(pins, parse_export(std::str::from_utf8(&file)?)?);
+/// let secondary = Store::open(dir.path().join("secondary"))?;
+/// secondary.import(&pins, false)?;
+/// assert!(secondary.endpoint(&endpoint)?.is_pinned());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
 /// When the store cannot be read or `out` cannot be written; what was written by then is an
 /// incomplete file.
@@ -273,6 +295,14 @@ fn toml_string(text: &str) -> String {
 /// Reads an export file from `reader`, at most [`MAX_EXPORT_LEN`] bytes, and parses it with
 /// [`parse_export`].
 ///
+/// ```
+/// use tofu_core::export::{read_export, ImportError};
+///
+/// let err = read_export(&b"version = 2\n"[..]).unwrap_err();
+/// assert!(matches!(err, ImportError::UnsupportedVersion { .. }));
+/// assert!(matches!(read_export(&b"\xff"[..]), Err(ImportError::NotText { offset: 0 })));
+/// ```
+///
 /// # Errors
 /// [`ImportError::Io`], [`ImportError::TooLarge`], [`ImportError::NotText`], and those of
 /// [`parse_export`].
@@ -294,6 +324,13 @@ fn read_export_capped(reader: impl Read, max: u64) -> Result<Vec<NewPin>, Import
 
 /// Parses the text of an export file into the pins it holds, in file order, ready for
 /// [`Store::import`].
+///
+/// ```
+/// let pins = tofu_core::export::parse_export("version = 1\n")?;
+/// assert!(pins.is_empty());
+/// assert!(tofu_core::export::parse_export("version = 1\n[[pin]]\nendpoint = \"a:1\"\n").is_err());
+/// # Ok::<(), tofu_core::export::ImportError>(())
+/// ```
 ///
 /// # Errors
 /// When the text is over [`MAX_EXPORT_LEN`], is not TOML, has no or another `version`, has

@@ -63,6 +63,7 @@ pub mod cert;
 pub mod connect;
 pub mod endpoint;
 mod error;
+pub mod events;
 pub mod export;
 pub mod fingerprint;
 pub mod location;

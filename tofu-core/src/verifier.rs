@@ -28,6 +28,7 @@ use crate::rejection::{Mismatch, NotPinned, TofuError};
 use crate::store::FirstUse;
 use crate::{
     cert::CertificateDetails,
+    events,
     pin::{Pin, PinSource, PinState},
     timestamp::Timestamp,
     Endpoint, Fingerprint, Store,
@@ -269,6 +270,7 @@ impl TofuVerifier {
             .store
             .endpoint(&self.endpoint)
             .map_err(|e| self.store_error(e))?;
+        events::store_reloaded(&self.endpoint, generation);
         let counters = {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             record
@@ -293,6 +295,7 @@ impl TofuVerifier {
     }
 
     fn store_error(&self, error: crate::Error) -> TofuError {
+        events::store_failed(&self.endpoint, &error);
         TofuError::Store {
             endpoint: self.endpoint.clone(),
             error: Arc::new(error),
@@ -347,7 +350,12 @@ impl TofuVerifier {
         };
         let quarantined = match proof {
             Proof::Now => match self.store.quarantine(&self.endpoint, presented) {
-                Ok(kept) => kept,
+                Ok(kept) => {
+                    if kept {
+                        events::quarantined(&self.endpoint, &details.fingerprint);
+                    }
+                    kept
+                }
                 Err(e) => {
                     log::warn!(
                         "could not quarantine the certificate of {}: {e}",
@@ -360,6 +368,7 @@ impl TofuVerifier {
         };
         let key_proved = proof != Proof::Failed;
         if pinned.is_empty() {
+            events::refused_not_pinned(&self.endpoint, &details.fingerprint);
             return TofuError::NotPinned(Box::new(NotPinned {
                 endpoint: self.endpoint.clone(),
                 presented: details,
@@ -368,6 +377,14 @@ impl TofuVerifier {
                 store_arg: self.store_arg.clone(),
             }));
         }
+        events::refused_mismatch(
+            &self.endpoint,
+            &details.fingerprint,
+            pinned
+                .iter()
+                .filter(|p| p.state == PinState::Active)
+                .map(|p| &p.details.fingerprint),
+        );
         log::warn!(
             "refused {}: it presented {} ({}), which matches none of its pins",
             self.endpoint,
@@ -408,6 +425,7 @@ impl TofuVerifier {
                 if let Some(i) = v.pins.iter().position(|p| p.fingerprint() == *fingerprint) {
                     self.note_seen(v, i, *expired, now);
                 }
+                events::matched(&self.endpoint, fingerprint);
                 return (d, Vec::new());
             }
             (d, v.pins.clone())
@@ -422,6 +440,7 @@ impl TofuVerifier {
                 }
                 Decision::PinFirstUse => match self.store.pin_first_use(&self.endpoint, cert) {
                     Ok(FirstUse::Pinned(pin)) => {
+                        events::pinned(&self.endpoint, &pin.details.fingerprint);
                         log::info!(
                             "pinned {} on first use: {} ({})",
                             self.endpoint,
@@ -437,6 +456,7 @@ impl TofuVerifier {
                 Decision::Promote { fingerprint } => {
                     match self.store.promote_staged(&self.endpoint, fingerprint) {
                         Ok(Some(p)) => {
+                            events::promoted(&self.endpoint, fingerprint);
                             log::info!(
                                 "{}: staged pin {} presented and promoted; {} retired",
                                 self.endpoint,
@@ -484,6 +504,7 @@ impl TofuVerifier {
             .replace_active(&self.endpoint, expired, cert, PinSource::FirstUse)
         {
             Ok(pin) => {
+                events::replaced_expired(&self.endpoint, &pin.details.fingerprint);
                 log::warn!(
                     "{}: every pinned certificate had expired; replaced by {} as the policy allows",
                     self.endpoint,

@@ -30,6 +30,54 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # The store, in use
+//!
+//! The operations of [`Store`] a service and an operator use, on a SQLite store in a
+//! directory ([`store`] has the types they return):
+//!
+//! ```
+//! use std::ops::ControlFlow;
+//! use tofu_core::pin::PinState;
+//! use tofu_core::store::FirstUse;
+//! use tofu_core::{Endpoint, Fingerprint, Store, StoreLocation};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let cert = |name: &str| -> rustls::pki_types::CertificateDer<'static> {
+//! #     rcgen::generate_simple_self_signed(vec![name.into()]).unwrap().cert.der().clone()
+//! # };
+//! # let (old, new, stranger) = (cert("old.example"), cert("new.example"), cert("x.example"));
+//! let location = StoreLocation::parse(&dir.path().join("tofu").to_string_lossy())?;
+//! let store = Store::open_location(&location)?; // or Store::open(dir)
+//! let endpoint: Endpoint = "10.1.1.1:8082".parse()?;
+//!
+//! // The verifier does this after a first handshake proved the server holds the key.
+//! assert!(matches!(store.pin_first_use(&endpoint, &old)?, FirstUse::Pinned(_)));
+//! assert!(matches!(store.pin_first_use(&endpoint, &new)?, FirstUse::AlreadyPinned(_)));
+//!
+//! // A planned rotation: stage the next certificate, promote it when the server switches.
+//! store.add_pin(&endpoint, &new, PinState::Next, Some("rotation 2027"))?;
+//! let promoted = store.promote_staged(&endpoint, &Fingerprint::of(&new))?.unwrap();
+//! assert_eq!(promoted.retired[0].fingerprint(), Fingerprint::of(&old));
+//!
+//! // An unexpected certificate is refused and quarantined; an operator may accept it.
+//! store.quarantine(&endpoint, &stranger)?;
+//! assert_eq!(store.endpoint(&endpoint)?.quarantined.len(), 1);
+//! store.accept_quarantined(&endpoint, &Fingerprint::of(&stranger))?;
+//!
+//! let mut pins = 0;
+//! store.for_each_pin(|_| { pins += 1; ControlFlow::Continue(()) })?;
+//! assert_eq!(pins, 1);
+//! assert!(store.check()?.is_sound());
+//!
+//! let removed = store.remove_endpoint(&endpoint)?;
+//! assert_eq!(removed.pins.len(), 1);
+//! assert!(!store.endpoint(&endpoint)?.is_pinned());
+//!
+//! // Opening a store that is not there, without creating it, says so.
+//! assert!(Store::open_existing(dir.path().join("missing")).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Threat model
 //!
 //! TOFU defends against an attacker who arrives *after* the first connection: from then on a
@@ -72,53 +120,6 @@ pub mod policy;
 mod quarantine;
 pub mod rejection;
 // The store's module doc links to its private backend contract, for readers of the source.
-// The example is here rather than in store/mod.rs, whose file changes often.
-/// # Example
-///
-/// The operations a service and an operator use, on a SQLite store in a directory:
-///
-/// ```
-/// use std::ops::ControlFlow;
-/// use tofu_core::pin::PinState;
-/// use tofu_core::store::FirstUse;
-/// use tofu_core::{Endpoint, Fingerprint, Store, StoreLocation};
-///
-/// # let dir = tempfile::tempdir()?;
-/// # let cert = |name: &str| -> rustls::pki_types::CertificateDer<'static> {
-/// #     rcgen::generate_simple_self_signed(vec![name.into()]).unwrap().cert.der().clone()
-/// # };
-/// # let (old, new, stranger) = (cert("old.example"), cert("new.example"), cert("x.example"));
-/// let location = StoreLocation::parse(&dir.path().join("tofu").to_string_lossy())?;
-/// let store = Store::open_location(&location)?; // or Store::open(dir)
-/// let endpoint: Endpoint = "10.1.1.1:8082".parse()?;
-///
-/// // The verifier does this after a first handshake proved the server holds the key.
-/// assert!(matches!(store.pin_first_use(&endpoint, &old)?, FirstUse::Pinned(_)));
-/// assert!(matches!(store.pin_first_use(&endpoint, &new)?, FirstUse::AlreadyPinned(_)));
-///
-/// // A planned rotation: stage the next certificate, promote it when the server switches.
-/// store.add_pin(&endpoint, &new, PinState::Next, Some("rotation 2027"))?;
-/// let promoted = store.promote_staged(&endpoint, &Fingerprint::of(&new))?.unwrap();
-/// assert_eq!(promoted.retired[0].fingerprint(), Fingerprint::of(&old));
-///
-/// // An unexpected certificate is refused and quarantined; an operator may accept it.
-/// store.quarantine(&endpoint, &stranger)?;
-/// assert_eq!(store.endpoint(&endpoint)?.quarantined.len(), 1);
-/// store.accept_quarantined(&endpoint, &Fingerprint::of(&stranger))?;
-///
-/// let mut pins = 0;
-/// store.for_each_pin(|_| { pins += 1; ControlFlow::Continue(()) })?;
-/// assert_eq!(pins, 1);
-/// assert!(store.check()?.is_sound());
-///
-/// let removed = store.remove_endpoint(&endpoint)?;
-/// assert_eq!(removed.pins.len(), 1);
-/// assert!(!store.endpoint(&endpoint)?.is_pinned());
-///
-/// // Opening a store that is not there, without creating it, says so.
-/// assert!(Store::open_existing(dir.path().join("missing")).is_err());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
 #[allow(rustdoc::private_intra_doc_links)]
 pub mod store;
 pub mod text;

@@ -11,5 +11,6 @@ mod hostile_text;
 mod interface;
 mod json;
 mod listing;
+mod man;
 mod probe;
 mod util;

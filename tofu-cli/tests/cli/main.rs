@@ -13,4 +13,5 @@ mod json;
 mod listing;
 mod man;
 mod probe;
+mod snapshots;
 mod util;

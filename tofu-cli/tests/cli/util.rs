@@ -142,39 +142,15 @@ impl Run {
     }
 }
 
-/// Asserts that `actual` matches `pattern` line for line, where `[..]` in a pattern line
-/// stands for any text within the line (times, fingerprints, pids).
+/// Asserts that `actual` matches `pattern`, where `[..]` in a pattern line stands for any
+/// text within the line (times, fingerprints, pids) and a line `...` for any lines: snapbox's
+/// matching, which shows a diff when they differ. Without its path normalisation (`\` to `/`):
+/// the escapes in the output are what many tests check.
 #[track_caller]
 pub(crate) fn assert_matches(pattern: &str, actual: &str) {
-    let ok = pattern.lines().count() == actual.lines().count()
-        && pattern.ends_with('\n') == actual.ends_with('\n')
-        && pattern
-            .lines()
-            .zip(actual.lines())
-            .all(|(p, a)| line_matches(p, a));
-    assert!(
-        ok,
-        "output does not match.\n--- expected ---\n{pattern}\n--- actual ---\n{actual}\n---"
-    );
-}
-
-fn line_matches(pattern: &str, line: &str) -> bool {
-    let mut parts = pattern.split("[..]");
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = line.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    for (i, part) in parts.iter().enumerate() {
-        if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        }
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.is_empty()
+    snapbox::Assert::new()
+        .normalize_paths(false)
+        .eq(actual, pattern);
 }
 
 /// A certificate and its key.

@@ -63,6 +63,7 @@ mod error;
 mod export;
 mod fingerprint;
 mod location;
+mod parallel;
 mod pin;
 mod policy;
 mod quarantine;

@@ -285,9 +285,15 @@ fn parse_host(host: &str, port: u16, input: &str, bracketed: bool) -> Result<Hos
     // UTS #46 first (case, full-width letters and digits, the ideographic and full-width
     // dots, ignored characters such as the soft hyphen), then the one trailing dot of a fully
     // qualified name, whichever dot it was written with.
-    let ascii = idna::domain_to_ascii(host)
-        .map_err(|_| err("the host is not a valid DNS name (IDN conversion failed)"))?;
-    let ascii = ascii.strip_suffix('.').unwrap_or(&ascii);
+    let mapped;
+    let ascii = if uts46_maps_to_itself(host) {
+        host
+    } else {
+        mapped = idna::domain_to_ascii(host)
+            .map_err(|_| err("the host is not a valid DNS name (IDN conversion failed)"))?;
+        &mapped
+    };
+    let ascii = ascii.strip_suffix('.').unwrap_or(ascii);
     if ascii.is_empty() {
         return Err(err("the host is not a DNS name"));
     }
@@ -303,6 +309,16 @@ fn parse_host(host: &str, port: u16, input: &str, bracketed: bool) -> Result<Hos
     }
     validate_dns_name(ascii).map_err(err)?;
     Ok(Host::Dns(ascii.to_owned()))
+}
+
+/// Whether UTS #46 (as `idna::domain_to_ascii` applies it) gives `host` back unchanged, seen
+/// without running it: lowercase ASCII letters, digits, `-`, `_` and `.` only, and no label
+/// in punycode (`xn--`, which it decodes and checks). Every name a store holds is of this
+/// kind, and the mapping is most of the cost of reading an endpoint back.
+fn uts46_maps_to_itself(host: &str) -> bool {
+    host.bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        && !host.split('.').any(|label| label.starts_with("xn--"))
 }
 
 /// The WHATWG URL standard's IPv4 parser (<https://url.spec.whatwg.org/#concept-ipv4-parser>),
@@ -416,6 +432,49 @@ impl<'de> serde::Deserialize<'de> for Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_read_back_without_uts46_are_exactly_what_uts46_gives() {
+        // Every string over the fast path's alphabet, short ones exhaustively and longer ones
+        // by a fixed pseudo-random walk: where the shortcut applies, UTS #46 agrees.
+        const ALPHABET: &[u8] = b"abxnz09-_.";
+        let check = |host: &str| {
+            if uts46_maps_to_itself(host) {
+                assert_eq!(
+                    idna::domain_to_ascii(host).ok().as_deref(),
+                    Some(host),
+                    "{host:?}"
+                );
+            }
+        };
+        for len in 1..=4u32 {
+            for mut n in 0..ALPHABET.len().pow(len) {
+                let mut host = String::new();
+                for _ in 0..len {
+                    host.push(char::from(ALPHABET[n % ALPHABET.len()]));
+                    n /= ALPHABET.len();
+                }
+                check(&host);
+            }
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            let mut host = String::new();
+            for _ in 0..(x % 40) + 1 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                host.push(char::from(b"abcxyz019-_."[(x % 12) as usize]));
+            }
+            check(&host);
+        }
+        assert!(!uts46_maps_to_itself("xn--nxasmq6b.example"));
+        assert!(!uts46_maps_to_itself("Example.com"));
+        assert_eq!(
+            "a.xn--nxasmq6b:1".parse::<Endpoint>().unwrap().to_string(),
+            "a.xn--nxasmq6b:1"
+        );
+    }
 
     fn canon(input: &str) -> String {
         input

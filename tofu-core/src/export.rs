@@ -49,6 +49,9 @@ pub const EXPORT_VERSION: i64 = 1;
 /// a hostile or mistaken file can take.
 pub const MAX_EXPORT_LEN: u64 = 256 * 1024 * 1024;
 
+/// Entries parsed together, on the machine's cores, before the next ones are taken.
+const PARSE_BLOCK: usize = 4096;
+
 /// The fields a `[[pin]]` entry may have.
 const FIELDS: &[&str] = &[
     "endpoint",
@@ -437,22 +440,36 @@ fn pins_of(
     let mut pins = Vec::with_capacity(entries.len());
     let mut seen: HashMap<(Endpoint, Fingerprint), (usize, usize)> = HashMap::new();
     let mut lines = LineCounter::new(text);
-    for (i, spanned) in entries.into_iter().enumerate() {
-        let entry = i + 1;
-        let line = lines.line_of(spanned.span().start);
-        let (pin, fingerprint) = parse_entry(spanned.into_inner(), entry, line)?;
-        if let Some(&(first_entry, first_line)) = seen.get(&(pin.endpoint.clone(), fingerprint)) {
-            return Err(ImportError::Duplicate {
-                entry,
-                line,
-                first_entry,
-                first_line,
-                endpoint: pin.endpoint,
-                fingerprint,
-            });
+    // Block by block, so that an entry's table is freed once it is parsed, as in a plain loop.
+    let mut entries = entries.into_iter().enumerate().peekable();
+    while entries.peek().is_some() {
+        let block: Vec<(usize, usize, toml::Table)> = entries
+            .by_ref()
+            .take(PARSE_BLOCK)
+            .map(|(i, spanned)| {
+                let line = lines.line_of(spanned.span().start);
+                (i + 1, line, spanned.into_inner())
+            })
+            .collect();
+        let parsed = crate::parallel::map_in_order(&block, |(entry, line, table)| {
+            parse_entry(table, *entry, *line)
+        });
+        for (&(entry, line, _), parsed) in block.iter().zip(parsed) {
+            let (pin, fingerprint) = parsed?;
+            if let Some(&(first_entry, first_line)) = seen.get(&(pin.endpoint.clone(), fingerprint))
+            {
+                return Err(ImportError::Duplicate {
+                    entry,
+                    line,
+                    first_entry,
+                    first_line,
+                    endpoint: pin.endpoint,
+                    fingerprint,
+                });
+            }
+            seen.insert((pin.endpoint.clone(), fingerprint), (entry, line));
+            pins.push(pin);
         }
-        seen.insert((pin.endpoint.clone(), fingerprint), (entry, line));
-        pins.push(pin);
     }
     Ok(pins)
 }
@@ -537,7 +554,7 @@ impl<'a> LineCounter<'a> {
 }
 
 fn parse_entry(
-    table: toml::Table,
+    table: &toml::Table,
     entry: usize,
     line: usize,
 ) -> Result<(NewPin, Fingerprint), ImportError> {
@@ -706,6 +723,41 @@ mod tests {
             }) => (entry, line, field, reason),
             other => panic!("expected an entry error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn in_a_large_file_the_first_bad_entry_is_the_one_reported_whatever_kind() {
+        // Enough entries that they are parsed on several threads and in several blocks.
+        let der = cert("many");
+        let n = PARSE_BLOCK + 1000;
+        let file = |bad: Option<usize>, repeat: Option<usize>| {
+            let mut text = String::from("version = 1\n");
+            for i in 1..=n {
+                let endpoint = if Some(i) == repeat {
+                    "h1:1".to_owned()
+                } else {
+                    format!("h{i}:1")
+                };
+                let extra = if Some(i) == bad {
+                    "state = \"later\"\n"
+                } else {
+                    ""
+                };
+                text.push_str(&entry(&endpoint, &der, extra));
+            }
+            text
+        };
+        let (entry_no, _, field, _) = entry_error(&file(Some(300), Some(PARSE_BLOCK + 500)));
+        assert_eq!((entry_no, field.as_str()), (300, "state"));
+        let (entry_no, _, field, _) = entry_error(&file(Some(PARSE_BLOCK + 10), None));
+        assert_eq!((entry_no, field.as_str()), (PARSE_BLOCK + 10, "state"));
+        match parse_export(&file(Some(PARSE_BLOCK + 500), Some(700))) {
+            Err(ImportError::Duplicate {
+                entry, first_entry, ..
+            }) => assert_eq!((entry, first_entry), (700, 1)),
+            other => panic!("expected the duplicate first, got {other:?}"),
+        }
+        assert_eq!(parse_export(&file(None, None)).unwrap().len(), n);
     }
 
     #[test]

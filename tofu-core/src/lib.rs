@@ -115,6 +115,7 @@ pub mod events;
 pub mod export;
 pub mod fingerprint;
 pub mod location;
+mod parallel;
 pub mod pin;
 pub mod policy;
 mod quarantine;

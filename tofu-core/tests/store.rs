@@ -1444,6 +1444,43 @@ fn for_each_pin_streams_in_endpoint_order_and_can_stop_early(fixture: &Fixture) 
     assert_eq!(calls, 3, "stopped after the third pin");
 }
 
+fn a_listing_stopped_early_in_a_large_store_leaves_the_handle_working(fixture: &Fixture) {
+    // More rows than one batch of a stream, so that rows are still on their way when it stops.
+    let store = fixture.open();
+    let der = cert("many");
+    let pins: Vec<NewPin> = (0..5000)
+        .map(|i| new_pin(&ep(&format!("h{i:04}:1")), &der, PinState::Active))
+        .collect();
+    store.import(&pins, false).unwrap();
+    let mut left: Vec<String> = pins.iter().map(|p| p.endpoint.to_string()).collect();
+    for stop_at in [1, 1500] {
+        let mut seen = Vec::new();
+        store
+            .for_each_pin(|p| {
+                seen.push(p.endpoint.to_string());
+                if seen.len() == stop_at {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .unwrap();
+        assert_eq!(seen, left[..stop_at]);
+        // The same handle then writes and reads, on whichever connection it gets.
+        let gone = ep(&left.remove(stop_at - 1));
+        assert!(!store.remove_endpoint(&gone).unwrap().pins.is_empty());
+        assert!(store.endpoint(&gone).unwrap().pins.is_empty());
+    }
+    let mut count = 0;
+    store
+        .for_each_pin(|_| {
+            count += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(count, 4998, "a listing to the end sees every pin left");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Other handles, and the store as a whole
 
@@ -2186,6 +2223,7 @@ contract! {
     import_with_replace_swaps_an_endpoints_pins_for_the_files,
     an_import_of_many_endpoints_treats_each_as_if_imported_alone,
     for_each_pin_streams_in_endpoint_order_and_can_stop_early,
+    a_listing_stopped_early_in_a_large_store_leaves_the_handle_working,
     many_threads_opening_a_new_store_at_once_all_get_the_same_store,
     generation_moves_when_another_handle_writes_and_only_then,
     integrity_check_passes_on_a_sound_store,

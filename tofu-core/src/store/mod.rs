@@ -493,8 +493,9 @@ impl Store {
         // staged successor) and are compared with the store's as a set.
         let mut groups: Vec<(&Endpoint, Vec<(&NewPin, CertificateDetails)>)> = Vec::new();
         let mut index = std::collections::HashMap::new();
-        for p in pins {
-            let details = details(&p.endpoint, &p.der)?;
+        let all_details = crate::parallel::map_in_order(pins, |p| details(&p.endpoint, &p.der));
+        for (p, details) in pins.iter().zip(all_details) {
+            let details = details?;
             let slot = *index.entry(&p.endpoint).or_insert_with(|| {
                 groups.push((&p.endpoint, Vec::new()));
                 groups.len() - 1

@@ -48,6 +48,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use futures_util::TryStreamExt;
 use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::error::SqlState;
@@ -79,8 +80,9 @@ const DEFAULT_STALENESS: Duration = Duration::from_secs(30);
 const MAX_ATTEMPTS: u32 = 5;
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 8;
-/// Rows fetched per round trip by the streams.
-const BATCH: &str = "FETCH 256 FROM tofu_rows";
+/// Rows a stream hands from the runtime to the caller's thread at a time, while the server
+/// goes on sending the next ones.
+const ROWS_PER_BATCH: usize = 1024;
 
 macro_rules! pin_columns {
     () => {
@@ -694,50 +696,22 @@ impl PostgresBackend {
         })
     }
 
-    /// Runs `declare` (a `DECLARE tofu_rows CURSOR FOR …`) in one REPEATABLE READ READ ONLY
-    /// transaction (one snapshot) and calls `each` with every row, fetched in batches, until
-    /// the rows end or it breaks.
+    /// Runs `sql` in one REPEATABLE READ READ ONLY transaction (one snapshot) and calls
+    /// `each` with every row, until the rows end or it breaks.
     fn stream(
         &self,
-        declare: String,
+        sql: String,
         param: Option<String>,
         mut each: impl FnMut(&Row) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         let mut s = self.session()?;
         s.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .map_err(|f| self.final_error(f))?;
-        self.declare(&mut s, declare, param)?;
-        loop {
-            let rows = s
-                .call("reading", |db| async move { fetch(&db).await })
-                .map_err(|f| self.final_error(f))?;
-            if rows.is_empty() {
-                break;
-            }
-            for row in &rows {
-                if each(row)?.is_break() {
-                    return Ok(());
-                }
-            }
+        if s.rows("reading", sql, param, &mut each)?.is_break() {
+            return Ok(());
         }
         s.commit().map_err(|f| self.final_error(f))
     }
-
-    fn declare(&self, s: &mut Session<'_>, declare: String, param: Option<String>) -> Result<()> {
-        s.call("reading", move |db| async move {
-            match &param {
-                Some(p) => db.client.execute(declare.as_str(), &[p]).await?,
-                None => db.client.execute(declare.as_str(), &[]).await?,
-            };
-            Ok(())
-        })
-        .map_err(|f| self.final_error(f))
-    }
-}
-
-/// The next rows of the cursor. Never a cached statement: its columns are the cursor's.
-async fn fetch(db: &Db) -> Result<Vec<Row>, Failure> {
-    Ok(db.client.query(BATCH, &[]).await?)
 }
 
 impl PostgresBackend {
@@ -806,6 +780,52 @@ impl Session<'_> {
         })?;
         self.in_tx = false;
         Ok(())
+    }
+
+    /// Runs `sql` and calls `each` with every row until they end or it breaks. One query,
+    /// not a cursor fetched batch by batch: the server sends rows while this thread handles
+    /// the ones before, with no round trip between, and the connection reads no further
+    /// ahead than its buffers (the client's memory stays bounded). Each batch of rows must
+    /// arrive within the query timeout. Stopped early, the connection discards the rest
+    /// before its next statement (the rollback when the session is dropped).
+    fn rows(
+        &mut self,
+        context: &str,
+        sql: String,
+        param: Option<String>,
+        each: &mut dyn FnMut(&Row) -> Result<ControlFlow<()>>,
+    ) -> Result<ControlFlow<()>> {
+        let final_error = |f| self.backend.final_error(f);
+        let mut rows = self
+            .call(context, move |db| async move {
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    param.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                Ok(Box::pin(db.client.query_raw(sql.as_str(), params).await?))
+            })
+            .map_err(final_error)?;
+        loop {
+            let (back, batch, more) = self
+                .call(context, move |_| async move {
+                    let mut batch = Vec::with_capacity(ROWS_PER_BATCH);
+                    while batch.len() < ROWS_PER_BATCH {
+                        match rows.try_next().await? {
+                            Some(row) => batch.push(row),
+                            None => return Ok((rows, batch, false)),
+                        }
+                    }
+                    Ok((rows, batch, true))
+                })
+                .map_err(|f| self.backend.final_error(f))?;
+            for row in &batch {
+                if each(row)?.is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            if !more {
+                return Ok(ControlFlow::Continue(()));
+            }
+            rows = back;
+        }
     }
 }
 
@@ -2092,7 +2112,7 @@ impl Backend for PostgresBackend {
     fn for_each_pin(&self, f: &mut dyn FnMut(Pin) -> ControlFlow<()>) -> Result<()> {
         self.stream(
             concat!(
-                "DECLARE tofu_rows NO SCROLL CURSOR FOR SELECT ",
+                "SELECT ",
                 pin_columns!(),
                 " FROM pin ORDER BY endpoint, state, id"
             )
@@ -2110,7 +2130,7 @@ impl Backend for PostgresBackend {
         f: &mut dyn FnMut(Quarantined) -> ControlFlow<()>,
     ) -> Result<()> {
         self.stream(
-            "DECLARE tofu_rows NO SCROLL CURSOR FOR SELECT endpoint, der, first_seen, \
+            "SELECT endpoint, der, first_seen, \
              last_seen, times_seen FROM quarantine ORDER BY endpoint, last_seen DESC, id DESC"
                 .into(),
             None,
@@ -2130,14 +2150,14 @@ impl Backend for PostgresBackend {
         let (sql, param) = match endpoint {
             Some(e) => (
                 format!(
-                    "DECLARE tofu_rows NO SCROLL CURSOR FOR SELECT {AUDIT_COLUMNS} FROM audit \
+                    "SELECT {AUDIT_COLUMNS} FROM audit \
                      WHERE endpoint = $1 ORDER BY id"
                 ),
                 Some(e.to_string()),
             ),
             None => (
                 format!(
-                    "DECLARE tofu_rows NO SCROLL CURSOR FOR SELECT {AUDIT_COLUMNS} FROM audit \
+                    "SELECT {AUDIT_COLUMNS} FROM audit \
                      ORDER BY id"
                 ),
                 None,
@@ -2191,36 +2211,16 @@ impl Backend for PostgresBackend {
                 ),
             ),
         }
-        let batches =
-            |s: &mut Session<'_>, declare: &str, each: &mut dyn FnMut(&Row)| -> Result<()> {
-                let d = declare.to_owned();
-                s.call("checking", move |db| async move {
-                    db.client.batch_execute(&d).await?;
-                    Ok(())
-                })
-                .map_err(|f| self.final_error(f))?;
-                loop {
-                    let rows = s
-                        .call("checking", |db| async move { fetch(&db).await })
-                        .map_err(|f| self.final_error(f))?;
-                    if rows.is_empty() {
-                        break;
-                    }
-                    rows.iter().for_each(&mut *each);
-                }
-                s.call("checking", |db| async move {
-                    db.client.batch_execute("CLOSE tofu_rows").await?;
-                    Ok(())
-                })
-                .map_err(|f| self.final_error(f))
-            };
+        let batches = |s: &mut Session<'_>, sql: &str, each: &mut dyn FnMut(&Row)| -> Result<()> {
+            s.rows("checking", sql.to_owned(), None, &mut |r| {
+                each(r);
+                Ok(ControlFlow::Continue(()))
+            })
+            .map(drop)
+        };
         batches(
             &mut s,
-            concat!(
-                "DECLARE tofu_rows NO SCROLL CURSOR FOR SELECT id, ",
-                pin_columns!(),
-                " FROM pin"
-            ),
+            concat!("SELECT id, ", pin_columns!(), " FROM pin"),
             &mut |r| {
                 report.pins += 1;
                 if let Some(problem) = pin_problem(r) {
@@ -2231,7 +2231,7 @@ impl Backend for PostgresBackend {
         )?;
         batches(
             &mut s,
-            "DECLARE tofu_rows NO SCROLL CURSOR FOR SELECT endpoint, fingerprint, count(*) \
+            "SELECT endpoint, fingerprint, count(*) \
              FROM pin GROUP BY endpoint, fingerprint HAVING count(*) > 1",
             &mut |r| {
                 let endpoint: String = r.try_get(0).unwrap_or_default();
@@ -2250,7 +2250,7 @@ impl Backend for PostgresBackend {
         )?;
         batches(
             &mut s,
-            "DECLARE tofu_rows NO SCROLL CURSOR FOR SELECT endpoint, der, first_seen, \
+            "SELECT endpoint, der, first_seen, \
              last_seen, times_seen, id, fingerprint FROM quarantine",
             &mut |r| {
                 report.quarantined += 1;
@@ -2275,7 +2275,7 @@ impl Backend for PostgresBackend {
         )?;
         batches(
             &mut s,
-            &format!("DECLARE tofu_rows NO SCROLL CURSOR FOR SELECT {AUDIT_COLUMNS} FROM audit"),
+            &format!("SELECT {AUDIT_COLUMNS} FROM audit"),
             &mut |r| {
                 report.audit_entries += 1;
                 if let Err(e) = audit_from_row(r) {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use examples::{check, Check};
-use tofu_core::{Actor, Endpoint, Policy, Store, StoreLocation, TofuClientConfigs};
+use tofu_core::{audit::Actor, Endpoint, Policy, Store, StoreLocation, TofuClientConfigs};
 
 /// Connects to endpoints through the trust-on-first-use verifier, forever.
 #[derive(Parser)]

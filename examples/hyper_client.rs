@@ -13,7 +13,7 @@ use examples::{fetch_exit, Fetched};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tofu_core::connect::HttpsConnector;
-use tofu_core::{Actor, Policy, Store, StoreLocation, TofuClientConfigs};
+use tofu_core::{audit::Actor, Policy, Store, StoreLocation, TofuClientConfigs};
 
 /// Fetches each URL with one shared hyper-util client, pinning on first use.
 #[derive(Parser)]

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use examples::{check, prime_identity, tofu_certs_binary, Check, DemoServer};
-use tofu_core::{Actor, Endpoint, Policy, Store, StoreLocation, TofuClientConfigs, TofuError};
+use tofu_core::{
+    audit::Actor, Endpoint, Policy, Store, StoreLocation, TofuClientConfigs, TofuError,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 

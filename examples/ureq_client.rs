@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use examples::{fetch_exit, Fetched};
-use tofu_core::{connect, Actor, Policy, Store, StoreLocation, TofuClientConfigs};
+use tofu_core::{audit::Actor, connect, Policy, Store, StoreLocation, TofuClientConfigs};
 
 /// Fetches each URL with one shared ureq agent, pinning on first use.
 #[derive(Parser)]

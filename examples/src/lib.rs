@@ -63,7 +63,7 @@ pub struct DemoServer {
 }
 
 fn server_config(id: &Identity) -> Arc<ServerConfig> {
-    let config = ServerConfig::builder_with_provider(tofu_core::default_provider())
+    let config = ServerConfig::builder_with_provider(tofu_core::verifier::default_provider())
         .with_safe_default_protocol_versions()
         .expect("the default provider supports the default versions")
         .with_no_client_auth()
@@ -259,7 +259,7 @@ pub fn check(
     })();
     match result {
         Ok(cert) => {
-            let details = tofu_core::CertificateDetails::from_der(&cert);
+            let details = tofu_core::cert::CertificateDetails::from_der(&cert);
             Check::Ok {
                 fingerprint: tofu_core::Fingerprint::of(&cert),
                 subject: details.map(|d| d.subject).unwrap_or_default(),

@@ -7,7 +7,10 @@
 //! and what is refused is refused with a message fit for a terminal.
 
 use tofu_core::{
-    parse_export, read_certificates, to_pem, CertificateDetails, Endpoint, Fingerprint, Host,
+    cert::{read_certificates, to_pem, CertificateDetails},
+    endpoint::Host,
+    export::parse_export,
+    Endpoint, Fingerprint,
 };
 
 /// The longest error message any parser may produce, whatever the input.
@@ -33,7 +36,7 @@ pub fn assert_presentable(message: &str) {
 /// Control, format and separator characters (Unicode Cc, Cf, Zl, Zp): tofu-core's one
 /// definition of what is never shown raw.
 fn unprintable(c: char) -> bool {
-    tofu_core::must_escape(c)
+    tofu_core::text::must_escape(c)
 }
 
 /// `str::parse::<Endpoint>`: an endpoint prints in a form that parses back to it (canonical

@@ -116,7 +116,7 @@ fn pin_count(store: &Store) -> usize {
 fn redirecting_server(id: &Identity, location: String) -> u16 {
     use std::io::{Read, Write};
     let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(tofu_core::default_provider())
+        rustls::ServerConfig::builder_with_provider(tofu_core::verifier::default_provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
@@ -191,15 +191,16 @@ mod hyper_util_client {
     async fn h2_server(id: &Identity) -> u16 {
         use hyper::server::conn::http2;
         use hyper_util::rt::TokioIo;
-        let mut config = rustls::ServerConfig::builder_with_provider(tofu_core::default_provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![id.cert.clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(id.key.clone_key()),
-            )
-            .unwrap();
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(tofu_core::verifier::default_provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![id.cert.clone()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(id.key.clone_key()),
+                )
+                .unwrap();
         config.alpn_protocols = vec![b"h2".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use examples::{example_binary, prime_identity, tofu_certs_binary, ChildLines, DemoServer};
-use tofu_core::{AuditEvent, Endpoint, Fingerprint, Store, StoreLocation};
+use tofu_core::{audit::AuditEvent, Endpoint, Fingerprint, Store, StoreLocation};
 
 #[path = "../../tofu-core/tests/pg_support/mod.rs"]
 mod pg_support;

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use examples::{prime_identity, tofu_certs_binary};
-use tofu_core::{to_pem, Fingerprint, Store};
+use tofu_core::{cert::to_pem, Fingerprint, Store};
 
 struct Env {
     tmp: tempfile::TempDir,
@@ -30,8 +30,13 @@ impl Env {
         let s = Store::open(&store).unwrap();
         let ep = "10.1.1.1:8082".parse().unwrap();
         s.pin_first_use(&ep, &ids[0].cert).unwrap();
-        s.add_pin(&ep, &ids[1].cert, tofu_core::PinState::Next, Some("next"))
-            .unwrap();
+        s.add_pin(
+            &ep,
+            &ids[1].cert,
+            tofu_core::pin::PinState::Next,
+            Some("next"),
+        )
+        .unwrap();
         s.quarantine(&ep, &ids[2].cert).unwrap();
         (Env { tmp, store }, ids)
     }
@@ -101,7 +106,7 @@ impl Env {
         assert!(
             !stderr
                 .chars()
-                .any(|c| c != '\n' && tofu_core::must_escape(c)),
+                .any(|c| c != '\n' && tofu_core::text::must_escape(c)),
             "{shown:?}: a control character in {stderr:?}"
         );
         assert!(out.stdout.is_empty(), "{shown:?}: nothing on stdout");
@@ -404,7 +409,9 @@ fn a_probe_list_with_hostile_lines_reports_each_and_pins_nothing() {
     );
     assert_ne!(out.status.code(), Some(0), "{text}");
     assert!(
-        !text.chars().any(|c| c != '\n' && tofu_core::must_escape(c)),
+        !text
+            .chars()
+            .any(|c| c != '\n' && tofu_core::text::must_escape(c)),
         "a control character in {text:?}"
     );
     assert!(text.len() < 10_000, "{} bytes of output", text.len());

@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use tofu_core::{AuditEvent, Fingerprint, PinState, Store};
+use tofu_core::{audit::AuditEvent, pin::PinState, Fingerprint, Store};
 
 const WRITER: &str = env!("CARGO_BIN_EXE_crash-writer");
 

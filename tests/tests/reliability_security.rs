@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use examples::{prime_identity, tofu_certs_binary, DemoServer};
-use tofu_core::{Fingerprint, Store, DATABASE_FILE};
+use tofu_core::{store::DATABASE_FILE, Fingerprint, Store};
 
 fn mode(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
@@ -274,7 +274,7 @@ fn the_command_prints_no_certificate_body_or_key_unless_asked() {
     let ep = format!("127.0.0.1:{}", server.addr().port());
     let key_pem = {
         let der = old.key.secret_pkcs8_der();
-        tofu_core::to_pem(der).replace("CERTIFICATE", "PRIVATE KEY")
+        tofu_core::cert::to_pem(der).replace("CERTIFICATE", "PRIVATE KEY")
     };
     let key_file = tmp.path().join("key.pem");
     fs::write(&key_file, &key_pem).unwrap();
@@ -347,10 +347,10 @@ fn tofu_certs_allowing(store: &Path, allow: Option<&str>, args: &[&str]) -> Outp
         .arg(store)
         .args(args)
         .env_remove("TOFU_CERTS_STORE")
-        .env_remove(tofu_core::ALLOW_OWNER_VARIABLE)
+        .env_remove(tofu_core::store::ALLOW_OWNER_VARIABLE)
         .env("NO_COLOR", "1");
     if let Some(allow) = allow {
-        cmd.env(tofu_core::ALLOW_OWNER_VARIABLE, allow);
+        cmd.env(tofu_core::store::ALLOW_OWNER_VARIABLE, allow);
     }
     cmd.output().unwrap()
 }

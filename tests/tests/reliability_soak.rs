@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use examples::{prime_identity, tofu_certs_binary, DemoServer, Identity};
-use tofu_core::{AuditEvent, Endpoint, Fingerprint, PinState, Store};
+use tofu_core::{audit::AuditEvent, pin::PinState, Endpoint, Fingerprint, Store};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_soak-client");
 

@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::CertificateDer;
-use tofu_core::{AuditEvent, Endpoint, Fingerprint, PinState, Store};
+use tofu_core::{audit::AuditEvent, pin::PinState, Endpoint, Fingerprint, Store};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_store-worker");
 
@@ -287,8 +287,13 @@ fn a_process_holding_the_store_sees_each_change_on_its_next_read() {
         (
             "replace one pin by compare-and-swap",
             Box::new(|s| {
-                s.replace_pin(&e, &Fingerprint::of(&b), &a, tofu_core::PinSource::Operator)
-                    .unwrap();
+                s.replace_pin(
+                    &e,
+                    &Fingerprint::of(&b),
+                    &a,
+                    tofu_core::pin::PinSource::Operator,
+                )
+                .unwrap();
             }),
             Some(format!("pins={},{} total=2", fp(&c), fp(&a))),
         ),

@@ -101,13 +101,16 @@ pub(crate) fn parse() -> Cli {
 }
 
 /// Exits as clap would, except that a usage error is printed with what
-/// [`tofu_core::must_escape`] escaped (line breaks apart): clap quotes the offending argument
+/// [`tofu_core::text::must_escape`] escaped (line breaks apart): clap quotes the offending argument
 /// raw, and an endpoint taken from an untrusted list could carry terminal escape sequences or
 /// a bidirectional override.
 fn usage_error(e: clap::Error) -> ! {
     if !e.use_stderr() {
         e.exit() // --help, --version
     }
-    eprint!("{}", tofu_core::escape_message(&e.render().to_string()));
+    eprint!(
+        "{}",
+        tofu_core::text::escape_message(&e.render().to_string())
+    );
     std::process::exit(e.exit_code())
 }

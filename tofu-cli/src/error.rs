@@ -99,7 +99,7 @@ impl CliError {
             Error::NoSpace { filesystem, .. } => Self::failure(message).hint(format!(
                 "`df -h {}` shows what fills it; reading commands (listcerts, showcert) still \
                  work meanwhile",
-                tofu_core::shell_quote(&filesystem.to_string_lossy())
+                crate::shell::quote(&filesystem.to_string_lossy())
             )),
             Error::Busy { .. } => Self::failure(message)
                 .hint("run the command again; readers never wait, only writers queue"),

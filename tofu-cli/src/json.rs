@@ -3,7 +3,12 @@
 //! `deletecert`, `accept` and `addcert`, and the `--format` flag itself. The documents are
 //! described in docs/json.md; fields are only ever added within a schema version.
 
-use tofu_core::{CertificateDetails, Endpoint, Pin, PinSource, PinState, Quarantined, Timestamp};
+use tofu_core::{
+    cert::CertificateDetails,
+    pin::{Pin, PinSource, PinState, Quarantined},
+    timestamp::Timestamp,
+    Endpoint,
+};
 
 /// The schema version of every command's JSON document.
 pub(crate) const VERSION: u32 = 1;

@@ -8,6 +8,7 @@ mod error;
 mod json;
 mod logger;
 mod output;
+mod shell;
 
 use std::process::ExitCode;
 

@@ -3,7 +3,7 @@
 
 use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
 
-use tofu_core::PinState;
+use tofu_core::pin::PinState;
 
 use crate::error::CliError;
 
@@ -90,11 +90,15 @@ pub(crate) fn stderr_colour() -> bool {
     colour_for(io::stderr().is_terminal())
 }
 
-/// Writes a line to standard error, with what [`tofu_core::must_escape`] escaped except line
+/// Writes a line to standard error, with what [`tofu_core::text::must_escape`] escaped except line
 /// breaks: messages quote file names, endpoints and names that anyone may have chosen. A
 /// closed or failing standard error is ignored: there is nowhere left to report it.
 pub(crate) fn status(line: &str) {
-    let _ = writeln!(io::stderr().lock(), "{}", tofu_core::escape_message(line));
+    let _ = writeln!(
+        io::stderr().lock(),
+        "{}",
+        tofu_core::text::escape_message(line)
+    );
 }
 
 /// `error: …` on standard error.
@@ -118,7 +122,7 @@ fn labelled(style: Style, label: &str, message: &str) {
         io::stderr().lock(),
         "{} {}",
         paint(stderr_colour(), style, label),
-        tofu_core::escape_message(message.trim_end())
+        tofu_core::text::escape_message(message.trim_end())
     );
 }
 
@@ -148,21 +152,21 @@ pub(crate) fn state_name(state: PinState) -> &'static str {
 }
 
 /// Text from the store or a file shown on a terminal (a label, an actor): what
-/// [`tofu_core::must_escape`] (control characters, which could move the cursor or recolour
+/// [`tofu_core::text::must_escape`] (control characters, which could move the cursor or recolour
 /// the screen; format and separator characters, which reorder or hide text) is shown as a
 /// Rust escape, `\u{202e}`.
 pub(crate) fn printable(text: &str) -> String {
-    tofu_core::escape_text(text).into_owned()
+    tofu_core::text::escape_text(text).into_owned()
 }
 
 /// A certificate's name (subject, issuer, SAN) read from the store, shown on a terminal:
-/// what [`tofu_core::must_escape`] is shown as `\xHH` per byte, as OpenSSL shows a name's
+/// what [`tofu_core::text::must_escape`] is shown as `\xHH` per byte, as OpenSSL shows a name's
 /// bytes. A store that was not tampered with holds none.
 pub(crate) fn name(text: &str) -> std::borrow::Cow<'_, str> {
-    tofu_core::escape_name(text)
+    tofu_core::text::escape_name(text)
 }
 
-/// serde_json's formatter `F`, except that in strings what [`tofu_core::must_escape`] and
+/// serde_json's formatter `F`, except that in strings what [`tofu_core::text::must_escape`] and
 /// serde_json leaves raw (format and separator characters, U+007F–U+009F) is written as a
 /// `\uXXXX` escape (a UTF-16 surrogate pair above U+FFFF): the document is the same JSON, a
 /// parser reads back the exact text, and a terminal showing it never obeys a bidirectional
@@ -177,7 +181,7 @@ impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for Escaping<F> {
     ) -> io::Result<()> {
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
-            if tofu_core::must_escape(c) {
+            if tofu_core::text::must_escape(c) {
                 writer.write_all(&fragment.as_bytes()[start..i])?;
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
@@ -242,7 +246,7 @@ pub(crate) fn to_json_writer<W: Write>(
 }
 
 /// The date part of a timestamp (`2026-11-21`), for tables.
-pub(crate) fn date(t: tofu_core::Timestamp) -> String {
+pub(crate) fn date(t: tofu_core::timestamp::Timestamp) -> String {
     let text = t.to_string();
     match text.get(..10) {
         Some(day) if text.len() == 20 => day.to_owned(),
@@ -253,7 +257,7 @@ pub(crate) fn date(t: tofu_core::Timestamp) -> String {
 /// A certificate's name as people read it in a table: [`name`], except that the UTF-8 text
 /// OpenSSL's one-line form writes as `\xHH` bytes (`/CN=\xE6\x9D\xB1` for `/CN=東`) is shown as
 /// the characters it encodes. Only bytes from 0x80 up are decoded, and only when they form
-/// UTF-8 of characters [`tofu_core::must_escape`] lets through; anything else (a control
+/// UTF-8 of characters [`tofu_core::text::must_escape`] lets through; anything else (a control
 /// character, a right-to-left override, bytes that are not UTF-8) keeps its `\xHH` form, so a
 /// name never shows more than it holds. A literal `\xE6\x9D\xB1` in a value already reads
 /// like those bytes in OpenSSL's form; this reads both as `東`, adding no new ambiguity.
@@ -279,7 +283,7 @@ pub(crate) fn readable_name(text: &str) -> String {
             }
         }
     }
-    tofu_core::escape_name_bytes(&bytes)
+    tofu_core::text::escape_name_bytes(&bytes)
 }
 
 #[cfg(test)]

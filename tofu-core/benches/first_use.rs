@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tofu_core::{FirstUse, Store};
+use tofu_core::{store::FirstUse, Store};
 
 use common::{bench_stores_dir, endpoint, self_signed};
 

@@ -23,7 +23,11 @@ use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tofu_core::{Endpoint, NewPin, PinSource, PinState, Store, TofuVerifier};
+use tofu_core::{
+    pin::{PinSource, PinState},
+    store::NewPin,
+    Endpoint, Store, TofuVerifier,
+};
 
 use common::{ca_issued, handshake, provider, server_config};
 

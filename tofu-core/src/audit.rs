@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::pin::string_enum;
-use crate::{Endpoint, Fingerprint, Timestamp};
+use crate::{timestamp::Timestamp, Endpoint, Fingerprint};
 
 /// What happened to an endpoint's pins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -94,7 +94,7 @@ impl Actor {
     pub fn named(name: &str) -> Self {
         let name: String = name
             .chars()
-            .filter(|&c| !crate::must_escape(c))
+            .filter(|&c| !crate::text::must_escape(c))
             .take(100)
             .collect();
         Self(format!(

@@ -8,7 +8,7 @@ use x509_parser::x509::X509Name;
 use crate::text::{
     bounded, bounded_list, escape_name_bytes, MAX_NAME_CHARS, MAX_SANS, MAX_SAN_CHARS,
 };
-use crate::{Fingerprint, Timestamp};
+use crate::{timestamp::Timestamp, Fingerprint};
 
 /// The largest certificate accepted. Real leaf certificates are a few kilobytes; the cap keeps
 /// a hostile peer from filling the store (or the quarantine) with megabytes per handshake.
@@ -22,14 +22,14 @@ pub struct CertificateDetails {
     /// SHA-256 of the certificate's SubjectPublicKeyInfo.
     pub spki_fingerprint: Fingerprint,
     /// The subject as `openssl x509 -noout -subject -nameopt compat` prints it after `subject=`,
-    /// cut to [`MAX_NAME_CHARS`](crate::MAX_NAME_CHARS) (ending `… [truncated: N more
+    /// cut to [`MAX_NAME_CHARS`] (ending `… [truncated: N more
     /// characters]`) when longer.
     pub subject: String,
     /// The issuer, in the same form.
     pub issuer: String,
     /// Subject alternative names as OpenSSL prints them (`DNS:prime-pri`, `IP Address:10.1.1.1`),
-    /// each cut to [`MAX_SAN_CHARS`](crate::MAX_SAN_CHARS), and at most
-    /// [`MAX_SANS`](crate::MAX_SANS) of them (the last then says how many more there were).
+    /// each cut to [`MAX_SAN_CHARS`], and at most
+    /// [`MAX_SANS`] of them (the last then says how many more there were).
     pub sans: Vec<String>,
     /// Start of the validity period.
     pub not_before: Timestamp,
@@ -507,7 +507,7 @@ fn attribute_type_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
 }
 
 /// Subject alternative names as `openssl x509 -ext subjectAltName` (OpenSSL 3.0) prints them,
-/// except that the characters that [`must_escape`](crate::must_escape) inside names (control,
+/// except that the characters that [`must_escape`](crate::text::must_escape) inside names (control,
 /// format and separator characters) are shown as `\xHH` (OpenSSL prints them raw): a hostile
 /// certificate cannot write to the terminal, reorder a name, nor split one into two lines.
 fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<String> {

@@ -39,7 +39,7 @@ const MAX_INPUT_LEN: usize = 300;
 /// let e: Endpoint = "10.1.1.1_8082".parse()?;
 /// assert_eq!(e.to_string(), "10.1.1.1:8082");
 /// assert_eq!(e.host_port(), "10.1.1.1_8082");
-/// # Ok::<(), tofu_core::EndpointError>(())
+/// # Ok::<(), tofu_core::endpoint::EndpointError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
@@ -89,6 +89,19 @@ impl Endpoint {
     ///
     /// # Errors
     /// When the host is not a DNS name or IP address, or the port is 0.
+    ///
+    /// ```
+    /// use tofu_core::endpoint::Host;
+    /// use tofu_core::Endpoint;
+    ///
+    /// let e = Endpoint::new("Prime.Example", 8082)?;
+    /// assert_eq!(e.to_string(), "prime.example:8082"); // names are case-folded
+    /// assert_eq!(e.port(), 8082);
+    /// assert!(matches!(e.host(), Host::Dns(_)));
+    /// assert_eq!(e.server_name().to_str(), "prime.example");
+    /// assert!(Endpoint::new("", 443).is_err());
+    /// # Ok::<(), tofu_core::endpoint::EndpointError>(())
+    /// ```
     pub fn new(host: &str, port: u16) -> Result<Self, EndpointError> {
         let shown = format!("{host}:{port}");
         if port == 0 {

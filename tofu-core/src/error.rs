@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::{CertificateError, Endpoint, Fingerprint};
+use crate::{cert::CertificateError, Endpoint, Fingerprint};
 
 /// An error from the pin store.
 #[derive(Debug, thiserror::Error)]
@@ -290,7 +290,7 @@ pub enum Error {
         /// The certificate's fingerprint.
         fingerprint: Fingerprint,
         /// Whether the existing pin is active or staged.
-        state: crate::PinState,
+        state: crate::pin::PinState,
     },
 
     /// A compare-and-swap found the endpoint's pins changed.

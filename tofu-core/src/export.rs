@@ -33,10 +33,13 @@ use std::ops::ControlFlow;
 
 use rustls::pki_types::CertificateDer;
 
-use crate::MAX_LABEL_CHARS;
+use crate::text::MAX_LABEL_CHARS;
 use crate::{
-    read_certificates, to_pem, Endpoint, Fingerprint, NewPin, Pin, PinSource, PinState, Store,
-    Timestamp,
+    cert::{read_certificates, to_pem},
+    pin::{Pin, PinSource, PinState},
+    store::NewPin,
+    timestamp::Timestamp,
+    Endpoint, Fingerprint, Store,
 };
 
 /// The version of the export format that this build writes and reads.
@@ -175,6 +178,28 @@ pub enum ExportError {
 /// Writes every pin of `store` to `out` in the export format, reading the pins one at a time
 /// from one consistent snapshot of the store. Returns how many pins were written.
 ///
+/// ```
+/// use tofu_core::export::{parse_export, read_export, write_export};
+/// use tofu_core::{Endpoint, Store};
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let der = rcgen::generate_simple_self_signed(vec!["a.example".into()])?.cert.der().clone();
+/// let primary = Store::open(dir.path().join("primary"))?;
+/// let endpoint: Endpoint = "10.1.1.1:8082".parse()?;
+/// primary.pin_first_use(&endpoint, &der)?;
+///
+/// let mut file = Vec::new();
+/// assert_eq!(write_export(&primary, &mut file)?, 1);
+///
+/// // Seed another store from the file.
+/// let pins = read_export(file.as_slice())?;
+/// assert_eq!(pins, parse_export(std::str::from_utf8(&file)?)?);
+/// let secondary = Store::open(dir.path().join("secondary"))?;
+/// secondary.import(&pins, false)?;
+/// assert!(secondary.endpoint(&endpoint)?.is_pinned());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
 /// When the store cannot be read or `out` cannot be written; what was written by then is an
 /// incomplete file.
@@ -243,13 +268,13 @@ fn export_entry(pin: &Pin) -> String {
 /// does, but the store's text is not trusted to be that: a newline would end the comment and
 /// let a subject write `[[pin]]` lines into a backup, and TOML forbids control characters in
 /// comments; a bidirectional override would reorder what a person reading the backup sees.
-/// So what [`must_escape`](crate::must_escape) is written escaped (`\n`, `\u{1b}`, `\u{202e}`).
+/// So what [`must_escape`](crate::text::must_escape) is written escaped (`\n`, `\u{1b}`, `\u{202e}`).
 fn comment_text(text: &str) -> String {
-    crate::escape_text(text).into_owned()
+    crate::text::escape_text(text).into_owned()
 }
 
 /// A TOML basic string (`"…"`): `"` and `\\` escaped, and what
-/// [`must_escape`](crate::must_escape) (controls, which TOML forbids raw, and the format and
+/// [`must_escape`](crate::text::must_escape) (controls, which TOML forbids raw, and the format and
 /// separator characters, which would reorder the file for a person reading it) written as
 /// `\\uXXXX` or `\\UXXXXXXXX`, which TOML reads back exactly.
 fn toml_string(text: &str) -> String {
@@ -259,10 +284,10 @@ fn toml_string(text: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if crate::must_escape(c) && u32::from(c) <= 0xFFFF => {
+            c if crate::text::must_escape(c) && u32::from(c) <= 0xFFFF => {
                 out.push_str(&format!("\\u{:04X}", u32::from(c)))
             }
-            c if crate::must_escape(c) => out.push_str(&format!("\\U{:08X}", u32::from(c))),
+            c if crate::text::must_escape(c) => out.push_str(&format!("\\U{:08X}", u32::from(c))),
             c => out.push(c),
         }
     }
@@ -272,6 +297,14 @@ fn toml_string(text: &str) -> String {
 
 /// Reads an export file from `reader`, at most [`MAX_EXPORT_LEN`] bytes, and parses it with
 /// [`parse_export`].
+///
+/// ```
+/// use tofu_core::export::{read_export, ImportError};
+///
+/// let err = read_export(&b"version = 2\n"[..]).unwrap_err();
+/// assert!(matches!(err, ImportError::UnsupportedVersion { .. }));
+/// assert!(matches!(read_export(&b"\xff"[..]), Err(ImportError::NotText { offset: 0 })));
+/// ```
 ///
 /// # Errors
 /// [`ImportError::Io`], [`ImportError::TooLarge`], [`ImportError::NotText`], and those of
@@ -294,6 +327,13 @@ fn read_export_capped(reader: impl Read, max: u64) -> Result<Vec<NewPin>, Import
 
 /// Parses the text of an export file into the pins it holds, in file order, ready for
 /// [`Store::import`].
+///
+/// ```
+/// let pins = tofu_core::export::parse_export("version = 1\n")?;
+/// assert!(pins.is_empty());
+/// assert!(tofu_core::export::parse_export("version = 1\n[[pin]]\nendpoint = \"a:1\"\n").is_err());
+/// # Ok::<(), tofu_core::export::ImportError>(())
+/// ```
 ///
 /// # Errors
 /// When the text is over [`MAX_EXPORT_LEN`], is not TOML, has no or another `version`, has
@@ -478,7 +518,7 @@ fn syntax_error(text: &str, e: toml::de::Error) -> ImportError {
 
 /// Characters that must not reach a terminal raw.
 fn unprintable(c: char) -> bool {
-    crate::must_escape(c)
+    crate::text::must_escape(c)
 }
 
 /// The lines (from 1) of byte offsets. Entries come in file order, so each newline is counted

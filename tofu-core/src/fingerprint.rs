@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 /// let hex = fp.to_hex_colons();
 /// assert_eq!(hex.parse::<Fingerprint>()?, fp);
 /// assert_eq!(fp.to_string().parse::<Fingerprint>()?, fp);
-/// # Ok::<(), tofu_core::FingerprintError>(())
+/// # Ok::<(), tofu_core::fingerprint::FingerprintError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint([u8; 32]);
@@ -37,6 +37,17 @@ pub struct FingerprintError {
 
 impl Fingerprint {
     /// The SHA-256 of `bytes`.
+    ///
+    /// ```
+    /// use tofu_core::Fingerprint;
+    ///
+    /// let fp = Fingerprint::of(b"certificate DER");
+    /// assert_eq!(fp.as_bytes().len(), 32);
+    /// assert_eq!(Fingerprint::from_bytes(*fp.as_bytes()), fp);
+    /// assert_eq!(fp.to_hex().len(), 64);
+    /// assert!(fp.to_hex_colons().starts_with(&fp.to_hex()[..2].to_uppercase()));
+    /// assert!("SHA256:not-a-fingerprint".parse::<Fingerprint>().is_err());
+    /// ```
     pub fn of(bytes: &[u8]) -> Self {
         Self(Sha256::digest(bytes).into())
     }

@@ -11,7 +11,7 @@
 //!   enforces the pins; [`TofuClientConfigs`] hands out one `ClientConfig` per endpoint;
 //! - [`connect`]: the same, per connection, through hyper-util's client, tonic, ureq,
 //!   reqwest and tokio-rustls (cargo features `hyper`, `ureq`, `reqwest`, `tokio-rustls`);
-//! - [`decide`]: the verdict on a presented certificate as a pure function of the pins, the
+//! - [`policy::decide`]: the verdict on a presented certificate as a pure function of the pins, the
 //!   certificate, the [`Policy`] and the time.
 //!
 //! ```
@@ -27,6 +27,54 @@
 //! let conn = rustls::ClientConnection::new(config, endpoint.server_name())?;
 //! assert!(store.endpoint(&endpoint)?.pins.is_empty()); // pinned at the first handshake
 //! # drop(conn);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The store, in use
+//!
+//! The operations of [`Store`] a service and an operator use, on a SQLite store in a
+//! directory ([`store`] has the types they return):
+//!
+//! ```
+//! use std::ops::ControlFlow;
+//! use tofu_core::pin::PinState;
+//! use tofu_core::store::FirstUse;
+//! use tofu_core::{Endpoint, Fingerprint, Store, StoreLocation};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let cert = |name: &str| -> rustls::pki_types::CertificateDer<'static> {
+//! #     rcgen::generate_simple_self_signed(vec![name.into()]).unwrap().cert.der().clone()
+//! # };
+//! # let (old, new, stranger) = (cert("old.example"), cert("new.example"), cert("x.example"));
+//! let location = StoreLocation::parse(&dir.path().join("tofu").to_string_lossy())?;
+//! let store = Store::open_location(&location)?; // or Store::open(dir)
+//! let endpoint: Endpoint = "10.1.1.1:8082".parse()?;
+//!
+//! // The verifier does this after a first handshake proved the server holds the key.
+//! assert!(matches!(store.pin_first_use(&endpoint, &old)?, FirstUse::Pinned(_)));
+//! assert!(matches!(store.pin_first_use(&endpoint, &new)?, FirstUse::AlreadyPinned(_)));
+//!
+//! // A planned rotation: stage the next certificate, promote it when the server switches.
+//! store.add_pin(&endpoint, &new, PinState::Next, Some("rotation 2027"))?;
+//! let promoted = store.promote_staged(&endpoint, &Fingerprint::of(&new))?.unwrap();
+//! assert_eq!(promoted.retired[0].fingerprint(), Fingerprint::of(&old));
+//!
+//! // An unexpected certificate is refused and quarantined; an operator may accept it.
+//! store.quarantine(&endpoint, &stranger)?;
+//! assert_eq!(store.endpoint(&endpoint)?.quarantined.len(), 1);
+//! store.accept_quarantined(&endpoint, &Fingerprint::of(&stranger))?;
+//!
+//! let mut pins = 0;
+//! store.for_each_pin(|_| { pins += 1; ControlFlow::Continue(()) })?;
+//! assert_eq!(pins, 1);
+//! assert!(store.check()?.is_sound());
+//!
+//! let removed = store.remove_endpoint(&endpoint)?;
+//! assert_eq!(removed.pins.len(), 1);
+//! assert!(!store.endpoint(&endpoint)?.is_pinned());
+//!
+//! // Opening a store that is not there, without creating it, says so.
+//! assert!(Store::open_existing(dir.path().join("missing")).is_err());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -51,59 +99,56 @@
 //!
 //! What the store does not do: it does not check dates or names unless asked
 //! ([`Policy::replace_expired_pins`], [`Policy::require_valid_name`],
-//! [`TofuVerifierBuilder::require_chain`]); it does not revoke.
+//! [`verifier::TofuVerifierBuilder::require_chain`]); it does not revoke.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod audit;
-mod cert;
+// The modules by concept. The everyday types are also at the crate root (below); everything
+// else is reached through its module, so the root stays a short list and each module's doc
+// says what the concept is for.
+pub mod audit;
+pub mod cert;
 pub mod connect;
-mod endpoint;
+pub mod endpoint;
 mod error;
-mod export;
-mod fingerprint;
-mod location;
+pub mod events;
+pub mod export;
+pub mod fingerprint;
+pub mod location;
 mod parallel;
-mod pin;
-mod policy;
+pub mod pin;
+pub mod policy;
 mod quarantine;
-mod rejection;
-mod store;
-mod text;
-mod timestamp;
-mod verifier;
+pub mod rejection;
+// The store's module doc links to its private backend contract, for readers of the source.
+#[allow(rustdoc::private_intra_doc_links)]
+pub mod store;
+pub mod text;
+pub mod timestamp;
+pub mod verifier;
 
-pub use audit::{Actor, AuditEntry, AuditEvent};
-pub use cert::{
-    read_certificates, to_pem, CertificateDetails, CertificateError, MAX_CERTIFICATE_LEN,
-};
-pub use endpoint::{Endpoint, EndpointError, Host};
+pub use endpoint::Endpoint;
 pub use error::{Error, Result};
-pub use export::{
-    parse_export, read_export, write_export, ExportError, ImportError, EXPORT_VERSION,
-    MAX_EXPORT_LEN,
-};
-pub use fingerprint::{Fingerprint, FingerprintError};
-pub use location::{
-    LocationError, PostgresHost, PostgresLocation, SslMode, StoreLocation, DEFAULT_CONNECT_TIMEOUT,
-};
-pub use pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
-pub use policy::{decide, Decision, Policy};
-pub use rejection::{shell_quote, store_arg, Mismatch, NotPinned, TofuError};
+pub use fingerprint::Fingerprint;
+pub use location::StoreLocation;
+pub use policy::Policy;
+pub use rejection::TofuError;
+pub use store::Store;
+pub use verifier::{TofuClientConfigs, TofuVerifier};
+
 /// The PostgreSQL backend through a few store-like operations, for its tests until the facade
 /// dispatches to it. Not an API.
 #[cfg(feature = "postgres")]
 #[doc(hidden)]
 pub use store::postgres::testing as __postgres_testing;
-pub use store::{
-    CheckReport, Finding, FirstUse, ImportReport, NewPin, Promoted, Removed, Store,
-    ALLOW_OWNER_VARIABLE, DATABASE_FILE,
-};
-pub use text::{
-    escape_message, escape_name, escape_name_bytes, escape_text, must_escape, MAX_LABEL_CHARS,
-    MAX_NAME_CHARS, MAX_SANS, MAX_SAN_CHARS,
-};
-pub use timestamp::{Timestamp, TimestampError};
-#[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
-pub use verifier::default_provider;
-pub use verifier::{BuildError, TofuClientConfigs, TofuVerifier, TofuVerifierBuilder};
+
+// The library's own refusal messages show `tofu-certs` commands to run; quoting those is not
+// part of the public API (the CLI has its own copy).
+pub(crate) use rejection::{shell_quote, store_arg};
+// Short paths the store's files (store/**) import by; kept so that those files, which change
+// often, did not have to change for the public modules.
+#[cfg(feature = "postgres")]
+pub(crate) use cert::read_certificates;
+pub(crate) use cert::CertificateDetails;
+pub(crate) use text::MAX_LABEL_CHARS;
+pub(crate) use timestamp::Timestamp;

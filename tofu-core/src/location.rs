@@ -24,6 +24,19 @@ impl StoreLocation {
     /// `postgres://` or `postgresql://` is a PostgreSQL URI, completed from the process's
     /// libpq environment (`PGHOST`, `PGUSER`, …); anything else is a directory.
     ///
+    /// ```
+    /// use tofu_core::StoreLocation;
+    ///
+    /// let dir = StoreLocation::parse("/var/lib/myservice/tofu")?;
+    /// assert_eq!(dir.directory(), Some(std::path::Path::new("/var/lib/myservice/tofu")));
+    /// assert_eq!(dir.backend(), "sqlite");
+    /// let pg = StoreLocation::parse("postgresql://tofu:secret@db.example/pins")?;
+    /// assert_eq!(pg.backend(), "postgres");
+    /// assert!(!pg.to_string().contains("secret")); // never shown
+    /// assert!(StoreLocation::parse("postgresql://db.example:notaport/pins").is_err());
+    /// # Ok::<(), tofu_core::location::LocationError>(())
+    /// ```
+    ///
     /// # Errors
     /// When a PostgreSQL URI is malformed.
     pub fn parse(text: &str) -> Result<Self, LocationError> {

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use rustls::pki_types::CertificateDer;
 
-use crate::{CertificateDetails, Endpoint, Fingerprint, Timestamp};
+use crate::{cert::CertificateDetails, timestamp::Timestamp, Endpoint, Fingerprint};
 
 /// Whether a pin is trusted now or staged for a planned rotation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

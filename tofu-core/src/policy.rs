@@ -4,7 +4,11 @@
 
 use rustls::pki_types::CertificateDer;
 
-use crate::{Fingerprint, Pin, PinState, Timestamp};
+use crate::{
+    pin::{Pin, PinState},
+    timestamp::Timestamp,
+    Fingerprint,
+};
 
 /// How a verifier treats endpoints and certificates.
 ///
@@ -30,6 +34,11 @@ impl Default for Policy {
 impl Policy {
     /// Trust on first use: an endpoint that has no pin is pinned to the certificate it
     /// presents (once the server proved it holds the certificate's key).
+    ///
+    /// ```
+    /// let policy = tofu_core::Policy::trust_on_first_use();
+    /// assert!(policy.pins_on_first_use() && !policy.replaces_expired_pins());
+    /// ```
     pub fn trust_on_first_use() -> Self {
         Self {
             pin_on_first_use: true,
@@ -40,6 +49,11 @@ impl Policy {
 
     /// Strict: only pinned endpoints are accepted; an operator pins them ahead of use
     /// (`tofu-certs addcert`, `tofu-certs probe --pin`, `tofu-certs import`).
+    ///
+    /// ```
+    /// let policy = tofu_core::Policy::strict().require_valid_name(true);
+    /// assert!(!policy.pins_on_first_use() && policy.requires_valid_name());
+    /// ```
     pub fn strict() -> Self {
         Self {
             pin_on_first_use: false,
@@ -128,6 +142,21 @@ impl Decision {
 ///
 /// Only the leaf is ever compared: intermediates a server sends never satisfy a pin. A match
 /// compares the DER bytes the store holds, so the common case hashes nothing.
+///
+/// ```
+/// use tofu_core::policy::{decide, Decision};
+/// use tofu_core::timestamp::Timestamp;
+/// use tofu_core::Policy;
+///
+/// # let der = rcgen::generate_simple_self_signed(vec!["a.example".into()])?.cert.der().clone();
+/// // No pins yet: trust on first use pins, strict refuses.
+/// let now = Timestamp::now();
+/// let tofu = decide(&[], &der, &Policy::trust_on_first_use(), now);
+/// assert!(matches!(tofu, Decision::PinFirstUse));
+/// assert!(tofu.accepts() && tofu.writes());
+/// assert!(!decide(&[], &der, &Policy::strict(), now).accepts());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn decide(
     pins: &[Pin],
     presented: &CertificateDer<'_>,
@@ -172,7 +201,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CertificateDetails, Endpoint, PinSource};
+    use crate::{cert::CertificateDetails, pin::PinSource, Endpoint};
 
     fn pin(der: &[u8], state: PinState, not_after: i64) -> Pin {
         Pin {

@@ -4,7 +4,12 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::{escape_name, CertificateDetails, CertificateError, Endpoint, Pin};
+use crate::{
+    cert::{CertificateDetails, CertificateError},
+    pin::Pin,
+    text::escape_name,
+    Endpoint,
+};
 
 /// Why a [`TofuVerifier`](crate::TofuVerifier) refused a handshake.
 ///
@@ -263,24 +268,14 @@ const MAX_CHAIN: usize = 64;
 
 /// ` --store DIR`, with DIR quoted for a POSIX shell when it needs it: what a `tofu-certs`
 /// command shown in a message adds so that, pasted into a shell, it acts on the store in `dir`.
-///
-/// ```
-/// use std::path::Path;
-/// assert_eq!(tofu_core::store_arg(Path::new("/var/lib/tofu")), " --store /var/lib/tofu");
-/// assert_eq!(tofu_core::store_arg(Path::new("/tmp/my store")), " --store '/tmp/my store'");
-/// ```
-pub fn store_arg(dir: &Path) -> String {
+/// (`tofu-cli` has the same for the commands it prints: `tofu-cli/src/shell.rs`.)
+pub(crate) fn store_arg(dir: &Path) -> String {
     format!(" --store {}", shell_quote(&dir.to_string_lossy()))
 }
 
 /// Quotes `s` for a POSIX shell when it needs it (a path or file name in a command shown in a
 /// message), and leaves it as it is otherwise, so the common case stays readable.
-///
-/// ```
-/// assert_eq!(tofu_core::shell_quote("pins.toml"), "pins.toml");
-/// assert_eq!(tofu_core::shell_quote("it's.toml"), r"'it'\''s.toml'");
-/// ```
-pub fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,=".contains(&b))
@@ -358,8 +353,8 @@ impl fmt::Display for Mismatch {
         writeln!(f)?;
         for pin in &self.pinned {
             let heading = match pin.state {
-                crate::PinState::Active => "pinned",
-                crate::PinState::Next => "staged",
+                crate::pin::PinState::Active => "pinned",
+                crate::pin::PinState::Next => "staged",
             };
             write_cert(f, heading, &pin.details)?;
             writeln!(
@@ -445,6 +440,22 @@ impl fmt::Display for NotPinned {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn store_arg_quotes_only_what_a_shell_would_split() {
+        use std::path::Path;
+        assert_eq!(
+            super::store_arg(Path::new("/var/lib/tofu")),
+            " --store /var/lib/tofu"
+        );
+        assert_eq!(
+            super::store_arg(Path::new("/tmp/my store")),
+            " --store '/tmp/my store'"
+        );
+        assert_eq!(super::shell_quote("pins.toml"), "pins.toml");
+        assert_eq!(super::shell_quote("it's.toml"), r"'it'\''s.toml'");
+        assert_eq!(super::shell_quote(""), "''");
+    }
+
     use super::{shell_quote, store_arg, TofuError};
     use std::error::Error as StdError;
     use std::path::Path;

@@ -50,7 +50,7 @@ pub const MAX_LABEL_CHARS: usize = 1000;
 /// U+2029).
 ///
 /// ```
-/// use tofu_core::must_escape;
+/// use tofu_core::text::must_escape;
 /// assert!(must_escape('\u{1b}') && must_escape('\n'));
 /// assert!(must_escape('\u{202e}') && must_escape('\u{2028}') && must_escape('\u{feff}'));
 /// assert!(!must_escape('a') && !must_escape(' ') && !must_escape('é') && !must_escape('…'));
@@ -73,8 +73,8 @@ pub fn must_escape(c: char) -> bool {
 /// not a certificate's name.
 ///
 /// ```
-/// assert_eq!(tofu_core::escape_text("HA\u{202e}1\n"), r"HA\u{202e}1\n");
-/// assert_eq!(tofu_core::escape_text("HA secondary"), "HA secondary");
+/// assert_eq!(tofu_core::text::escape_text("HA\u{202e}1\n"), r"HA\u{202e}1\n");
+/// assert_eq!(tofu_core::text::escape_text("HA secondary"), "HA secondary");
 /// ```
 pub fn escape_text(text: &str) -> Cow<'_, str> {
     escape_with(text, |_| false)
@@ -107,8 +107,8 @@ fn escape_with(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
 /// may.
 ///
 /// ```
-/// assert_eq!(tofu_core::escape_name("/CN=evil\u{202e}moc"), r"/CN=evil\xE2\x80\xAEmoc");
-/// assert_eq!(tofu_core::escape_name("/CN=prime-pri"), "/CN=prime-pri");
+/// assert_eq!(tofu_core::text::escape_name("/CN=evil\u{202e}moc"), r"/CN=evil\xE2\x80\xAEmoc");
+/// assert_eq!(tofu_core::text::escape_name("/CN=prime-pri"), "/CN=prime-pri");
 /// ```
 pub fn escape_name(name: &str) -> Cow<'_, str> {
     if !name.chars().any(must_escape) {

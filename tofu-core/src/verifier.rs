@@ -27,7 +27,11 @@ use crate::policy::{decide, Decision, Policy};
 use crate::rejection::{Mismatch, NotPinned, TofuError};
 use crate::store::FirstUse;
 use crate::{
-    CertificateDetails, Endpoint, Fingerprint, Pin, PinSource, PinState, Store, Timestamp,
+    cert::CertificateDetails,
+    events,
+    pin::{Pin, PinSource, PinState},
+    timestamp::Timestamp,
+    Endpoint, Fingerprint, Store,
 };
 
 /// How often, at most, a process writes "last seen" for one pin.
@@ -119,14 +123,45 @@ pub struct TofuVerifierBuilder {
 }
 
 impl TofuVerifier {
-    /// A builder for a verifier of `endpoint`, using the crypto provider compiled in by the
-    /// default cargo feature (`ring`, or `aws-lc-rs`).
+    /// A builder for a verifier of `endpoint`, on [`default_provider`] (the process's
+    /// default provider if one is installed, else the one of the `ring` or `aws-lc-rs`
+    /// feature).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tofu_core::{Policy, Store, TofuVerifier};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(Store::open(dir.path().join("tofu"))?);
+    /// let verifier = TofuVerifier::builder(store, "10.1.1.1:8082".parse()?)
+    ///     .policy(Policy::strict())
+    ///     .build()?;
+    /// assert_eq!(verifier.endpoint().to_string(), "10.1.1.1:8082");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
     pub fn builder(store: Arc<Store>, endpoint: Endpoint) -> TofuVerifierBuilder {
         Self::builder_with_provider(store, endpoint, default_provider())
     }
 
-    /// A builder for a verifier of `endpoint` that verifies signatures with `provider`.
+    /// A builder for a verifier of `endpoint` that verifies signatures with `provider`,
+    /// whatever the features or the process default.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tofu_core::{Store, TofuVerifier};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(Store::open(dir.path().join("tofu"))?);
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let verifier =
+    ///     TofuVerifier::builder_with_provider(store, "db.example:5432".parse()?, provider)
+    ///         .build()?;
+    /// let config = verifier.client_config();
+    /// let conn = rustls::ClientConnection::new(config, verifier.server_name().clone())?;
+    /// # drop(conn);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder_with_provider(
         store: Arc<Store>,
         endpoint: Endpoint,
@@ -208,7 +243,7 @@ impl TofuVerifier {
             Some(leaf) => Err(self.refuse(pins, leaf, Proof::Earlier)),
             None => Err(TofuError::UnusableCertificate {
                 endpoint: self.endpoint.clone(),
-                reason: crate::CertificateError::Empty,
+                reason: crate::cert::CertificateError::Empty,
             }),
         }
     }
@@ -235,6 +270,7 @@ impl TofuVerifier {
             .store
             .endpoint(&self.endpoint)
             .map_err(|e| self.store_error(e))?;
+        events::store_reloaded(&self.endpoint, generation);
         let counters = {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             record
@@ -259,6 +295,7 @@ impl TofuVerifier {
     }
 
     fn store_error(&self, error: crate::Error) -> TofuError {
+        events::store_failed(&self.endpoint, &error);
         TofuError::Store {
             endpoint: self.endpoint.clone(),
             error: Arc::new(error),
@@ -313,7 +350,12 @@ impl TofuVerifier {
         };
         let quarantined = match proof {
             Proof::Now => match self.store.quarantine(&self.endpoint, presented) {
-                Ok(kept) => kept,
+                Ok(kept) => {
+                    if kept {
+                        events::quarantined(&self.endpoint, &details.fingerprint);
+                    }
+                    kept
+                }
                 Err(e) => {
                     log::warn!(
                         "could not quarantine the certificate of {}: {e}",
@@ -326,6 +368,7 @@ impl TofuVerifier {
         };
         let key_proved = proof != Proof::Failed;
         if pinned.is_empty() {
+            events::refused_not_pinned(&self.endpoint, &details.fingerprint);
             return TofuError::NotPinned(Box::new(NotPinned {
                 endpoint: self.endpoint.clone(),
                 presented: details,
@@ -334,6 +377,14 @@ impl TofuVerifier {
                 store_arg: self.store_arg.clone(),
             }));
         }
+        events::refused_mismatch(
+            &self.endpoint,
+            &details.fingerprint,
+            pinned
+                .iter()
+                .filter(|p| p.state == PinState::Active)
+                .map(|p| &p.details.fingerprint),
+        );
         log::warn!(
             "refused {}: it presented {} ({}), which matches none of its pins",
             self.endpoint,
@@ -374,6 +425,7 @@ impl TofuVerifier {
                 if let Some(i) = v.pins.iter().position(|p| p.fingerprint() == *fingerprint) {
                     self.note_seen(v, i, *expired, now);
                 }
+                events::matched(&self.endpoint, fingerprint);
                 return (d, Vec::new());
             }
             (d, v.pins.clone())
@@ -388,6 +440,7 @@ impl TofuVerifier {
                 }
                 Decision::PinFirstUse => match self.store.pin_first_use(&self.endpoint, cert) {
                     Ok(FirstUse::Pinned(pin)) => {
+                        events::pinned(&self.endpoint, &pin.details.fingerprint);
                         log::info!(
                             "pinned {} on first use: {} ({})",
                             self.endpoint,
@@ -403,6 +456,7 @@ impl TofuVerifier {
                 Decision::Promote { fingerprint } => {
                     match self.store.promote_staged(&self.endpoint, fingerprint) {
                         Ok(Some(p)) => {
+                            events::promoted(&self.endpoint, fingerprint);
                             log::info!(
                                 "{}: staged pin {} presented and promoted; {} retired",
                                 self.endpoint,
@@ -450,6 +504,7 @@ impl TofuVerifier {
             .replace_active(&self.endpoint, expired, cert, PinSource::FirstUse)
         {
             Ok(pin) => {
+                events::replaced_expired(&self.endpoint, &pin.details.fingerprint);
                 log::warn!(
                     "{}: every pinned certificate had expired; replaced by {} as the policy allows",
                     self.endpoint,
@@ -639,6 +694,20 @@ impl TofuVerifierBuilder {
 
     /// Builds the verifier.
     ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tofu_core::verifier::BuildError;
+    /// use tofu_core::{Store, TofuVerifier};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(Store::open(dir.path().join("tofu"))?);
+    /// let built = TofuVerifier::builder(store, "10.1.1.1:443".parse()?)
+    ///     .server_name("not a name!")
+    ///     .build();
+    /// assert!(matches!(built, Err(BuildError::ServerName(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// When the roots or the crypto provider are unusable, the server name is invalid, or the
     /// policy pins on first use but the store is read-only.
@@ -681,9 +750,23 @@ impl TofuVerifierBuilder {
     }
 }
 
-/// The provider of the crypto feature compiled in (`ring` preferred).
+/// The crypto provider [`TofuVerifier::builder`] and [`TofuClientConfigs::new`] use: the
+/// process default if the application installed one
+/// (`rustls::crypto::CryptoProvider::install_default`), else `ring` when its feature is
+/// compiled in, else `aws-lc-rs`. With both features and nothing installed the choice is
+/// `ring`, always; it never panics and never installs anything (which provider a process
+/// uses is the application's choice). To use another one for this library only, pass it
+/// to [`TofuVerifier::builder_with_provider`] or [`TofuClientConfigs::with_provider`].
+///
+/// ```
+/// let provider = tofu_core::verifier::default_provider();
+/// assert!(!provider.cipher_suites.is_empty());
+/// ```
 #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
 pub fn default_provider() -> Arc<CryptoProvider> {
+    if let Some(installed) = CryptoProvider::get_default() {
+        return installed.clone();
+    }
     #[cfg(feature = "ring")]
     let provider = rustls::crypto::ring::default_provider();
     #[cfg(all(not(feature = "ring"), feature = "aws-lc-rs"))]
@@ -713,13 +796,42 @@ pub struct TofuClientConfigs {
 }
 
 impl TofuClientConfigs {
-    /// Configurations using the default crypto provider.
+    /// Configurations on [`default_provider`] (the process default if one is installed,
+    /// else the one of the `ring` or `aws-lc-rs` feature).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tofu_core::{Policy, Store, TofuClientConfigs};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(Store::open(dir.path().join("tofu"))?);
+    /// let configs = TofuClientConfigs::new(store, Policy::trust_on_first_use());
+    /// let a = configs.client_config(&"10.1.1.1:443".parse()?)?;
+    /// let b = configs.client_config(&"10.1.1.1:8443".parse()?)?;
+    /// // One configuration (and one verifier) per endpoint, cached.
+    /// assert!(!Arc::ptr_eq(&a, &b));
+    /// assert!(Arc::ptr_eq(&a, &configs.client_config(&"10.1.1.1:443".parse()?)?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
     pub fn new(store: Arc<Store>, policy: Policy) -> Self {
         Self::with_provider(store, default_provider(), policy)
     }
 
     /// Configurations verifying signatures with `provider`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tofu_core::{Policy, Store, TofuClientConfigs};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(Store::open(dir.path().join("tofu"))?);
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let configs = TofuClientConfigs::with_provider(store, provider, Policy::strict());
+    /// let config = configs.client_config(&"10.1.1.1:443".parse()?)?;
+    /// assert!(config.crypto_provider().cipher_suites.len() > 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_provider(store: Arc<Store>, provider: Arc<CryptoProvider>, policy: Policy) -> Self {
         Self {
             store,
@@ -967,7 +1079,7 @@ impl fmt::Write for LeafFinder {
                         None => self.nibble = Some(value),
                         Some(high) => der.push(high << 4 | value),
                     }
-                    if der.len() > crate::MAX_CERTIFICATE_LEN {
+                    if der.len() > crate::cert::MAX_CERTIFICATE_LEN {
                         return Err(fmt::Error);
                     }
                 }

@@ -13,7 +13,9 @@ use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use rustls::{AlertDescription, CertificateError, InvalidMessage};
 use tempfile::TempDir;
 use tls::{client_error, connect, identity, signer, KeyKind, Server, Version, VERSIONS};
-use tofu_core::{Endpoint, PinState, Store, TofuError, TofuVerifier, MAX_CERTIFICATE_LEN};
+use tofu_core::{
+    cert::MAX_CERTIFICATE_LEN, pin::PinState, Endpoint, Store, TofuError, TofuVerifier,
+};
 
 fn store() -> (TempDir, Arc<Store>) {
     let dir = TempDir::new().unwrap();
@@ -311,8 +313,12 @@ fn a_mismatch_message_shows_bidi_and_invisible_characters_escaped_even_from_a_ta
     store
         .add_pin(&endpoint, &old.cert, PinState::Active, None)
         .unwrap();
-    let db = rusqlite::Connection::open(dir.path().join("store").join(tofu_core::DATABASE_FILE))
-        .unwrap();
+    let db = rusqlite::Connection::open(
+        dir.path()
+            .join("store")
+            .join(tofu_core::store::DATABASE_FILE),
+    )
+    .unwrap();
     db.execute(
         "UPDATE pin SET subject = ?1",
         ["/CN=evil\u{202e}moc.elgoog\u{2028}/CN=x\u{2066}y"],

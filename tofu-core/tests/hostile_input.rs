@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use rcgen::{CertificateParams, CustomExtension, KeyPair};
 use rustls::pki_types::CertificateDer;
 use tofu_core::{
-    parse_export, read_certificates, read_export, to_pem, CertificateError, Endpoint, Error,
-    Fingerprint, ImportError, NewPin, PinSource, PinState, Store, EXPORT_VERSION,
-    MAX_CERTIFICATE_LEN,
+    cert::{read_certificates, to_pem, CertificateError, MAX_CERTIFICATE_LEN},
+    export::{parse_export, read_export, ImportError, EXPORT_VERSION},
+    pin::{PinSource, PinState},
+    store::NewPin,
+    Endpoint, Error, Fingerprint, Store,
 };
 
 fn key_and_cert(cn: &str) -> (KeyPair, CertificateDer<'static>) {
@@ -480,7 +482,7 @@ fn a_bad_fingerprint_is_refused_with_the_field_named() {
     let der = cert("fp.example");
     let other = cert("other.example");
     let spki = {
-        let parsed = tofu_core::CertificateDetails::from_der(&der).unwrap();
+        let parsed = tofu_core::cert::CertificateDetails::from_der(&der).unwrap();
         parsed.spki_fingerprint
     };
     let sha1_hex = "a9993e364706816aba3e25717850c26c9cd0d89d";
@@ -849,7 +851,7 @@ fn a_hostile_certificate_s_names_are_escaped_so_they_cannot_drive_a_terminal() {
         .distinguished_name
         .push(rcgen::DnType::CommonName, "evil\u{1b}]0;title\u{7}\ncn");
     let der = params.self_signed(&key).unwrap().der().clone();
-    let d = tofu_core::CertificateDetails::from_der(&der).unwrap();
+    let d = tofu_core::cert::CertificateDetails::from_der(&der).unwrap();
     assert_eq!(d.subject, "/CN=evil\\x1B]0;title\\x07\\x0Acn");
     assert_eq!(
         d.sans,
@@ -885,7 +887,7 @@ fn invisible_names_cert() -> CertificateDer<'static> {
 #[test]
 fn a_hostile_certificate_s_bidi_and_invisible_characters_are_escaped_in_every_name() {
     // `CN=evil\u{202E}moc.elgoog` reads as `CN=evilgoogle.com` on a terminal.
-    let d = tofu_core::CertificateDetails::from_der(&invisible_names_cert()).unwrap();
+    let d = tofu_core::cert::CertificateDetails::from_der(&invisible_names_cert()).unwrap();
     // The subject as `openssl x509 -nameopt compat` prints it: every non-ASCII byte as \xHH.
     assert_eq!(
         d.subject,

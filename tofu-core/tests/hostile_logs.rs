@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use rcgen::{CertificateParams, KeyPair};
 use rustls::pki_types::PrivatePkcs8KeyDer;
 use tls::{connect, identity, KeyKind, Server, Version};
-use tofu_core::{Endpoint, Fingerprint, PinState, Policy, Store, TofuVerifier};
+use tofu_core::{pin::PinState, Endpoint, Fingerprint, Policy, Store, TofuVerifier};
 
 /// Every record at info and above, from every crate (rustls included).
 struct Capture(Mutex<Vec<String>>);
@@ -37,7 +37,7 @@ static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
 
 /// Lines of a PEM body and hex runs of a DER: any of them in a log means the body leaked.
 fn telltales(der: &[u8]) -> Vec<String> {
-    let pem = tofu_core::to_pem(der);
+    let pem = tofu_core::cert::to_pem(der);
     let mut out: Vec<String> = pem
         .lines()
         .filter(|l| !l.starts_with("-----") && l.len() >= 32)

@@ -21,8 +21,9 @@ use rustls::{ClientConfig, ClientConnection, HandshakeKind, StreamOwned};
 use tempfile::TempDir;
 use tls::{connect, identity, signer, Identity, KeyKind, Server, Version, VERSIONS};
 use tofu_core::{
-    AuditEvent, Endpoint, Fingerprint, PinSource, PinState, Policy, Store, TofuClientConfigs,
-    TofuError, TofuVerifier,
+    audit::AuditEvent,
+    pin::{PinSource, PinState},
+    Endpoint, Fingerprint, Policy, Store, TofuClientConfigs, TofuError, TofuVerifier,
 };
 
 fn store() -> (TempDir, Arc<Store>) {
@@ -432,7 +433,10 @@ fn a_flood_of_distinct_certificates_cannot_evict_the_first_refusal_or_grow_the_s
         .unwrap();
     let name = endpoint.server_name();
     connect(&config, server.addr, &name).unwrap_err();
-    let db = dir.path().join("store").join(tofu_core::DATABASE_FILE);
+    let db = dir
+        .path()
+        .join("store")
+        .join(tofu_core::store::DATABASE_FILE);
     let before = std::fs::metadata(&db).unwrap().len()
         + std::fs::metadata(format!("{}-wal", db.display())).map_or(0, |m| m.len());
 

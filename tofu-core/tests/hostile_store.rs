@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rcgen::{CertificateParams, KeyPair};
 use rustls::pki_types::CertificateDer;
-use tofu_core::{Endpoint, Error, Fingerprint, Store, DATABASE_FILE};
+use tofu_core::{store::DATABASE_FILE, Endpoint, Error, Fingerprint, Store};
 
 fn cert(cn: &str) -> CertificateDer<'static> {
     let key = KeyPair::generate().expect("key generation");

@@ -12,7 +12,7 @@ use std::process::Command;
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, DnValue, Issuer, KeyPair, OtherNameValue, SanType,
 };
-use tofu_core::{CertificateDetails, Fingerprint, Timestamp};
+use tofu_core::{cert::CertificateDetails, timestamp::Timestamp, Fingerprint};
 
 // ---------------------------------------------------------------------------------------------
 // Running openssl

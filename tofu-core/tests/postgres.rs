@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::CertificateDer;
 use tofu_core::__postgres_testing::Handle;
-use tofu_core::{Endpoint, Error, PostgresLocation};
+use tofu_core::{location::PostgresLocation, Endpoint, Error};
 
 fn server() -> Option<String> {
     match std::env::var("TOFU_TEST_POSTGRES") {

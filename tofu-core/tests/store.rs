@@ -26,8 +26,12 @@ use rcgen::{
 };
 use rustls::pki_types::CertificateDer;
 use tofu_core::{
-    Actor, AuditEntry, AuditEvent, CertificateDetails, Endpoint, Error, Fingerprint, FirstUse,
-    NewPin, Pin, PinSource, PinState, Store, Timestamp, DATABASE_FILE,
+    audit::{Actor, AuditEntry, AuditEvent},
+    cert::CertificateDetails,
+    pin::{Pin, PinSource, PinState},
+    store::{FirstUse, NewPin, DATABASE_FILE},
+    timestamp::Timestamp,
+    Endpoint, Error, Fingerprint, Store,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1216,7 +1220,9 @@ fn import_keeps_pins_of_one_endpoint_together(fixture: &Fixture) {
 }
 
 /// The fingerprints of an endpoint's active pins and of its staged pins.
-fn active_and_staged(record: &tofu_core::EndpointRecord) -> (Vec<Fingerprint>, Vec<Fingerprint>) {
+fn active_and_staged(
+    record: &tofu_core::pin::EndpointRecord,
+) -> (Vec<Fingerprint>, Vec<Fingerprint>) {
     (
         record.active().map(Pin::fingerprint).collect(),
         record.staged().map(Pin::fingerprint).collect(),
@@ -1792,7 +1798,7 @@ fn a_store_with_the_first_schema_is_upgraded_on_open_and_keeps_its_pins() {
         .unwrap();
     drop(store);
     // What a store written by the first release looks like: schema 1, no meta table.
-    let db = store_dir.join(tofu_core::DATABASE_FILE);
+    let db = store_dir.join(tofu_core::store::DATABASE_FILE);
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
         "DROP TABLE meta; DROP TABLE endpoint_state; \
@@ -1845,7 +1851,7 @@ fn an_upgrade_moves_pins_stored_under_a_mapped_ipv6_address_to_their_ipv4_endpoi
         .unwrap();
     drop(store);
     // As the previous version stored them: the mapped form, at schema 3.
-    let db = store_dir.join(tofu_core::DATABASE_FILE);
+    let db = store_dir.join(tofu_core::store::DATABASE_FILE);
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
         "UPDATE pin SET endpoint = '[::ffff:10.1.1.1]:8082' WHERE endpoint = '10.1.1.1:8082';

@@ -10,8 +10,9 @@ use rustls::{AlertDescription, CertificateError, HandshakeKind};
 use tempfile::TempDir;
 use tls::{client_error, connect, identity, KeyKind, Server, Version, KEY_KINDS, VERSIONS};
 use tofu_core::{
-    AuditEvent, Endpoint, Fingerprint, PinSource, PinState, Policy, Store, TofuClientConfigs,
-    TofuError, TofuVerifier,
+    audit::AuditEvent,
+    pin::{PinSource, PinState},
+    Endpoint, Fingerprint, Policy, Store, TofuClientConfigs, TofuError, TofuVerifier,
 };
 
 fn store() -> (TempDir, Arc<Store>) {

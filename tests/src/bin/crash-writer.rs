@@ -34,7 +34,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rustls::pki_types::CertificateDer;
-use tofu_core::{Endpoint, Fingerprint, FirstUse, NewPin, PinSource, PinState, Store};
+use tofu_core::{
+    pin::{PinSource, PinState},
+    store::{FirstUse, NewPin},
+    Endpoint, Fingerprint, Store,
+};
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 

@@ -32,7 +32,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::CertificateDer;
-use tofu_core::{Endpoint, FirstUse, Store, StoreLocation};
+use tofu_core::{store::FirstUse, Endpoint, Store, StoreLocation};
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 

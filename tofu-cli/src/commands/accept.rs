@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use tofu_core::{Fingerprint, Timestamp};
+use tofu_core::{timestamp::Timestamp, Fingerprint};
 
 use super::{Context, HostArgs};
 use crate::error::{CliError, Exit};

@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use tofu_core::{read_certificates, Endpoint, Fingerprint, PinState, Timestamp};
+use tofu_core::{
+    cert::read_certificates, pin::PinState, timestamp::Timestamp, Endpoint, Fingerprint,
+};
 
 use super::{read_input, Context, HostArgs};
 use crate::error::{CliError, Exit};
@@ -64,7 +66,7 @@ struct Document<'a> {
 }
 
 fn label(text: &str) -> Result<String, String> {
-    if text.chars().any(tofu_core::must_escape) {
+    if text.chars().any(tofu_core::text::must_escape) {
         Err(
             "a label cannot contain control or invisible formatting characters (such as a \
              newline or a right-to-left override)"
@@ -99,7 +101,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
                 "`openssl x509 -in {} -out leaf.pem` writes the first certificate (in a chain, \
                  the leaf) to leaf.pem; check it with `openssl x509 -in leaf.pem -noout \
                  -subject`, then `{}`",
-                tofu_core::shell_quote(&args.cert.to_string_lossy()),
+                crate::shell::quote(&args.cert.to_string_lossy()),
                 ctx.cmd(&format!("addcert host {endpoint} --cert leaf.pem"))
             )))
         }
@@ -207,7 +209,7 @@ fn refuse_a_second_active_pin(
         ),
         [] => "an active pin".to_owned(),
     };
-    let file = tofu_core::shell_quote(&args.cert.to_string_lossy());
+    let file = crate::shell::quote(&args.cert.to_string_lossy());
     let add = |extra: &str| ctx.cmd(&format!("addcert host {endpoint} --cert {file}{extra}"));
     CliError::failure(format!(
         "{endpoint} already has {pins}; a second active pin would trust both certificates, so \

@@ -35,7 +35,7 @@ struct Document<'a> {
     store: String,
     sound: bool,
     #[serde(flatten)]
-    report: &'a tofu_core::CheckReport,
+    report: &'a tofu_core::store::CheckReport,
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {

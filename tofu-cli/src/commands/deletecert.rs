@@ -2,7 +2,12 @@
 
 use std::io::Write;
 
-use tofu_core::{CertificateDetails, Endpoint, Fingerprint, Pin, Quarantined, Timestamp};
+use tofu_core::{
+    cert::CertificateDetails,
+    pin::{Pin, Quarantined},
+    timestamp::Timestamp,
+    Endpoint, Fingerprint,
+};
 
 use super::{Context, HostArgs};
 use crate::error::{CliError, Exit};

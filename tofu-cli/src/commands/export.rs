@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use tofu_core::{write_export, ExportError};
+use tofu_core::export::{write_export, ExportError};
 
 use super::Context;
 use crate::error::{CliError, Exit};

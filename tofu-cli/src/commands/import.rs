@@ -3,7 +3,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use tofu_core::{read_export, Error, ImportError};
+use tofu_core::{
+    export::{read_export, ImportError},
+    Error,
+};
 
 use super::{open_input, read_error, Context};
 use crate::error::{CliError, Exit};
@@ -60,7 +63,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
                 ctx.cmd(&format!("deletecert host {}", endpoint.host_port())),
                 ctx.cmd(&format!(
                     "import {} --replace",
-                    tofu_core::shell_quote(&args.file.to_string_lossy())
+                    crate::shell::quote(&args.file.to_string_lossy())
                 ))
             );
             CliError::failure(e.to_string()).hint(hint)

@@ -15,7 +15,11 @@ use std::ops::ControlFlow;
 use std::sync::mpsc;
 
 use rustls::pki_types::CertificateDer;
-use tofu_core::{Endpoint, Pin, Quarantined, Store, Timestamp};
+use tofu_core::{
+    pin::{Pin, Quarantined},
+    timestamp::Timestamp,
+    Endpoint, Store,
+};
 use unicode_width::UnicodeWidthStr;
 
 use super::Context;

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::ops::ControlFlow;
 
-use tofu_core::{AuditEntry, Endpoint};
+use tofu_core::{audit::AuditEntry, Endpoint};
 
 use super::{host_keyword, Context, HostKeyword};
 use crate::error::{CliError, Exit};

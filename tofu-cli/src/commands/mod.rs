@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use tofu_core::{Actor, Endpoint, Store, StoreLocation};
+use tofu_core::{audit::Actor, Endpoint, Store, StoreLocation};
 
 use crate::cli::{Cli, Command};
 use crate::error::{CliError, Exit};
@@ -76,10 +76,10 @@ impl Context {
             (Some(StoreLocation::Directory(dir)), Some(default)) if *dir == default => {
                 String::new()
             }
-            (Some(StoreLocation::Directory(dir)), _) => tofu_core::store_arg(dir),
+            (Some(StoreLocation::Directory(dir)), _) => crate::shell::store_arg(dir),
             // The URI's text, its password masked: the hint's reader has the password (or
             // PGPASSWORD, or a password file) already.
-            (Some(loc), _) => format!(" --store {}", tofu_core::shell_quote(&loc.to_string())),
+            (Some(loc), _) => format!(" --store {}", crate::shell::quote(&loc.to_string())),
             (None, _) => String::new(),
         };
         Ok(Self {

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use rustls::ClientConnection;
 use tofu_core::{
-    CertificateDetails, Endpoint, EndpointRecord, Host, Policy, Store, Timestamp, TofuError,
-    TofuVerifier,
+    cert::CertificateDetails, endpoint::Host, pin::EndpointRecord, timestamp::Timestamp, Endpoint,
+    Policy, Store, TofuError, TofuVerifier,
 };
 use unicode_width::UnicodeWidthStr;
 
@@ -883,7 +883,10 @@ impl Write for DeadlineStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tofu_core::{Pin, PinSource, PinState, Timestamp};
+    use tofu_core::{
+        pin::{Pin, PinSource, PinState},
+        timestamp::Timestamp,
+    };
 
     fn details(cn: &str) -> CertificateDetails {
         let key = rcgen::KeyPair::generate().expect("key generation");

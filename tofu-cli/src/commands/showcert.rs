@@ -2,7 +2,11 @@
 
 use std::io::Write;
 
-use tofu_core::{to_pem, CertificateDetails, PinState, Timestamp};
+use tofu_core::{
+    cert::{to_pem, CertificateDetails},
+    pin::PinState,
+    timestamp::Timestamp,
+};
 
 use super::{Context, HostArgs};
 use crate::error::{CliError, Exit};

@@ -21,7 +21,7 @@ fn check_passes_a_sound_store_and_names_each_finding_in_a_damaged_one() {
 
     // A pin whose stored fingerprint is another certificate's, and a state no version writes:
     // damage SQLite's own check cannot see.
-    let db = rusqlite::Connection::open(env.store().join(tofu_core::DATABASE_FILE)).unwrap();
+    let db = rusqlite::Connection::open(env.store().join(tofu_core::store::DATABASE_FILE)).unwrap();
     db.execute_batch(
         "PRAGMA ignore_check_constraints = ON;
          UPDATE pin SET fingerprint = zeroblob(32) WHERE endpoint = '10.1.1.1:8082';

@@ -115,8 +115,93 @@ fn fish_completes_subcommands_and_options_of_the_hyphenated_binary() {
     assert!(offers("tofu-certs deletecert --st").contains(&"--store".to_owned()));
 }
 
+/// What zsh's line editor shows after Tab on the command line `line`: an interactive zsh in a
+/// pseudo-terminal (zpty) with the completion system on and the script loaded, as a user's
+/// shell would have it. Escape sequences are removed; the last line is the edited command.
+fn zsh_completes(script: &str, line: &str) -> String {
+    const TYPE: &str = r#"
+zmodload zsh/zpty || exit 10
+zpty z zsh -f -i
+zpty -w z "PS1='' PS2='' RPS1=''; fpath=(${1:h} \$fpath); autoload -U compinit; compinit -u -D; source ${(q)1}; compdef _tofu-certs tofu-certs; print READY"
+out=
+for i in {1..100}; do
+  while zpty -r -t z chunk; do out+=$chunk; done
+  [[ $out == *READY* ]] && break
+  sleep 0.1
+done
+[[ $out == *READY* ]] || { print -u2 "zsh did not load the completion: $out"; exit 11 }
+zpty -n -w z "$2"$'\t'
+# The completion is done when the terminal has been quiet for half a second (at most 10 s).
+out= quiet=0
+for i in {1..100}; do
+  sleep 0.1
+  if zpty -r -t z chunk; then
+    out+=$chunk quiet=0
+    while zpty -r -t z chunk; do out+=$chunk; done
+  elif [[ -n $out ]] && (( ++quiet >= 5 )); then
+    break
+  fi
+done
+zpty -d z
+print -r -- "$out"
+"#;
+    let out = Command::new("zsh")
+        .args(["-f", "-c", TYPE, "zsh", script, line])
+        .output()
+        .expect("zsh runs");
+    assert!(
+        out.status.success(),
+        "zsh could not complete {line:?}: {out:?}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.trim_end().rsplit(['\r', '\n']).next().unwrap_or("");
+    strip_escapes(last).trim_end().to_owned()
+}
+
+/// `text` without terminal escape sequences (CSI: ESC [ parameters final-byte).
+fn strip_escapes(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The commands `_tofu-certs_commands` offers: the script is loaded and `_describe`, which
+/// it hands its list to, prints the list instead of offering it.
+fn zsh_command_list(script: &str) -> Vec<String> {
+    const LIST: &str = r#"
+autoload -U compinit && compinit -u -D && source $1 || exit 10
+_describe() { print -rl -- ${(P)4} }
+_tofu-certs_commands
+"#;
+    let out = Command::new("zsh")
+        .args(["-f", "-c", LIST, "zsh", script])
+        .output()
+        .expect("zsh runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
-fn zsh_loads_the_completion_for_the_hyphenated_binary() {
+fn zsh_completes_subcommands_and_options_of_the_hyphenated_binary() {
     if !installed("zsh") {
         eprintln!("skipped: zsh is not installed, so its completions are not exercised");
         return;
@@ -125,17 +210,30 @@ fn zsh_loads_the_completion_for_the_hyphenated_binary() {
     let script = completion_script(&env, "zsh");
     let text = std::fs::read_to_string(&script).expect("the script");
     assert!(text.starts_with("#compdef tofu-certs\n"), "{}", &text[..40]);
-    // Calling a zsh completion function needs the completion system and a terminal (zpty);
-    // loading it checks its syntax and that it defines the function #compdef names.
-    let out = Command::new("zsh")
-        .args([
-            "-f",
-            "-c",
-            "autoload -U compinit && compinit -u && source $1 && whence -w _tofu-certs",
-        ])
-        .arg("zsh")
-        .arg(&script)
-        .output()
-        .expect("zsh runs");
-    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        zsh_command_list(&script),
+        [
+            "listcerts",
+            "showcert",
+            "deletecert",
+            "addcert",
+            "accept",
+            "probe",
+            "export",
+            "import",
+            "log",
+            "check",
+            "completions",
+            "man",
+            "help"
+        ]
+    );
+    assert_eq!(
+        zsh_completes(&script, "tofu-certs li"),
+        "tofu-certs listcerts"
+    );
+    assert_eq!(
+        zsh_completes(&script, "tofu-certs deletecert --st"),
+        "tofu-certs deletecert --store="
+    );
 }

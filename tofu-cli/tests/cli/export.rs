@@ -102,7 +102,7 @@ fn export_to_a_file_is_private_and_replaced_whole() {
     let meta = std::fs::metadata(&out).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let text = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(tofu_core::parse_export(&text).unwrap().len(), 1);
+    assert_eq!(tofu_core::export::parse_export(&text).unwrap().len(), 1);
     assert_eq!(
         std::fs::read_dir(env.dir.path())
             .unwrap()
@@ -198,7 +198,7 @@ hint: an export file is what `tofu-certs export` writes; its schema is in the RE
         .code(1)
         .stderr("error: [..]: pin entry 1 (line 2), field `fingerprint`: it is SHA256:[..], but the certificate's fingerprint is SHA256:[..]; the entry was altered or damaged; nothing was imported\nhint: [..]\n");
 
-    // Read by tofu_core::read_export: a file that is not text says where, one that cannot be
+    // Read by tofu_core::export::read_export: a file that is not text says where, one that cannot be
     // read says why, and neither is mistaken for the other.
     let binary = env.write("binary.toml", b"version = 1\n\xff\xfe");
     env.run(&["import", &binary]).code(1).stderr(&format!(

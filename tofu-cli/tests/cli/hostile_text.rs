@@ -3,7 +3,7 @@
 //! characters a terminal would obey or hide (Unicode Cc, Cf, Zl, Zp) escaped, never raw.
 
 use rcgen::{CertificateParams, DnType, KeyPair};
-use tofu_core::{Endpoint, PinState, Store};
+use tofu_core::{pin::PinState, Endpoint, Store};
 
 use crate::util::{Env, TestCert};
 
@@ -65,7 +65,7 @@ fn bidi_and_invisible_characters_from_a_peer_or_a_tampered_store_are_shown_escap
             .add_pin(&ep, &other.der, PinState::Next, Some(label))
             .unwrap();
     }
-    let db = rusqlite::Connection::open(env.store().join(tofu_core::DATABASE_FILE)).unwrap();
+    let db = rusqlite::Connection::open(env.store().join(tofu_core::store::DATABASE_FILE)).unwrap();
     db.execute(
         "UPDATE pin SET subject = ?1, issuer = ?1, sans = ?2 WHERE endpoint = 'tampered.example:443'",
         [

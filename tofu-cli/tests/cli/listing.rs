@@ -659,7 +659,7 @@ quarantined certificate (presented, matched no pin, not trusted)
     // --pem prints the certificates themselves, pins first, in a form openssl reads.
     let pem = env.run(&["showcert", "host", "10.1.1.1:8082", "--pem"]);
     pem.success();
-    let certs = tofu_core::read_certificates(pem.stdout.as_bytes()).unwrap();
+    let certs = tofu_core::cert::read_certificates(pem.stdout.as_bytes()).unwrap();
     assert_eq!(
         certs,
         vec![a.der.clone(), next.der.clone(), intruder.der.clone()]
@@ -717,7 +717,7 @@ fn keys_stored_in_a_spelling_that_is_no_longer_canonical_do_not_panic() {
     let env = Env::new();
     let cert = prime_cert("prime-pri");
     env.pin("10.9.9.9:443", &cert);
-    let db = rusqlite::Connection::open(env.store().join(tofu_core::DATABASE_FILE)).unwrap();
+    let db = rusqlite::Connection::open(env.store().join(tofu_core::store::DATABASE_FILE)).unwrap();
     db.execute(
         "UPDATE pin SET endpoint = '[::ffff:127.0.0.1]:443' WHERE endpoint = '10.9.9.9:443'",
         [],

@@ -11,5 +11,7 @@ mod hostile_text;
 mod interface;
 mod json;
 mod listing;
+mod man;
 mod probe;
+mod snapshots;
 mod util;

@@ -523,7 +523,7 @@ fn a_store_that_fails_is_reported_as_a_store_error_not_a_network_one() {
     env.pin("10.1.1.1:8082", &prime_cert("unrelated"));
     // Nothing listens there, and nothing should try: the store fails first.
     let endpoint = format!("127.0.0.1:{}", free_port());
-    let db = rusqlite::Connection::open(env.store().join(tofu_core::DATABASE_FILE)).unwrap();
+    let db = rusqlite::Connection::open(env.store().join(tofu_core::store::DATABASE_FILE)).unwrap();
     db.execute(
         "INSERT INTO quarantine (endpoint, fingerprint, der, first_seen, last_seen, times_seen) \
          VALUES (?1, zeroblob(32), x'00', 0, 0, 1)",

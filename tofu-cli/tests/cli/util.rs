@@ -142,39 +142,15 @@ impl Run {
     }
 }
 
-/// Asserts that `actual` matches `pattern` line for line, where `[..]` in a pattern line
-/// stands for any text within the line (times, fingerprints, pids).
+/// Asserts that `actual` matches `pattern`, where `[..]` in a pattern line stands for any
+/// text within the line (times, fingerprints, pids) and a line `...` for any lines: snapbox's
+/// matching, which shows a diff when they differ. Without its path normalisation (`\` to `/`):
+/// the escapes in the output are what many tests check.
 #[track_caller]
 pub(crate) fn assert_matches(pattern: &str, actual: &str) {
-    let ok = pattern.lines().count() == actual.lines().count()
-        && pattern.ends_with('\n') == actual.ends_with('\n')
-        && pattern
-            .lines()
-            .zip(actual.lines())
-            .all(|(p, a)| line_matches(p, a));
-    assert!(
-        ok,
-        "output does not match.\n--- expected ---\n{pattern}\n--- actual ---\n{actual}\n---"
-    );
-}
-
-fn line_matches(pattern: &str, line: &str) -> bool {
-    let mut parts = pattern.split("[..]");
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = line.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    for (i, part) in parts.iter().enumerate() {
-        if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        }
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.is_empty()
+    snapbox::Assert::new()
+        .normalize_paths(false)
+        .eq(actual, pattern);
 }
 
 /// A certificate and its key.
@@ -310,12 +286,12 @@ pub(crate) fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Run {
 /// `cert`, for tests that need many pins fast.
 pub(crate) fn fill_store(store: &Path, n: u16, cert: &TestCert) {
     let store = tofu_core::Store::open(store).expect("open the store");
-    let pins: Vec<tofu_core::NewPin> = (1..=n)
-        .map(|port| tofu_core::NewPin {
+    let pins: Vec<tofu_core::store::NewPin> = (1..=n)
+        .map(|port| tofu_core::store::NewPin {
             endpoint: tofu_core::Endpoint::new("127.0.0.1", port).expect("an endpoint"),
             der: cert.der.clone(),
-            state: tofu_core::PinState::Active,
-            source: tofu_core::PinSource::Operator,
+            state: tofu_core::pin::PinState::Active,
+            source: tofu_core::pin::PinSource::Operator,
             label: None,
             pinned_at: None,
             first_seen: None,

@@ -11,7 +11,11 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
-use tofu_core::{Endpoint, NewPin, PinSource, PinState, Store};
+use tofu_core::{
+    pin::{PinSource, PinState},
+    store::NewPin,
+    Endpoint, Store,
+};
 
 /// How many distinct certificates a generated store holds; pin `i` is certificate
 /// `i % DISTINCT_CERTS`. Realistic for size (every row holds its own DER), fast to generate.

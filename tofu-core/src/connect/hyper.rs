@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::{endpoint_of, AlpnConfigs};
-use crate::{Endpoint, Host, TofuClientConfigs};
+use crate::{endpoint::Host, Endpoint, TofuClientConfigs};
 
 /// A `tower_service::Service<http::Uri>` that connects TCP to the host and port of each URI
 /// and does TLS with *that* endpoint's configuration from a [`TofuClientConfigs`], for

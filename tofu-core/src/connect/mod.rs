@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::ClientConfig;
 
-use crate::{BuildError, Endpoint, TofuClientConfigs};
+use crate::{verifier::BuildError, Endpoint, TofuClientConfigs};
 
 #[cfg(feature = "hyper")]
 mod hyper;

@@ -1,6 +1,6 @@
 //! A reqwest client for exactly one endpoint.
 
-use crate::{BuildError, Endpoint, TofuClientConfigs};
+use crate::{verifier::BuildError, Endpoint, TofuClientConfigs};
 
 /// A `reqwest::ClientBuilder` for a client that serves exactly one endpoint: TLS with that
 /// endpoint's configuration (`use_preconfigured_tls`), `https_only`, and redirects followed
@@ -39,7 +39,7 @@ use crate::{BuildError, Endpoint, TofuClientConfigs};
 /// ```
 ///
 /// # Errors
-/// Those of [`TofuVerifierBuilder::build`](crate::TofuVerifierBuilder::build).
+/// Those of [`TofuVerifierBuilder::build`](crate::verifier::TofuVerifierBuilder::build).
 pub fn reqwest_client(
     configs: &TofuClientConfigs,
     endpoint: &Endpoint,

@@ -1,6 +1,6 @@
 //! A tokio-rustls connector for one endpoint.
 
-use crate::{BuildError, Endpoint, TofuClientConfigs};
+use crate::{verifier::BuildError, Endpoint, TofuClientConfigs};
 
 /// A tokio-rustls `TlsConnector` that verifies with the pins of `endpoint`, and only of it:
 /// connect it to that endpoint, with [`Endpoint::server_name`] as the server name. For many
@@ -28,7 +28,7 @@ use crate::{BuildError, Endpoint, TofuClientConfigs};
 /// ```
 ///
 /// # Errors
-/// Those of [`TofuVerifierBuilder::build`](crate::TofuVerifierBuilder::build).
+/// Those of [`TofuVerifierBuilder::build`](crate::verifier::TofuVerifierBuilder::build).
 pub fn tls_connector(
     configs: &TofuClientConfigs,
     endpoint: &Endpoint,

@@ -314,7 +314,7 @@ fn check_audit_explains_every_pin(store: &Store, peers: &[Peer]) -> (usize, usiz
                 AuditEvent::Staged => {
                     pins.insert(fp, PinState::Next);
                 }
-                AuditEvent::Replaced => {
+                AuditEvent::Replaced | AuditEvent::Renewed => {
                     pins.remove(&a.previous.expect("a replacement names the previous pin"));
                     pins.insert(fp, PinState::Active);
                 }

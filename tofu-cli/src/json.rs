@@ -5,7 +5,7 @@
 
 use tofu_core::{
     cert::CertificateDetails,
-    pin::{Pin, PinSource, PinState, Quarantined},
+    pin::{Pin, PinMatch, PinSource, PinState, Quarantined},
     timestamp::Timestamp,
     Endpoint,
 };
@@ -54,6 +54,9 @@ pub(crate) struct PinJson<'a> {
     pub(crate) endpoint: String,
     pub(crate) host_port: String,
     pub(crate) state: PinState,
+    /// `certificate` (the exact certificate) or `key` (its public key: renewals match).
+    #[serde(rename = "match")]
+    pub(crate) matches: PinMatch,
     #[serde(flatten)]
     pub(crate) cert: CertJson<'a>,
     pub(crate) pinned_at: Timestamp,
@@ -94,6 +97,7 @@ pub(crate) fn pin(p: &Pin, now: Timestamp) -> PinJson<'_> {
         endpoint: p.endpoint.to_string(),
         host_port: p.endpoint.host_port(),
         state: p.state,
+        matches: p.matches,
         cert: cert(&p.details, now),
         pinned_at: p.pinned_at,
         first_seen: p.first_seen,

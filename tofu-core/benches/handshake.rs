@@ -131,6 +131,7 @@ fn setup() -> Setup {
                 first_seen: None,
                 last_seen: None,
                 times_seen: 0,
+                matches: tofu_core::pin::PinMatch::Certificate,
             }],
             false,
         )

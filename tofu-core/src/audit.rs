@@ -34,6 +34,9 @@ pub enum AuditEvent {
     /// Under the strict policy, an endpoint with no pin presented a certificate, which was
     /// rejected and quarantined so an operator can accept it by fingerprint.
     UnpinnedRejected,
+    /// A key pin's endpoint presented a new certificate with the pinned public key (a
+    /// renewal): the pin now holds the new certificate.
+    Renewed,
     /// A quarantined certificate was discarded (its endpoint was deleted, or newer ones
     /// pushed it out).
     Discarded,
@@ -53,6 +56,7 @@ string_enum!(
     AuditEvent::MismatchRejected => "mismatch-rejected",
     AuditEvent::UnpinnedRejected => "unpinned-rejected",
     AuditEvent::Discarded => "discarded",
+    AuditEvent::Renewed => "renewed",
 );
 
 /// One line of the audit log.

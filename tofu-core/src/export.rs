@@ -10,6 +10,7 @@
 //! fingerprint = "SHA256:…"          # optional; checked against the certificate
 //! label = "HA secondary"            # optional
 //! source = "operator"               # optional: first-use, operator, imported, accepted
+//! match = "key"                     # optional: "certificate" (the default) or "key"
 //! pinned_at = "2026-11-21T19:53:52Z"  # optional, like first_seen and last_seen
 //! times_seen = 3                    # optional, 0 when absent
 //! certificate = """
@@ -36,7 +37,7 @@ use rustls::pki_types::CertificateDer;
 use crate::text::MAX_LABEL_CHARS;
 use crate::{
     cert::{read_certificates, to_pem},
-    pin::{Pin, PinSource, PinState},
+    pin::{Pin, PinMatch, PinSource, PinState},
     store::NewPin,
     timestamp::Timestamp,
     Endpoint, Fingerprint, Store,
@@ -60,6 +61,7 @@ const FIELDS: &[&str] = &[
     "fingerprint",
     "label",
     "source",
+    "match",
     "pinned_at",
     "first_seen",
     "last_seen",
@@ -247,6 +249,10 @@ fn export_entry(pin: &Pin) -> String {
         s.push_str(&format!("label = {}\n", toml_string(label)));
     }
     s.push_str(&format!("source = \"{}\"\n", pin.source));
+    // Written only for key pins, so that a store without any reads back as it always did.
+    if pin.matches == PinMatch::Key {
+        s.push_str(&format!("match = \"{}\"\n", pin.matches));
+    }
     s.push_str(&format!("pinned_at = \"{}\"\n", pin.pinned_at));
     if let Some(t) = pin.first_seen {
         s.push_str(&format!("first_seen = \"{t}\"\n"));
@@ -647,6 +653,10 @@ fn parse_entry(
         None => PinSource::Imported,
         Some(s) => s.parse::<PinSource>().map_err(|e| err("source", e))?,
     };
+    let matches = match string("match")? {
+        None => PinMatch::Certificate,
+        Some(s) => s.parse::<PinMatch>().map_err(|e| err("match", e))?,
+    };
     let label = match string("label")? {
         None => None,
         Some(s) if s.chars().any(char::is_control) => {
@@ -686,6 +696,7 @@ fn parse_entry(
         first_seen: time("first_seen")?,
         last_seen: time("last_seen")?,
         times_seen,
+        matches,
     };
     Ok((pin, fingerprint))
 }
@@ -773,7 +784,9 @@ mod tests {
         store
             .add_pin(&ep2, &b, PinState::Active, Some("HA \"secondary\" \\ ü"))
             .unwrap();
-        store.add_pin(&ep2, &c, PinState::Next, None).unwrap();
+        store
+            .add_pin_matching(&ep2, &c, PinState::Next, None, PinMatch::Key, false)
+            .unwrap();
         store
             .record_seen(
                 &ep1,
@@ -802,6 +815,7 @@ mod tests {
             assert_eq!(n.state, p.state);
             assert_eq!(n.source, p.source);
             assert_eq!(n.label, p.label);
+            assert_eq!(n.matches, p.matches);
             assert_eq!(n.pinned_at, Some(p.pinned_at));
             assert_eq!(n.first_seen, p.first_seen);
             assert_eq!(n.last_seen, p.last_seen);

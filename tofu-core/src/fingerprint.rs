@@ -9,9 +9,11 @@ use sha2::{Digest, Sha256};
 
 /// A SHA-256 digest: of a certificate's DER (its fingerprint) or of its SubjectPublicKeyInfo.
 ///
-/// It displays as OpenSSH does, `SHA256:` and unpadded base64, and parses from that form and
-/// from the hex forms OpenSSL prints (`AB:CD:…`, with or without colons, any case, with or
-/// without a `SHA256:`/`sha256 Fingerprint=` prefix).
+/// It displays as OpenSSH does, `SHA256:` and unpadded base64, and parses from every notation
+/// people paste: that form (padding allowed), the hex forms OpenSSL prints (`AB:CD:…`, with or
+/// without colons, any case, with or without a `SHA256:`/`sha256:`/`sha256 Fingerprint=`
+/// prefix), and `sha256/<base64>` as HPKP and OkHttp write public-key pins. A SHA-1 or MD5
+/// fingerprint is refused with the reason and the command that prints the SHA-256 one.
 ///
 /// ```
 /// use tofu_core::Fingerprint;
@@ -105,14 +107,32 @@ impl FromStr for Fingerprint {
         // (`SHA256 Fingerprint=` before OpenSSL 3).
         let text = match text.split_once("Fingerprint=") {
             Some((prefix, rest)) if prefix.trim().eq_ignore_ascii_case("sha256") => rest,
+            Some((prefix, _)) if is_weak_digest_name(prefix.trim()) => {
+                return Err(err(WEAK));
+            }
             _ => text,
         };
+        if let Some((prefix, _)) = text.split_once([':', '/']) {
+            if is_weak_digest_name(prefix) {
+                return Err(err(WEAK));
+            }
+        }
         let (prefixed, body) = match text.get(..7) {
-            Some(p) if p.eq_ignore_ascii_case("sha256:") => (true, &text[7..]),
+            Some(p) if p.eq_ignore_ascii_case("sha256:") || p.eq_ignore_ascii_case("sha256/") => {
+                (true, &text[7..])
+            }
             _ => (false, text),
         };
         if body.is_empty() {
             return Err(err("it is empty"));
+        }
+        let digits = body.bytes().filter(|&b| b != b':').count();
+        if !prefixed
+            && (digits == 40 || digits == 32)
+            && body.bytes().all(|b| b == b':' || b.is_ascii_hexdigit())
+        {
+            // 20 bytes is SHA-1 (`openssl x509 -fingerprint` without -sha256), 16 is MD5.
+            return Err(err(WEAK));
         }
 
         let hex: String = body.chars().filter(|&c| c != ':').collect();
@@ -131,6 +151,8 @@ impl FromStr for Fingerprint {
         if !prefixed {
             return Err(err("it is neither 64 hex digits nor `SHA256:` and base64"));
         }
+        // `sha256/` (HPKP, OkHttp) is standard base64 with padding, `SHA256:` (OpenSSH)
+        // without; either is accepted with either.
         // OpenSSH prints base64 without padding; accept padding too.
         let b64 = body.trim_end_matches('=');
         let bytes = STANDARD_NO_PAD
@@ -141,6 +163,26 @@ impl FromStr for Fingerprint {
             .map_err(|_| err("a SHA-256 digest is 32 bytes long"))?;
         Ok(Self(bytes))
     }
+}
+
+/// Why a SHA-1 or MD5 fingerprint is refused, and how to get the SHA-256 one.
+const WEAK: &str = "it is a SHA-1 or MD5 fingerprint, which cannot tell certificates apart \
+     (colliding ones can be made); `openssl x509 -noout -fingerprint -sha256 -in cert.pem` \
+     prints the SHA-256 one";
+
+fn is_weak_digest_name(name: &str) -> bool {
+    ["sha1", "sha-1", "md5"]
+        .iter()
+        .any(|weak| name.eq_ignore_ascii_case(weak))
+}
+
+/// Whether `text` is written as a public-key pin (`sha256/<base64>`, the notation of HPKP and
+/// OkHttp, which only ever name the SHA-256 of a SubjectPublicKeyInfo) rather than as the
+/// fingerprint of a certificate.
+pub fn names_a_public_key(text: &str) -> bool {
+    text.trim()
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("sha256/"))
 }
 
 impl serde::Serialize for Fingerprint {
@@ -185,8 +227,42 @@ mod tests {
             format!("SHA256:{EMPTY_HEX}"),
             format!("sha256 Fingerprint={colons}"),
             format!("SHA256 Fingerprint={colons}\n"),
+            format!("sha256:{EMPTY_HEX}"),
+            format!("sha256/{}=", &EMPTY_B64[7..]),
+            format!("sha256/{}", &EMPTY_B64[7..]),
+            format!("  sha256 Fingerprint={}  ", colons.to_lowercase()),
         ] {
             assert_eq!(text.parse::<Fingerprint>(), Ok(fp), "{text}");
+        }
+    }
+
+    #[test]
+    fn only_the_slash_notation_names_a_public_key() {
+        assert!(names_a_public_key(&format!("sha256/{}", &EMPTY_B64[7..])));
+        assert!(!names_a_public_key(EMPTY_B64));
+        assert!(!names_a_public_key(EMPTY_HEX));
+    }
+
+    #[test]
+    fn sha1_and_md5_are_refused_saying_why_and_how_to_get_a_sha256() {
+        // SHA-1 and MD5 of the empty string, as openssl and old OpenSSH print them.
+        let sha1 = "DA:39:A3:EE:5E:6B:4B:0D:32:55:BF:EF:95:60:18:90:AF:D8:07:09";
+        let md5 = "d4:1d:8c:d9:8f:00:b2:04:e9:80:09:98:ec:f8:42:7e";
+        for text in [
+            format!("SHA1 Fingerprint={sha1}"),
+            format!("sha1 Fingerprint={sha1}"),
+            sha1.to_string(),
+            sha1.replace(':', ""),
+            format!("MD5:{md5}"),
+            format!("md5 Fingerprint={md5}"),
+            md5.to_string(),
+            md5.replace(':', ""),
+            "SHA1:2jmj7l5rSw0yVb/vlWAYkK/YBwk".to_string(),
+        ] {
+            let err = text.parse::<Fingerprint>().unwrap_err().to_string();
+            assert!(err.contains("SHA-1 or MD5"), "{text}: {err}");
+            assert!(err.contains("-fingerprint -sha256"), "{text}: {err}");
+            assert!(err.len() < 400, "{err}");
         }
     }
 

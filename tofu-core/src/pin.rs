@@ -32,6 +32,21 @@ pub enum PinSource {
     Accepted,
 }
 
+/// What a pin matches: the exact certificate, or any certificate with its public key.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PinMatch {
+    /// The exact certificate (its DER bytes): a renewed certificate is a mismatch. The default.
+    #[default]
+    Certificate,
+    /// The certificate's public key (the SHA-256 of its SubjectPublicKeyInfo, as RFC 7469 and
+    /// OkHttp pin): a certificate renewed with the same key matches, and the store records the
+    /// renewal (the new certificate's details, when it was first seen, an audit entry).
+    Key,
+}
+
 /// A pinned certificate of an endpoint, with everything the store records about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pin {
@@ -55,12 +70,20 @@ pub struct Pin {
     pub source: PinSource,
     /// An operator's note, such as "HA secondary".
     pub label: Option<String>,
+    /// Whether the pin matches the exact certificate or its public key.
+    pub matches: PinMatch,
 }
 
 impl Pin {
     /// The certificate's SHA-256 fingerprint.
     pub fn fingerprint(&self) -> Fingerprint {
         self.details.fingerprint
+    }
+
+    /// Whether this is a key pin of the public key whose SPKI fingerprint is
+    /// `spki_fingerprint`.
+    pub fn matches_key(&self, spki_fingerprint: &Fingerprint) -> bool {
+        self.matches == PinMatch::Key && self.details.spki_fingerprint == *spki_fingerprint
     }
 }
 
@@ -138,6 +161,11 @@ macro_rules! string_enum {
     };
 }
 
+string_enum!(
+    PinMatch, "pin match",
+    PinMatch::Certificate => "certificate",
+    PinMatch::Key => "key",
+);
 string_enum!(PinState, "pin state", PinState::Active => "active", PinState::Next => "next");
 string_enum!(
     PinSource, "pin source",

@@ -5,7 +5,8 @@
 use rustls::pki_types::CertificateDer;
 
 use crate::{
-    pin::{Pin, PinState},
+    cert::CertificateDetails,
+    pin::{Pin, PinMatch, PinState},
     timestamp::Timestamp,
     Fingerprint,
 };
@@ -21,6 +22,7 @@ use crate::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     pin_on_first_use: bool,
+    first_use_match: PinMatch,
     replace_expired: bool,
     require_valid_name: bool,
 }
@@ -42,6 +44,7 @@ impl Policy {
     pub fn trust_on_first_use() -> Self {
         Self {
             pin_on_first_use: true,
+            first_use_match: PinMatch::Certificate,
             replace_expired: false,
             require_valid_name: false,
         }
@@ -77,6 +80,19 @@ impl Policy {
         self
     }
 
+    /// What a pin made on first use matches (default: [`PinMatch::Certificate`]); with
+    /// [`PinMatch::Key`], the endpoint's later certificates with the same key are accepted
+    /// and recorded as renewals.
+    pub fn pin_first_use_matching(mut self, matches: PinMatch) -> Self {
+        self.first_use_match = matches;
+        self
+    }
+
+    /// What a pin made on first use matches.
+    pub fn first_use_match(&self) -> PinMatch {
+        self.first_use_match
+    }
+
     /// Whether an unpinned endpoint is pinned on first use.
     pub fn pins_on_first_use(&self) -> bool {
         self.pin_on_first_use
@@ -108,6 +124,13 @@ pub enum Decision {
         /// The staged pin.
         fingerprint: Fingerprint,
     },
+    /// The certificate is new but has the public key of an active key pin, and is not older
+    /// than the pinned one: accept it and record the renewal (the pin takes the new
+    /// certificate).
+    Renew {
+        /// The key pin.
+        fingerprint: Fingerprint,
+    },
     /// The endpoint has no pin: accept and pin the certificate.
     PinFirstUse,
     /// Every active pin has expired and the policy lets a new certificate replace them.
@@ -132,7 +155,10 @@ impl Decision {
     pub fn writes(&self) -> bool {
         matches!(
             self,
-            Decision::Promote { .. } | Decision::PinFirstUse | Decision::ReplaceExpired { .. }
+            Decision::Promote { .. }
+                | Decision::Renew { .. }
+                | Decision::PinFirstUse
+                | Decision::ReplaceExpired { .. }
         )
     }
 }
@@ -141,7 +167,11 @@ impl Decision {
 /// and staged) are `pins`.
 ///
 /// Only the leaf is ever compared: intermediates a server sends never satisfy a pin. A match
-/// compares the DER bytes the store holds, so the common case hashes nothing.
+/// compares the DER bytes the store holds, so the common case hashes nothing; only a
+/// certificate that is none of the pins, of an endpoint with a key pin ([`PinMatch::Key`]),
+/// is parsed to compare its public key. An older certificate with the pinned key (a server
+/// rolled back) is accepted without being recorded, so two certificates of one key taking
+/// turns never rewrite the pin at every handshake.
 ///
 /// ```
 /// use tofu_core::policy::{decide, Decision};
@@ -181,6 +211,9 @@ pub fn decide(
             fingerprint: pin.fingerprint(),
         };
     }
+    if let Some(decision) = match_key(pins, presented, now) {
+        return decision;
+    }
     if pins.is_empty() {
         return match policy.pin_on_first_use {
             true => Decision::PinFirstUse,
@@ -198,10 +231,39 @@ pub fn decide(
     Decision::RejectMismatch
 }
 
+/// The decision for a certificate that is none of the pins but may have a key pin's key.
+fn match_key(pins: &[Pin], presented: &[u8], now: Timestamp) -> Option<Decision> {
+    if !pins.iter().any(|p| p.matches == PinMatch::Key) {
+        return None;
+    }
+    // Unparsable: no key to compare; the caller refuses it as it refuses any mismatch.
+    let details = CertificateDetails::from_der(presented).ok()?;
+    let spki = details.spki_fingerprint;
+    if let Some(pin) = pins
+        .iter()
+        .find(|p| p.state == PinState::Active && p.matches_key(&spki))
+    {
+        if details.not_after < pin.details.not_after {
+            return Some(Decision::Accept {
+                fingerprint: pin.fingerprint(),
+                expired: details.not_after < now,
+            });
+        }
+        return Some(Decision::Renew {
+            fingerprint: pin.fingerprint(),
+        });
+    }
+    pins.iter()
+        .find(|p| p.state == PinState::Next && p.matches_key(&spki))
+        .map(|pin| Decision::Promote {
+            fingerprint: pin.fingerprint(),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{cert::CertificateDetails, pin::PinSource, Endpoint};
+    use crate::{pin::PinSource, Endpoint};
 
     fn pin(der: &[u8], state: PinState, not_after: i64) -> Pin {
         Pin {
@@ -223,6 +285,7 @@ mod tests {
             times_seen: 0,
             source: PinSource::FirstUse,
             label: None,
+            matches: PinMatch::Certificate,
         }
     }
 
@@ -343,5 +406,109 @@ mod tests {
             decide(&with_staged, &cert(b"X"), &allow, NOW),
             Decision::RejectMismatch
         );
+    }
+
+    /// A certificate of `key` valid until `not_after`, and a pin of it matching `matches`.
+    fn keyed(key: &rcgen::KeyPair, not_after: i64, matches: PinMatch) -> (Pin, Vec<u8>) {
+        let mut params = rcgen::CertificateParams::new(vec!["prime-sec".into()]).unwrap();
+        params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).unwrap();
+        let der = params.self_signed(key).unwrap().der().to_vec();
+        let mut p = pin(&der, PinState::Active, 0);
+        p.details = CertificateDetails::from_der(&der).unwrap();
+        p.matches = matches;
+        (p, der)
+    }
+
+    const YEAR: i64 = 365 * 86_400;
+    const T0: i64 = 1_900_000_000;
+
+    #[test]
+    fn a_key_pin_matches_a_renewal_with_its_key_and_records_only_a_newer_one() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let (pinned, _) = keyed(&key, T0, PinMatch::Key);
+        let (_, renewed) = keyed(&key, T0 + YEAR, PinMatch::Key);
+        let (_, older) = keyed(&key, T0 - YEAR, PinMatch::Key);
+        let pins = [pinned.clone()];
+        let now = Timestamp::from_unix(T0 - 2 * YEAR);
+        let d = decide(&pins, &cert_of(&renewed), &Policy::strict(), now);
+        assert_eq!(
+            d,
+            Decision::Renew {
+                fingerprint: pinned.fingerprint()
+            }
+        );
+        assert!(
+            d.accepts() && d.writes(),
+            "a renewal is written after the proof"
+        );
+        // A server that went back to an older certificate of the key is accepted, unrecorded.
+        assert_eq!(
+            decide(&pins, &cert_of(&older), &Policy::strict(), now),
+            Decision::Accept {
+                fingerprint: pinned.fingerprint(),
+                expired: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_certificate_pin_refuses_a_renewal_with_the_same_key_and_a_key_pin_a_new_key() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let (cert_pin, _) = keyed(&key, T0, PinMatch::Certificate);
+        let (key_pin, _) = keyed(&key, T0, PinMatch::Key);
+        let (_, renewed) = keyed(&key, T0 + YEAR, PinMatch::Key);
+        let other = rcgen::KeyPair::generate().unwrap();
+        let (_, new_key) = keyed(&other, T0 + YEAR, PinMatch::Key);
+        let now = Timestamp::from_unix(T0 - YEAR);
+        for policy in [Policy::strict(), Policy::trust_on_first_use()] {
+            assert_eq!(
+                decide(
+                    std::slice::from_ref(&cert_pin),
+                    &cert_of(&renewed),
+                    &policy,
+                    now
+                ),
+                Decision::RejectMismatch
+            );
+            assert_eq!(
+                decide(
+                    std::slice::from_ref(&key_pin),
+                    &cert_of(&new_key),
+                    &policy,
+                    now
+                ),
+                Decision::RejectMismatch
+            );
+        }
+    }
+
+    #[test]
+    fn a_staged_key_pin_is_promoted_by_a_certificate_with_its_key() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let (mut staged, _) = keyed(&key, T0, PinMatch::Key);
+        staged.state = PinState::Next;
+        let (_, renewed) = keyed(&key, T0 + YEAR, PinMatch::Key);
+        let pins = [pin(b"A", PinState::Active, LATER), staged.clone()];
+        assert_eq!(
+            decide(&pins, &cert_of(&renewed), &Policy::strict(), NOW),
+            Decision::Promote {
+                fingerprint: staged.fingerprint()
+            }
+        );
+    }
+
+    #[test]
+    fn certificate_pins_never_parse_what_is_presented() {
+        // Not a certificate at all: with certificate pins only, it is compared as bytes and
+        // refused without being parsed (the hit path and the miss path hash nothing).
+        let pins = [pin(b"A", PinState::Active, LATER)];
+        assert_eq!(
+            decide(&pins, &cert(b"not DER"), &Policy::strict(), NOW),
+            Decision::RejectMismatch
+        );
+    }
+
+    fn cert_of(der: &[u8]) -> CertificateDer<'static> {
+        CertificateDer::from(der.to_vec())
     }
 }

@@ -79,6 +79,55 @@ pub struct Mismatch {
     pub store_arg: String,
 }
 
+/// What the certificate of a mismatch changed, compared with the endpoint's pins: the
+/// question an operator asks first, because the answer says how suspicious the change is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WhatChanged {
+    /// The public key of a pinned certificate, in a new certificate: a renewal or a reissue,
+    /// likely benign (whoever presents it proved they hold the pinned key).
+    SameKey,
+    /// A new public key, with the subject and issuer of a pinned certificate: a server that
+    /// was re-keyed, or someone imitating it; suspicious until its administrator confirms it.
+    NewKeySameNames,
+    /// A new public key and other names: suspicious.
+    NewKey,
+}
+
+impl WhatChanged {
+    /// `same-key`, `new-key-same-names` or `new-key`, as JSON writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WhatChanged::SameKey => "same-key",
+            WhatChanged::NewKeySameNames => "new-key-same-names",
+            WhatChanged::NewKey => "new-key",
+        }
+    }
+}
+
+impl Mismatch {
+    /// What the presented certificate changed, compared with the pins (a key found in any
+    /// pin counts first, then the names).
+    pub fn change(&self) -> WhatChanged {
+        let p = &self.presented;
+        if self
+            .pinned
+            .iter()
+            .any(|pin| pin.details.spki_fingerprint == p.spki_fingerprint)
+        {
+            WhatChanged::SameKey
+        } else if self
+            .pinned
+            .iter()
+            .any(|pin| pin.details.subject == p.subject && pin.details.issuer == p.issuer)
+        {
+            WhatChanged::NewKeySameNames
+        } else {
+            WhatChanged::NewKey
+        }
+    }
+}
+
 /// The data of a refusal under the strict policy.
 #[derive(Clone, Debug)]
 pub struct NotPinned {
@@ -365,6 +414,28 @@ impl fmt::Display for Mismatch {
         }
         write_cert(f, "presented", &self.presented)?;
         writeln!(f)?;
+        let change = self.change();
+        match change {
+            WhatChanged::SameKey => writeln!(
+                f,
+                "What changed: the certificate, not the key. It has the public key of the \
+                 pinned certificate ({}): a renewal or a reissue, likely benign. A pin of the \
+                 key (--match key) accepts such renewals.",
+                self.presented.spki_fingerprint
+            )?,
+            WhatChanged::NewKeySameNames => writeln!(
+                f,
+                "What changed: the key. The certificate has a new public key under the same \
+                 subject and issuer as the pinned one: a re-keyed server, or someone imitating \
+                 it; treat it as suspicious until the server's administrator confirms a new key."
+            )?,
+            WhatChanged::NewKey => writeln!(
+                f,
+                "What changed: the key and the names. The certificate has a new public key and \
+                 another subject or issuer than the pinned one: treat it as suspicious."
+            )?,
+        }
+        writeln!(f)?;
         write_unproved(f, self.key_proved)?;
         writeln!(
             f,
@@ -384,8 +455,14 @@ impl fmt::Display for Mismatch {
                 )?;
                 writeln!(
                     f,
-                    "    tofu-certs accept host {ep} --fingerprint {}{store}",
-                    self.presented.fingerprint
+                    "    tofu-certs accept host {ep} --fingerprint {}{}{store}",
+                    self.presented.fingerprint,
+                    // The same key: pin it, and the next renewal is accepted too.
+                    if change == WhatChanged::SameKey {
+                        " --match key"
+                    } else {
+                        ""
+                    }
                 )?;
             }
             (false, _) => writeln!(f, "If the change is legitimate:")?,

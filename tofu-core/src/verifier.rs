@@ -230,11 +230,14 @@ impl TofuVerifier {
     /// store cannot be read.
     pub fn check_connection(&self, conn: &CommonState) -> Result<(), TofuError> {
         let presented = conn.peer_certificates().and_then(|c| c.first());
+        let now = Timestamp::now();
         let (active, pins) = self.with_view(|v| {
+            // The exact certificate of an active pin, or the key of an active key pin.
             let active = presented.is_some_and(|leaf| {
-                v.pins
-                    .iter()
-                    .any(|p| p.state == PinState::Active && p.der.as_ref() == leaf.as_ref())
+                matches!(
+                    decide(&v.pins, leaf, &self.policy, now),
+                    Decision::Accept { .. } | Decision::Renew { .. }
+                )
             });
             (active, v.pins.clone())
         })?;
@@ -438,7 +441,11 @@ impl TofuVerifier {
                 Decision::RejectNotPinned | Decision::RejectMismatch => {
                     return Err(self.refuse(pins, cert, Proof::Now))
                 }
-                Decision::PinFirstUse => match self.store.pin_first_use(&self.endpoint, cert) {
+                Decision::PinFirstUse => match self.store.pin_first_use_matching(
+                    &self.endpoint,
+                    cert,
+                    self.policy.first_use_match(),
+                ) {
                     Ok(FirstUse::Pinned(pin)) => {
                         events::pinned(&self.endpoint, &pin.details.fingerprint);
                         log::info!(
@@ -462,6 +469,23 @@ impl TofuVerifier {
                                 self.endpoint,
                                 fingerprint,
                                 p.retired.len()
+                            );
+                            self.refresh_view();
+                            return Ok(());
+                        }
+                        Ok(None) => None,
+                        Err(e) => Some(e),
+                    }
+                }
+                Decision::Renew { fingerprint } => {
+                    match self.store.renew_pin(&self.endpoint, fingerprint, cert) {
+                        Ok(Some(pin)) => {
+                            log::info!(
+                                "{}: renewed certificate {} ({}) has the pinned key; the key \
+                                 pin now holds it in place of {fingerprint}",
+                                self.endpoint,
+                                pin.details.fingerprint,
+                                pin.details.subject
                             );
                             self.refresh_view();
                             return Ok(());

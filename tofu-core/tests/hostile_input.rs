@@ -356,6 +356,7 @@ fn no_store_operation_writes_what_is_not_a_certificate() {
                 first_seen: None,
                 last_seen: None,
                 times_seen: 0,
+                matches: tofu_core::pin::PinMatch::Certificate,
             })
             .collect();
         certificate_error(store.import(&batch, true).map(drop));

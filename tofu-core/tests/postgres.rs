@@ -131,7 +131,7 @@ fn twenty_openers_of_a_fresh_database_create_the_schema_once_and_none_fails() {
     );
     assert_eq!(
         psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
-        "2"
+        "3"
     );
 }
 
@@ -639,6 +639,7 @@ fn a_version_1_schema_is_upgraded_by_its_owner_and_another_role_is_told_to_ask_i
          CREATE OR REPLACE FUNCTION tofu_changed() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN PERFORM pg_notify('tofu_certs_changed', nextval('generation')::text); \
          RETURN NULL; END $$; \
+         ALTER TABLE pin DROP COLUMN match_kind; \
          UPDATE meta SET value = '1' WHERE key = 'schema_version'",
     )
     .unwrap();
@@ -669,7 +670,7 @@ fn a_version_1_schema_is_upgraded_by_its_owner_and_another_role_is_told_to_ask_i
     Handle::open(&loc(&uri), false).expect("the owner upgrades it");
     assert_eq!(
         psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
-        "2"
+        "3"
     );
     assert_eq!(
         psql(
@@ -681,6 +682,31 @@ fn a_version_1_schema_is_upgraded_by_its_owner_and_another_role_is_told_to_ask_i
     );
     let store = Handle::open(&loc(&svc), true).expect("then the service's role opens it");
     assert!(!store.is_read_only());
+}
+
+#[test]
+fn a_version_2_schema_is_upgraded_and_its_pins_match_their_certificate() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    let endpoint: Endpoint = "10.1.1.1:8082".parse().unwrap();
+    assert!(store.pin_first_use(&endpoint, &cert("a")).unwrap());
+    drop(store);
+    psql(
+        &uri,
+        "ALTER TABLE pin DROP COLUMN match_kind; \
+         UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+    )
+    .unwrap();
+    let store = Handle::open(&loc(&uri), false).expect("the owner upgrades it");
+    assert_eq!(
+        psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
+        "3"
+    );
+    let (pins, _, _) = store.load(&endpoint).unwrap();
+    assert_eq!(pins.len(), 1);
+    assert_eq!(pins[0].matches, tofu_core::pin::PinMatch::Certificate);
+    assert!(store.check().unwrap().is_sound());
 }
 
 #[test]

@@ -28,7 +28,7 @@ use rustls::pki_types::CertificateDer;
 use tofu_core::{
     audit::{Actor, AuditEntry, AuditEvent},
     cert::CertificateDetails,
-    pin::{Pin, PinSource, PinState},
+    pin::{Pin, PinMatch, PinSource, PinState},
     store::{FirstUse, NewPin, DATABASE_FILE},
     timestamp::Timestamp,
     Endpoint, Error, Fingerprint, Store,
@@ -321,6 +321,7 @@ fn every_field_of_a_pin_survives_the_store_and_a_reopen(fixture: &Fixture) {
         first_seen: Some(first_seen),
         last_seen: Some(last_seen),
         times_seen: 4242,
+        matches: PinMatch::Certificate,
         source: PinSource::FirstUse,
         label: Some("HA primary — rack 7".into()),
     };
@@ -339,6 +340,7 @@ fn every_field_of_a_pin_survives_the_store_and_a_reopen(fixture: &Fixture) {
                     first_seen: Some(first_seen),
                     last_seen: Some(last_seen),
                     times_seen: 4242,
+                    matches: PinMatch::Certificate,
                 }],
                 false,
             )
@@ -1024,6 +1026,7 @@ fn the_audit_log_records_every_kind_of_change_with_who_made_it(fixture: &Fixture
                 first_seen: None,
                 last_seen: None,
                 times_seen: 0,
+                matches: PinMatch::Certificate,
             }],
             false,
         )
@@ -1124,6 +1127,7 @@ fn new_pin(endpoint: &Endpoint, der: &CertificateDer<'static>, state: PinState) 
         first_seen: None,
         last_seen: None,
         times_seen: 0,
+        matches: PinMatch::Certificate,
     }
 }
 
@@ -1779,7 +1783,7 @@ fn a_store_from_a_newer_version_is_refused() {
                 e,
                 Error::NewerSchema {
                     found: 99,
-                    supported: 4,
+                    supported: 5,
                     written_by: Some(w),
                     ..
                 } if w.starts_with("tofu-core ")
@@ -1802,7 +1806,8 @@ fn a_store_with_the_first_schema_is_upgraded_on_open_and_keeps_its_pins() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
         "DROP TABLE meta; DROP TABLE endpoint_state; \
-         ALTER TABLE quarantine DROP COLUMN epoch; PRAGMA user_version = 1",
+         ALTER TABLE quarantine DROP COLUMN epoch; ALTER TABLE pin DROP COLUMN match_kind; \
+         PRAGMA user_version = 1",
     )
     .unwrap();
     drop(conn);
@@ -1821,8 +1826,29 @@ fn a_store_with_the_first_schema_is_upgraded_on_open_and_keeps_its_pins() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     assert!(upgraded_by.starts_with("tofu-core "), "{upgraded_by}");
+}
+
+#[test]
+fn a_schema_4_store_is_upgraded_and_its_pins_match_their_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = Store::open(&store_dir).unwrap();
+    let pin = store
+        .add_pin(&ep("a:1"), &cert("a"), PinState::Active, None)
+        .unwrap();
+    drop(store);
+    let db = store_dir.join(DATABASE_FILE);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("ALTER TABLE pin DROP COLUMN match_kind; PRAGMA user_version = 4")
+        .unwrap();
+    drop(conn);
+    let store = Store::open(&store_dir).unwrap();
+    let pins = store.endpoint(&ep("a:1")).unwrap().pins;
+    assert_eq!(pins, [pin]);
+    assert_eq!(pins[0].matches, PinMatch::Certificate);
+    assert!(store.check().unwrap().is_sound());
 }
 
 /// Regression: a pin stored by an earlier version under an IPv4-mapped IPv6 address
@@ -1856,6 +1882,7 @@ fn an_upgrade_moves_pins_stored_under_a_mapped_ipv6_address_to_their_ipv4_endpoi
     conn.execute_batch(
         "UPDATE pin SET endpoint = '[::ffff:10.1.1.1]:8082' WHERE endpoint = '10.1.1.1:8082';
          UPDATE pin SET endpoint = '[::ffff:10.2.2.2]:443' WHERE endpoint = '10.2.2.2:9';
+         ALTER TABLE pin DROP COLUMN match_kind;
          PRAGMA user_version = 3",
     )
     .unwrap();
@@ -2166,6 +2193,92 @@ fn a_read_only_store_can_be_read_but_not_written() {
     }
 }
 
+/// Two certificates of one key: the second a renewal of the first (later notAfter).
+fn renewal_pair(cn: &str) -> (CertificateDer<'static>, CertificateDer<'static>) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = prime_params(cn);
+    params.not_after = rcgen::date_time_ymd(2030, 1, 1);
+    let old = params.self_signed(&key).unwrap().der().clone();
+    params.not_after = rcgen::date_time_ymd(2031, 1, 1);
+    let new = params.self_signed(&key).unwrap().der().clone();
+    (old, new)
+}
+
+fn a_key_pin_keeps_its_kind_and_a_renewal_takes_the_new_certificate(fixture: &Fixture) {
+    let store = fixture.open();
+    let e = ep("10.1.1.1:8082");
+    let (old, new) = renewal_pair("prime-sec");
+    let pinned = store
+        .add_pin_matching(&e, &old, PinState::Active, Some("HA"), PinMatch::Key, true)
+        .unwrap();
+    assert_eq!(pinned.matches, PinMatch::Key);
+    let reread = fixture.reopen().endpoint(&e).unwrap().pins;
+    assert_eq!(reread.len(), 1);
+    assert_eq!(reread[0], pinned);
+
+    let renewed = store
+        .renew_pin(&e, &fp(&old), &new)
+        .unwrap()
+        .expect("an active key pin of that key is renewed");
+    assert_eq!(renewed.der, new);
+    assert_eq!(
+        (renewed.matches, renewed.label.as_deref(), renewed.source),
+        (PinMatch::Key, Some("HA"), PinSource::Operator)
+    );
+    assert_eq!(renewed.pinned_at, pinned.pinned_at);
+    assert!(renewed.first_seen.is_some());
+    let reread = fixture.reopen().endpoint(&e).unwrap();
+    assert_eq!(reread.pins.len(), 1, "one pin, holding the new certificate");
+    assert_eq!(reread.pins[0], renewed);
+    let log = audit(&store, Some(&e));
+    let last = log.last().unwrap();
+    assert_eq!(
+        (last.event, last.fingerprint, last.previous),
+        (AuditEvent::Renewed, Some(fp(&new)), Some(fp(&old)))
+    );
+    // The renewal happened once: the old pin is gone, so a second call writes nothing.
+    assert_eq!(store.renew_pin(&e, &fp(&old), &new).unwrap(), None);
+    assert!(store.check().unwrap().is_sound());
+}
+
+fn a_certificate_pin_is_never_renewed_by_a_certificate_with_its_key(fixture: &Fixture) {
+    let store = fixture.open();
+    let e = ep("10.1.1.1:8082");
+    let (old, new) = renewal_pair("prime-sec");
+    let pinned = store.add_sole_pin(&e, &old, None).unwrap();
+    assert_eq!(pinned.matches, PinMatch::Certificate);
+    assert_eq!(store.renew_pin(&e, &fp(&old), &new).unwrap(), None);
+    // Nor a key pin by another key.
+    let other = ep("10.1.1.2:8082");
+    store
+        .add_pin_matching(&other, &old, PinState::Active, None, PinMatch::Key, true)
+        .unwrap();
+    assert_eq!(
+        store.renew_pin(&other, &fp(&old), &cert("x")).unwrap(),
+        None
+    );
+    assert_eq!(store.endpoint(&e).unwrap().pins, [pinned]);
+    assert_eq!(store.endpoint(&other).unwrap().pins[0].der, old);
+}
+
+fn accepting_as_a_key_pin_and_importing_keep_the_kind(fixture: &Fixture) {
+    let store = fixture.open();
+    let e = ep("10.1.1.1:8082");
+    store.add_sole_pin(&e, &cert("old"), None).unwrap();
+    let presented = cert("new");
+    store.quarantine(&e, &presented).unwrap();
+    let promoted = store
+        .accept_quarantined_matching(&e, &fp(&presented), PinMatch::Key)
+        .unwrap();
+    assert_eq!(promoted.pin.matches, PinMatch::Key);
+    let other = fixture.fresh();
+    let copy = other.open();
+    let mut pin = new_pin(&e, &presented, PinState::Active);
+    pin.matches = PinMatch::Key;
+    copy.import(&[pin], false).unwrap();
+    assert_eq!(copy.endpoint(&e).unwrap().pins[0].matches, PinMatch::Key);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The contract, run against each backend
 
@@ -2228,6 +2341,9 @@ contract! {
     generation_moves_when_another_handle_writes_and_only_then,
     integrity_check_passes_on_a_sound_store,
     a_hostile_name_with_a_newline_stays_one_name_through_the_store,
+    a_key_pin_keeps_its_kind_and_a_renewal_takes_the_new_certificate,
+    a_certificate_pin_is_never_renewed_by_a_certificate_with_its_key,
+    accepting_as_a_key_pin_and_importing_keep_the_kind,
 }
 
 #[test]

@@ -11,7 +11,8 @@ use tempfile::TempDir;
 use tls::{client_error, connect, identity, KeyKind, Server, Version, KEY_KINDS, VERSIONS};
 use tofu_core::{
     audit::AuditEvent,
-    pin::{PinSource, PinState},
+    pin::{PinMatch, PinSource, PinState},
+    rejection::WhatChanged,
     Endpoint, Fingerprint, Policy, Store, TofuClientConfigs, TofuError, TofuVerifier,
 };
 
@@ -689,4 +690,145 @@ fn an_expired_pinned_certificate_is_still_accepted_and_replaced_only_when_the_po
         audit_events(&store, &endpoint).last(),
         Some(&AuditEvent::Replaced)
     );
+}
+
+/// `old`'s key in a new certificate valid one year longer: what `openssl req -new -key` and
+/// `openssl x509 -req` make of a renewal that keeps the key.
+fn renewal_of(old: &tls::Identity, cn: &str) -> tls::Identity {
+    let key = rcgen::KeyPair::try_from(old.key.secret_pkcs8_der()).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![cn.to_string()]).unwrap();
+    params.not_after = rcgen::date_time_ymd(2031, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    tls::Identity {
+        pem: cert.pem(),
+        cert: cert.der().clone(),
+        key: old.key.clone_key(),
+    }
+}
+
+fn expiring_2030(cn: &str) -> tls::Identity {
+    tls::identity_with(cn, KeyKind::Ecdsa, |p| {
+        p.not_after = rcgen::date_time_ymd(2030, 1, 1)
+    })
+}
+
+#[test]
+fn a_key_pin_accepts_a_renewal_with_its_key_and_records_it_and_a_certificate_pin_refuses_it() {
+    for version in VERSIONS {
+        for matches in [PinMatch::Key, PinMatch::Certificate] {
+            let (_dir, store) = store();
+            let old = expiring_2030("prime-sec");
+            let server = Server::start(vec![old.cert.clone()], &old.key, version);
+            let endpoint = endpoint_of(&server);
+            store
+                .add_pin_matching(&endpoint, &old.cert, PinState::Active, None, matches, true)
+                .unwrap();
+            let config = verifier(&store, &endpoint).client_config();
+            connect(&config, server.addr, &name(&endpoint)).unwrap();
+
+            let new = renewal_of(&old, "prime-sec");
+            server.set_identity(&new);
+            let result = connect(&config, server.addr, &name(&endpoint));
+            let record = store.endpoint(&endpoint).unwrap();
+            let events = audit_events(&store, &endpoint);
+            match matches {
+                PinMatch::Key => {
+                    result.expect("a renewal with the pinned key is accepted");
+                    assert_eq!(record.pins.len(), 1, "{version:?}");
+                    assert_eq!(record.pins[0].der, new.cert, "the pin holds the renewal");
+                    assert_eq!(record.pins[0].matches, PinMatch::Key);
+                    assert!(record.pins[0].first_seen.is_some());
+                    assert_eq!(events, [AuditEvent::Added, AuditEvent::Renewed]);
+                    // And from now on it is the exact certificate: accepted, nothing written.
+                    connect(&config, server.addr, &name(&endpoint)).unwrap();
+                    assert_eq!(audit_events(&store, &endpoint).len(), 2);
+                }
+                PinMatch::Certificate => {
+                    let err = result.unwrap_err();
+                    assert!(matches!(tofu_error(&err), TofuError::Mismatch(_)));
+                    assert_eq!(record.pins[0].der, old.cert, "{version:?}");
+                    assert_eq!(events, [AuditEvent::Added, AuditEvent::MismatchRejected]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_renewal_presented_without_its_key_records_nothing() {
+    for version in VERSIONS {
+        let (_dir, store) = store();
+        let old = expiring_2030("prime-sec");
+        let server = Server::start(vec![old.cert.clone()], &old.key, version);
+        let endpoint = endpoint_of(&server);
+        store
+            .add_pin_matching(
+                &endpoint,
+                &old.cert,
+                PinState::Active,
+                None,
+                PinMatch::Key,
+                true,
+            )
+            .unwrap();
+        let config = verifier(&store, &endpoint).client_config();
+        let before = store.endpoint(&endpoint).unwrap();
+        // Someone has a renewal's certificate (public), not the key it names.
+        let new = renewal_of(&old, "prime-sec");
+        let impostor = identity("impostor", KeyKind::Ecdsa);
+        server.set_signed(vec![new.cert.clone()], tls::signer(&impostor.key));
+        let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+        assert_eq!(
+            client_error(&err),
+            rustls::Error::InvalidCertificate(CertificateError::BadSignature),
+            "{version:?}"
+        );
+        assert_eq!(store.endpoint(&endpoint).unwrap(), before, "{version:?}");
+        assert_eq!(audit_events(&store, &endpoint), [AuditEvent::Added]);
+    }
+}
+
+#[test]
+fn a_mismatch_says_whether_the_key_or_only_the_certificate_changed() {
+    let (_dir, store) = store();
+    let old = expiring_2030("prime-sec");
+    let server = Server::start(vec![old.cert.clone()], &old.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    store.add_sole_pin(&endpoint, &old.cert, None).unwrap();
+    let config = verifier(&store, &endpoint).client_config();
+    let refusal = |id: &tls::Identity| {
+        server.set_identity(id);
+        let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+        match tofu_error(&err) {
+            TofuError::Mismatch(m) => (m.change(), m.to_string()),
+            other => panic!("not a mismatch: {other}"),
+        }
+    };
+
+    let renewal = renewal_of(&old, "prime-sec");
+    let (change, text) = refusal(&renewal);
+    assert_eq!(change, WhatChanged::SameKey);
+    assert!(text.contains("the certificate, not the key"), "{text}");
+    assert!(text.contains("likely benign"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "--fingerprint {} --match key",
+            Fingerprint::of(&renewal.cert)
+        )),
+        "{text}"
+    );
+
+    // identity() gives the same subject (and, self-signed, issuer) with a new key.
+    let (change, text) = refusal(&identity("prime-sec", KeyKind::Ecdsa));
+    assert_eq!(change, WhatChanged::NewKeySameNames);
+    assert!(
+        text.contains("new public key under the same subject and issuer"),
+        "{text}"
+    );
+    assert!(text.contains("suspicious"), "{text}");
+    assert!(!text.contains("--match key"), "{text}");
+
+    let (change, text) = refusal(&identity("someone-else", KeyKind::Ecdsa));
+    assert_eq!(change, WhatChanged::NewKey);
+    assert!(text.contains("the key and the names"), "{text}");
 }

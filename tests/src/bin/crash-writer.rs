@@ -126,6 +126,7 @@ fn import(
                 first_seen: None,
                 last_seen: None,
                 times_seen: 0,
+                matches: tofu_core::pin::PinMatch::Certificate,
             })
         })
         .collect::<Result<Vec<_>>>()?;

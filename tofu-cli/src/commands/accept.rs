@@ -4,7 +4,7 @@ use std::io::Write;
 
 use tofu_core::{timestamp::Timestamp, Fingerprint};
 
-use super::{Context, HostArgs};
+use super::{Context, HostArgs, MatchArg};
 use crate::error::{CliError, Exit};
 use crate::json::{self, FormatArg};
 use crate::output::{name, write_json, Out};
@@ -28,8 +28,19 @@ pub(crate) struct Args {
 
     /// The SHA-256 fingerprint of the quarantined certificate (SHA256:… as showcert and the
     /// mismatch message print it, or hex as openssl prints it).
-    #[arg(long, value_name = "FP")]
+    #[arg(long, value_name = "FP", value_parser = super::certificate_fingerprint)]
     fingerprint: Fingerprint,
+
+    /// What the new pin matches: `certificate` (exactly the accepted certificate; the
+    /// default) or `key` (its public key, so that its renewals with the same key are accepted
+    /// and recorded).
+    #[arg(
+        long = "match",
+        value_name = "WHAT",
+        value_enum,
+        default_value = "certificate"
+    )]
+    matches: MatchArg,
 
     #[command(flatten)]
     format: FormatArg,
@@ -48,7 +59,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     let endpoint = &args.host.endpoint;
     let store = ctx.open_existing()?;
     let promoted = store
-        .accept_quarantined(endpoint, &args.fingerprint)
+        .accept_quarantined_matching(endpoint, &args.fingerprint, args.matches.into())
         .map_err(|e| CliError::store(&e, ctx))?;
     let mut out = Out::stdout();
     if args.format.json() {
@@ -69,6 +80,13 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         d.fingerprint,
         name(&d.subject)
     )?;
+    if promoted.pin.matches == tofu_core::pin::PinMatch::Key {
+        writeln!(
+            out,
+            "the pin matches the public key {}: a certificate renewed with it is accepted too",
+            d.spki_fingerprint
+        )?;
+    }
     for old in &promoted.retired {
         writeln!(
             out,

@@ -7,7 +7,7 @@ use tofu_core::{
     cert::read_certificates, pin::PinState, timestamp::Timestamp, Endpoint, Fingerprint,
 };
 
-use super::{read_input, Context, HostArgs};
+use super::{read_input, Context, HostArgs, MatchArg};
 use crate::error::{CliError, Exit};
 use crate::json::{self, FormatArg};
 use crate::output::{warning, write_json, Out};
@@ -45,6 +45,17 @@ pub(crate) struct Args {
     /// endpoint that has an active pin is refused).
     #[arg(long, conflicts_with = "next")]
     additional: bool,
+
+    /// What the pin matches: `certificate` (this exact certificate; the default) or `key`
+    /// (its public key, so that a certificate renewed with the same key is accepted and
+    /// recorded as a renewal).
+    #[arg(
+        long = "match",
+        value_name = "WHAT",
+        value_enum,
+        default_value = "certificate"
+    )]
+    matches: MatchArg,
 
     /// A note kept with the pin, such as "HA secondary".
     #[arg(long, value_name = "TEXT", value_parser = label)]
@@ -114,10 +125,15 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     let store = ctx.open()?;
     // Without --additional, the store refuses a second active pin in the same transaction
     // that adds this one, so two addcerts racing cannot both succeed.
-    let added = match (state, args.additional) {
-        (PinState::Active, false) => store.add_sole_pin(endpoint, der, args.label.as_deref()),
-        _ => store.add_pin(endpoint, der, state, args.label.as_deref()),
-    };
+    let sole = state == PinState::Active && !args.additional;
+    let added = store.add_pin_matching(
+        endpoint,
+        der,
+        state,
+        args.label.as_deref(),
+        args.matches.into(),
+        sole,
+    );
     let pin = match added {
         Err(tofu_core::Error::ActivePinExists { active, .. }) => {
             return Err(refuse_a_second_active_pin(
@@ -158,6 +174,14 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
                 "pinned {endpoint} to {} ({})",
                 d.fingerprint, d.subject
             )?;
+            if pin.matches == tofu_core::pin::PinMatch::Key {
+                writeln!(
+                    out,
+                    "the pin matches the public key {}: a certificate renewed with it is \
+                     accepted too",
+                    d.spki_fingerprint
+                )?;
+            }
             let active = trusted()?;
             if active.len() > 1 {
                 writeln!(

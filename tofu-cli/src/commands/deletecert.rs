@@ -33,7 +33,7 @@ pub(crate) struct Args {
 
     /// Remove only the pin with this SHA-256 fingerprint (SHA256:… as showcert prints it, or
     /// hex as openssl prints it).
-    #[arg(long, value_name = "FP")]
+    #[arg(long, value_name = "FP", value_parser = super::certificate_fingerprint)]
     fingerprint: Option<Fingerprint>,
 
     #[command(flatten)]

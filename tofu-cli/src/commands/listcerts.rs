@@ -307,7 +307,7 @@ fn days_left(now: Timestamp, not_after: Timestamp) -> i64 {
     now.days_until(not_after)
 }
 
-const COLUMNS: usize = 11;
+const COLUMNS: usize = 12;
 
 const HEADER: [&str; COLUMNS] = [
     "ENDPOINT",
@@ -319,6 +319,9 @@ const HEADER: [&str; COLUMNS] = [
     "LAST SEEN",
     "SEEN",
     "SOURCE",
+    // What the pin matches: the exact certificate, or its public key (renewals match). After
+    // the columns scripts already read by position.
+    "MATCH",
     "SUBJECT",
     // Last: a label is free text, so whatever it holds shifts no other column.
     "LABEL",
@@ -463,6 +466,7 @@ impl Sink for Table<'_> {
             p.last_seen.map_or_else(never, date),
             p.times_seen.to_string(),
             p.source.to_string(),
+            p.matches.to_string(),
             readable_name(&p.details.subject),
             p.label.as_deref().map_or_else(never, printable),
         ])
@@ -479,6 +483,7 @@ impl Sink for Table<'_> {
             date(q.first_seen),
             date(q.last_seen),
             q.times_seen.to_string(),
+            "-".to_owned(),
             "-".to_owned(),
             readable_name(&q.details.subject),
             "-".to_owned(),

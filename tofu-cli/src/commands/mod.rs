@@ -149,6 +149,43 @@ pub(crate) struct HostArgs {
     pub(crate) endpoint: Endpoint,
 }
 
+/// A certificate's fingerprint given on the command line, in any notation
+/// `tofu_core::Fingerprint` parses, except `sha256/<base64>`: that notation (HPKP, OkHttp)
+/// only ever names a public key, and taking it for a certificate's fingerprint would find
+/// nothing, with no word of why.
+pub(crate) fn certificate_fingerprint(text: &str) -> Result<tofu_core::Fingerprint, String> {
+    if tofu_core::fingerprint::names_a_public_key(text) {
+        return Err(
+            "`sha256/…` is the notation of a public-key pin (HPKP, OkHttp), not of a \
+             certificate's fingerprint; give the certificate's fingerprint as `tofu-certs \
+             showcert` or `openssl x509 -noout -fingerprint -sha256` prints it (add --match key \
+             to pin the certificate's public key)"
+                .into(),
+        );
+    }
+    text.parse()
+        .map_err(|e: tofu_core::fingerprint::FingerprintError| e.to_string())
+}
+
+/// `--match`: what a new pin matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum MatchArg {
+    /// The exact certificate: a renewed certificate is refused until accepted.
+    Certificate,
+    /// The certificate's public key (SHA-256 of its SubjectPublicKeyInfo): a certificate
+    /// renewed with the same key is accepted, and recorded as a renewal.
+    Key,
+}
+
+impl From<MatchArg> for tofu_core::pin::PinMatch {
+    fn from(arg: MatchArg) -> Self {
+        match arg {
+            MatchArg::Certificate => tofu_core::pin::PinMatch::Certificate,
+            MatchArg::Key => tofu_core::pin::PinMatch::Key,
+        }
+    }
+}
+
 /// Opens a file given on the command line (`-` for standard input) for reading.
 pub(crate) fn open_input(path: &Path, what: &str) -> Result<Box<dyn Read>, CliError> {
     if path == Path::new("-") {

@@ -28,7 +28,8 @@ const MAX_LIST_FILE: u64 = 16 * 1024 * 1024;
 ///
 /// The handshake goes through the same verifier services use. No application data is sent:
 /// the connection is closed right after the handshake. Reports `match` (the certificate is
-/// pinned), `promoted` (it was the staged pin, and now is the pin), `pinned` (--pin: the
+/// pinned), `promoted` (it was the staged pin, and now is the pin), `renewed` (a renewal
+/// with the key of a `--match key` pin, which now holds it), `pinned` (--pin: the
 /// endpoint had no pin, and now has this one), `mismatch` (exit status 4, with the full
 /// story: what is pinned, what was presented, and the command to accept it) or `not-pinned`
 /// (exit status 5, with the command to accept it). Either way the presented certificate is
@@ -69,6 +70,18 @@ pub(crate) struct Args {
     #[arg(long)]
     pin: bool,
 
+    /// With --pin, what the new pin matches: `certificate` (the exact certificate; the
+    /// default) or `key` (its public key, so that a renewal with the same key is accepted and
+    /// recorded).
+    #[arg(
+        long = "match",
+        value_name = "WHAT",
+        value_enum,
+        default_value = "certificate",
+        requires = "pin"
+    )]
+    matches: super::MatchArg,
+
     /// Give up on an endpoint after this long, connecting and handshaking together
     /// (seconds, or a number with ms or s; from 1ms to a day).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = timeout)]
@@ -101,6 +114,9 @@ struct OutcomeJson<'a> {
     certificate: Option<json::CertJson<'a>>,
     /// For a mismatch, the pins the certificate matched none of; else empty.
     pinned: Vec<json::PinJson<'a>>,
+    /// For a mismatch, what changed: `same-key` (a renewal, likely benign),
+    /// `new-key-same-names` or `new-key` (suspicious); else null.
+    change: Option<tofu_core::rejection::WhatChanged>,
     /// Whether the presented certificate was kept in quarantine (mismatch, not-pinned).
     quarantined: bool,
     /// Why the probe failed (outcome `failed`), else null.
@@ -135,6 +151,8 @@ enum Outcome {
     Match(CertificateDetails),
     /// It was the staged pin, and was promoted.
     Promoted(CertificateDetails),
+    /// It is a renewal with the key of a key pin, which now holds it.
+    Renewed(CertificateDetails),
     /// The endpoint was not pinned; it is now (--pin).
     Pinned(CertificateDetails),
     Mismatch(TofuError),
@@ -144,9 +162,10 @@ enum Outcome {
 
 impl Outcome {
     /// The outcomes, in the order the summary of `probe --from` lists them.
-    const NAMES: [&'static str; 6] = [
+    const NAMES: [&'static str; 7] = [
         "match",
         "promoted",
+        "renewed",
         "pinned",
         "mismatch",
         "not-pinned",
@@ -157,6 +176,7 @@ impl Outcome {
         match self {
             Outcome::Match(_) => "match",
             Outcome::Promoted(_) => "promoted",
+            Outcome::Renewed(_) => "renewed",
             Outcome::Pinned(_) => "pinned",
             Outcome::Mismatch(_) => "mismatch",
             Outcome::NotPinned(_) => "not-pinned",
@@ -171,16 +191,18 @@ impl Outcome {
             outcome: self.name(),
             certificate: None,
             pinned: Vec::new(),
+            change: None,
             quarantined: false,
             error: None,
         };
         match self {
-            Outcome::Match(d) | Outcome::Promoted(d) | Outcome::Pinned(d) => {
+            Outcome::Match(d) | Outcome::Promoted(d) | Outcome::Renewed(d) | Outcome::Pinned(d) => {
                 doc.certificate = Some(json::cert(d, now));
             }
             Outcome::Mismatch(TofuError::Mismatch(m)) => {
                 doc.certificate = Some(json::cert(&m.presented, now));
                 doc.pinned = json::pins(&m.pinned, now);
+                doc.change = Some(m.change());
                 doc.quarantined = m.quarantined;
             }
             Outcome::NotPinned(TofuError::NotPinned(n)) => {
@@ -197,7 +219,7 @@ impl Outcome {
     /// what follows lines up), and the certificate (the one presented) or the failure.
     fn line(&self, endpoint: &Endpoint, width: usize) -> String {
         let detail = match self {
-            Outcome::Match(d) | Outcome::Promoted(d) | Outcome::Pinned(d) => {
+            Outcome::Match(d) | Outcome::Promoted(d) | Outcome::Renewed(d) | Outcome::Pinned(d) => {
                 format!("{}  {}", d.fingerprint, name(&d.subject))
             }
             Outcome::Mismatch(e) => match e {
@@ -320,7 +342,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     let probe = Probe {
         store: Arc::new(store),
         policy: if args.pin {
-            Policy::trust_on_first_use()
+            Policy::trust_on_first_use().pin_first_use_matching(args.matches.into())
         } else {
             Policy::strict()
         },
@@ -355,7 +377,8 @@ fn probe_one(
         out.flush()?;
     }
     match outcome {
-        Outcome::Match(_) | Outcome::Promoted(_) | Outcome::Pinned(_) if json => {}
+        Outcome::Match(_) | Outcome::Promoted(_) | Outcome::Renewed(_) | Outcome::Pinned(_)
+            if json => {}
         Outcome::Match(d) => writeln!(
             out,
             "match: {endpoint} presented its pinned certificate {} ({})",
@@ -367,6 +390,14 @@ fn probe_one(
             "promoted: {endpoint} presented its staged certificate {} ({}), which is now its pin",
             d.fingerprint,
             name(&d.subject)
+        )?,
+        Outcome::Renewed(d) => writeln!(
+            out,
+            "renewed: {endpoint} presented {} ({}), a renewal with its pinned public key {}; \
+             the pin now holds it",
+            d.fingerprint,
+            name(&d.subject),
+            d.spki_fingerprint
         )?,
         Outcome::Pinned(d) => writeln!(
             out,
@@ -776,6 +807,23 @@ fn classify(
         Ok(Outcome::Match(details))
     } else if before.staged().any(|p| p.fingerprint() == fp) && active_after {
         Ok(Outcome::Promoted(details))
+    } else if before
+        .active()
+        .any(|p| p.matches_key(&details.spki_fingerprint))
+    {
+        // A renewal is recorded; an older certificate of the key is accepted as it is.
+        match active_after {
+            true => Ok(Outcome::Renewed(details)),
+            false => Ok(Outcome::Match(details)),
+        }
+    } else if before
+        .staged()
+        .any(|p| p.matches_key(&details.spki_fingerprint))
+        && after
+            .active()
+            .any(|p| p.matches_key(&details.spki_fingerprint))
+    {
+        Ok(Outcome::Promoted(details))
     } else if !before.is_pinned() && active_after {
         Ok(Outcome::Pinned(details))
     } else {
@@ -912,6 +960,7 @@ mod tests {
                     times_seen: 0,
                     source: PinSource::Operator,
                     label: None,
+                    matches: tofu_core::pin::PinMatch::Certificate,
                 })
                 .collect(),
             quarantined: Vec::new(),

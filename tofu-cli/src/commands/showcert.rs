@@ -132,6 +132,11 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         field(&mut out, "last seen", &seen(pin.last_seen))?;
         field(&mut out, "times seen", &pin.times_seen.to_string())?;
         field(&mut out, "source", pin.source.as_str())?;
+        let matches = match pin.matches {
+            tofu_core::pin::PinMatch::Certificate => "this certificate",
+            tofu_core::pin::PinMatch::Key => "its public key (renewals with it match)",
+        };
+        field(&mut out, "matches", matches)?;
         if let Some(label) = &pin.label {
             field(&mut out, "label", &printable(label))?;
         }

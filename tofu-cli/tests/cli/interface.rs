@@ -65,6 +65,27 @@ For more information, try '--help'.
     env.run(&["deletecert", "host", "10.1.1.1:1", "--fingerprint", "abc"])
         .code(2)
         .stderr("error: invalid value 'abc' for '--fingerprint <FP>': \"abc\" is not a SHA-256 fingerprint: [..]\n\nFor more information, try '--help'.\n");
+    // A public-key pin's notation is not a certificate's fingerprint; SHA-1 is refused with
+    // the command that prints the SHA-256 one. Nothing is written either way.
+    env.run(&[
+        "accept",
+        "host",
+        "10.1.1.1:1",
+        "--fingerprint",
+        "sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+    ])
+    .code(2)
+    .stderr("error: invalid value '[..]' for '--fingerprint <FP>': `sha256/…` is the notation of a public-key pin (HPKP, OkHttp), not of a certificate's fingerprint; [..] (add --match key to pin the certificate's public key)\n\nFor more information, try '--help'.\n");
+    env.run(&[
+        "deletecert",
+        "host",
+        "10.1.1.1:1",
+        "--fingerprint",
+        "SHA1 Fingerprint=DA:39:A3:EE:5E:6B:4B:0D:32:55:BF:EF:95:60:18:90:AF:D8:07:09",
+    ])
+    .code(2)
+    .stderr("error: invalid value '[..]' for '--fingerprint <FP>': [..] is a SHA-1 or MD5 fingerprint, [..]`openssl x509 -noout -fingerprint -sha256 -in cert.pem` prints the SHA-256 one; [..]\n\nFor more information, try '--help'.\n");
+    assert!(!env.store().exists());
     env.run(&["listcerts", "--format", "xml"]).code(2);
     env.run(&["listcerts", "--nope"]).code(2);
     env.run(&["frobnicate"]).code(2);

@@ -417,10 +417,10 @@ fn table_shows_state_expiry_use_source_label_and_quarantine() {
 
     let run = env.run(&["listcerts", "--format", "table"]);
     run.success().stdout(&format!(
-        "ENDPOINT       STATE        FINGERPRINT[..]NOT AFTER   DAYS[..]FIRST SEEN  LAST SEEN   SEEN  SOURCE    SUBJECT[..]LABEL
-10.1.1.1:8082  active       {}  2045-01-02  [..]  -           -           0     operator  {PRIME_SUBJECT}       HA primary
-10.1.1.1:8082  staged       {}  2045-01-02  [..]  -           -           0     operator  {PRIME_SUBJECT}-2027  -
-10.1.1.1:8082  quarantined  {}  2045-01-02  [..]  20[..]  20[..]  1     -         {PRIME_SUBJECT}       -
+        "ENDPOINT       STATE        FINGERPRINT[..]NOT AFTER   DAYS[..]FIRST SEEN  LAST SEEN   SEEN  SOURCE    MATCH        SUBJECT[..]LABEL
+10.1.1.1:8082  active       {}  2045-01-02  [..]  -           -           0     operator  certificate  {PRIME_SUBJECT}       HA primary
+10.1.1.1:8082  staged       {}  2045-01-02  [..]  -           -           0     operator  certificate  {PRIME_SUBJECT}-2027  -
+10.1.1.1:8082  quarantined  {}  2045-01-02  [..]  20[..]  20[..]  1     -         -            {PRIME_SUBJECT}       -
 ",
         a.fingerprint(),
         next.fingerprint(),
@@ -469,12 +469,13 @@ fn json_has_the_documented_schema() {
     let pin = &doc["pins"][0];
     assert_eq!(
         keys(pin),
-        "days_left,endpoint,fingerprint,first_seen,host_port,issuer,label,last_seen,not_after,\
-         not_before,pinned_at,sans,source,spki_fingerprint,state,subject,times_seen"
+        "days_left,endpoint,fingerprint,first_seen,host_port,issuer,label,last_seen,match,\
+         not_after,not_before,pinned_at,sans,source,spki_fingerprint,state,subject,times_seen"
     );
     assert_eq!(pin["endpoint"], "[fd00::5]:8443");
     assert_eq!(pin["host_port"], "fd00::5_8443");
     assert_eq!(pin["state"], "active");
+    assert_eq!(pin["match"], "certificate");
     assert_eq!(pin["fingerprint"], a.fingerprint());
     assert_eq!(pin["subject"], PRIME_SUBJECT);
     assert_eq!(pin["sans"], serde_json::json!(["DNS:prime-pri"]));
@@ -608,6 +609,7 @@ active pin
   last seen         never
   times seen        0
   source            operator
+  matches           this certificate
   label             HA secondary
 
 staged pin
@@ -624,6 +626,7 @@ staged pin
   last seen         never
   times seen        0
   source            operator
+  matches           this certificate
 
 quarantined certificate (presented, matched no pin, not trusted)
   fingerprint       {q_fp}

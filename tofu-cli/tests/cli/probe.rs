@@ -96,6 +96,8 @@ error: the certificate presented by {endpoint} does not match the certificate pi
              fingerprint  {new}
              not after    2045-01-02T00:00:00Z
 
+What changed: the key. The certificate has a new public key under the same subject and issuer as the pinned one: a re-keyed server, or someone imitating it; treat it as suspicious until the server's administrator confirms a new key.
+
 Either someone is intercepting this connection (a man-in-the-middle attack), or the server's certificate was changed legitimately (a new CSR, a redeployed server, an HA re-registration). Confirm with the server's administrator which it is before trusting the new certificate.
 
 If the change is legitimate, accept exactly the presented certificate:
@@ -662,4 +664,177 @@ fn library_warnings_reach_stderr_and_quiet_hides_them() {
             "{redirect}"
         );
     }
+}
+
+/// Runs `openssl ARGS` in `dir`; it must succeed. Returns its standard output.
+fn openssl_in(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the tests need the openssl binary");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("openssl prints ASCII")
+}
+
+/// `openssl x509 -fingerprint -sha256` of FILE, in our notation.
+fn sha256_of(dir: &std::path::Path, file: &str) -> tofu_core::Fingerprint {
+    openssl_in(
+        dir,
+        &["x509", "-in", file, "-noout", "-fingerprint", "-sha256"],
+    )
+    .parse()
+    .expect("openssl's fingerprint parses")
+}
+
+#[test]
+fn a_renewal_with_the_same_key_matches_a_key_pin_and_is_refused_by_a_certificate_pin() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    openssl_in(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "key.pem",
+        ],
+    );
+    let req = |days: &str, out: &str| {
+        openssl_in(
+            dir,
+            &[
+                "req",
+                "-new",
+                "-x509",
+                "-key",
+                "key.pem",
+                "-subj",
+                "/CN=prime-sec",
+                "-days",
+                days,
+                "-out",
+                out,
+            ],
+        )
+    };
+    req("365", "old.pem");
+    // The renewal: a new certificate for the same key, valid longer.
+    req("730", "new.pem");
+    let (old, new) = (sha256_of(dir, "old.pem"), sha256_of(dir, "new.pem"));
+    assert_ne!(old, new);
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+
+    let (key_port, cert_port) = (free_port(), free_port());
+    let key_ep = format!("127.0.0.1:{key_port}");
+    let cert_ep = format!("127.0.0.1:{cert_port}");
+    env.run(&["addcert", "host", &key_ep, "--cert", &path("old.pem"), "--match", "key"])
+        .success()
+        .stdout("pinned [..] to [..]\nthe pin matches the public key SHA256:[..]: a certificate renewed with it is accepted too\n");
+    env.run(&["addcert", "host", &cert_ep, "--cert", &path("old.pem")])
+        .success();
+    let table = env.run(&["listcerts", "--format", "table"]);
+    let lines: Vec<&str> = table.success().stdout.lines().collect();
+    assert!(lines[0].starts_with("ENDPOINT"), "{lines:?}");
+    let words = |ep: &str| -> Vec<String> {
+        let line = lines.iter().find(|l| l.starts_with(ep)).expect("listed");
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    let column = |ep: &str| -> String {
+        // ENDPOINT STATE FINGERPRINT NOT-AFTER DAYS FIRST LAST SEEN SOURCE MATCH ...
+        let w = words(ep);
+        format!("{} {}", w[1], w[9])
+    };
+    assert!(lines[0].contains("SOURCE    MATCH"), "{lines:?}");
+    assert_eq!(column(&key_ep), "active key");
+    assert_eq!(column(&cert_ep), "active certificate");
+
+    let servers = [
+        TlsServer::start(&path("old.pem"), &path("key.pem"), key_port),
+        TlsServer::start(&path("old.pem"), &path("key.pem"), cert_port),
+    ];
+    for ep in [&key_ep, &cert_ep] {
+        env.run(&["probe", "host", ep])
+            .success()
+            .stdout("match: [..]\n");
+    }
+    drop(servers);
+    let _servers = [
+        TlsServer::start(&path("new.pem"), &path("key.pem"), key_port),
+        TlsServer::start(&path("new.pem"), &path("key.pem"), cert_port),
+    ];
+
+    env.run(&["probe", "host", &key_ep]).success().stdout(&format!(
+        "renewed: {key_ep} presented {new} (/CN=prime-sec), a renewal with its pinned public key SHA256:[..]; the pin now holds it\n"
+    ));
+    // Recorded: the pin holds the new certificate, and the log says it was a renewal.
+    let listed = env.run(&["listcerts", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&listed.success().stdout).unwrap();
+    let pins = doc["pins"].as_array().expect("a list of pins");
+    let key_pin = pins
+        .iter()
+        .find(|p| p["endpoint"] == key_ep.as_str())
+        .expect("the key pin is listed");
+    assert_eq!(key_pin["match"], "key");
+    assert_eq!(key_pin["fingerprint"], new.to_string());
+    assert!(key_pin["first_seen"].is_string());
+    env.run(&["log", "host", &key_ep])
+        .success()
+        .stdout(&format!(
+            "[..]added[..]{old}[..]\n[..]renewed[..]{new}[..]\n"
+        ));
+    env.run(&["probe", "host", &key_ep])
+        .success()
+        .stdout("match: [..]\n");
+
+    // The certificate pin refuses the same renewal: status 4, the pin unchanged, and the
+    // refusal says that only the certificate changed, not the key.
+    let refused = env.run(&["probe", "host", &cert_ep, "--format", "json"]);
+    refused.code(4);
+    assert!(
+        refused
+            .stderr
+            .contains("What changed: the certificate, not the key"),
+        "{}",
+        refused.stderr
+    );
+    let doc: serde_json::Value = serde_json::from_str(&refused.stdout).unwrap();
+    assert_eq!(doc["outcome"], "mismatch");
+    assert_eq!(doc["change"], "same-key");
+    let listed = env.run(&["listcerts", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&listed.success().stdout).unwrap();
+    let cert_pin = doc["pins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["endpoint"] == cert_ep.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(cert_pin["match"], "certificate");
+    assert_eq!(cert_pin["fingerprint"], old.to_string());
+}
+
+#[test]
+fn probe_pin_match_key_pins_the_key_on_first_use() {
+    let env = Env::new();
+    let port = free_port();
+    let cert = prime_cert("prime-pri");
+    let (file, key) = env.write_cert("c", &cert);
+    let _server = TlsServer::start(&file, &key, port);
+    let endpoint = format!("127.0.0.1:{port}");
+    env.run(&["probe", "host", &endpoint, "--pin", "--match", "key"])
+        .success()
+        .stdout("pinned: [..]\n");
+    let listed = env.run(&["listcerts", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&listed.success().stdout).unwrap();
+    assert_eq!(doc["pins"][0]["match"], "key");
+    assert_eq!(doc["pins"][0]["source"], "first-use");
+    assert_eq!(doc["pins"][0]["fingerprint"], cert.fingerprint());
 }

@@ -297,6 +297,7 @@ pub(crate) fn fill_store(store: &Path, n: u16, cert: &TestCert) {
             first_seen: None,
             last_seen: None,
             times_seen: 0,
+            matches: tofu_core::pin::PinMatch::Certificate,
         })
         .collect();
     store.import(&pins, false).expect("import");

@@ -172,6 +172,7 @@ pub(crate) fn bench_store(pins: usize) -> BenchStore {
                 first_seen: None,
                 last_seen: None,
                 times_seen: 0,
+                matches: tofu_core::pin::PinMatch::Certificate,
             })
             .collect();
         let report = store

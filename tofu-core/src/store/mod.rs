@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::audit::{Actor, AuditEntry};
 use crate::error::{Error, Result};
-use crate::pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
+use crate::pin::{EndpointRecord, Pin, PinMatch, PinSource, PinState, Quarantined};
 use crate::{CertificateDetails, Endpoint, Fingerprint, StoreLocation, Timestamp};
 
 mod backend;
@@ -100,6 +100,8 @@ pub struct NewPin {
     pub last_seen: Option<Timestamp>,
     /// How many handshakes presented it.
     pub times_seen: u64,
+    /// Whether it matches the exact certificate or its public key.
+    pub matches: PinMatch,
 }
 
 /// What [`Store::check`] found: the store is sound when `findings` is empty.
@@ -269,9 +271,22 @@ impl Store {
     /// # Errors
     /// When the certificate does not parse or the database cannot be written.
     pub fn pin_first_use(&self, endpoint: &Endpoint, der: &CertificateDer<'_>) -> Result<FirstUse> {
+        self.pin_first_use_matching(endpoint, der, PinMatch::Certificate)
+    }
+
+    /// [`Store::pin_first_use`], the pin matching `matches` (the certificate, or its key).
+    ///
+    /// # Errors
+    /// Those of [`Store::pin_first_use`].
+    pub fn pin_first_use_matching(
+        &self,
+        endpoint: &Endpoint,
+        der: &CertificateDer<'_>,
+        matches: PinMatch,
+    ) -> Result<FirstUse> {
         let details = details(endpoint, der)?;
         self.update(endpoint, |loaded, now, actor| {
-            plan::first_use(endpoint, loaded, der, details.clone(), now, actor)
+            plan::first_use(endpoint, loaded, der, details.clone(), matches, now, actor)
         })
     }
 
@@ -288,7 +303,25 @@ impl Store {
         state: PinState,
         label: Option<&str>,
     ) -> Result<Pin> {
-        self.add(endpoint, der, state, label, false)
+        self.add(endpoint, der, state, label, PinMatch::Certificate, false)
+    }
+
+    /// [`Store::add_pin`], or with `matches` [`PinMatch::Key`] [`Store::add_sole_pin`] (`sole`),
+    /// for a pin that matches the certificate's public key: a certificate renewed with the same
+    /// key is then accepted, and recorded as a renewal.
+    ///
+    /// # Errors
+    /// Those of [`Store::add_pin`] and [`Store::add_sole_pin`].
+    pub fn add_pin_matching(
+        &self,
+        endpoint: &Endpoint,
+        der: &CertificateDer<'_>,
+        state: PinState,
+        label: Option<&str>,
+        matches: PinMatch,
+        sole: bool,
+    ) -> Result<Pin> {
+        self.add(endpoint, der, state, label, matches, sole)
     }
 
     /// Adds `der` as the endpoint's active pin only if the endpoint has no active pin, in one
@@ -305,7 +338,14 @@ impl Store {
         der: &CertificateDer<'_>,
         label: Option<&str>,
     ) -> Result<Pin> {
-        self.add(endpoint, der, PinState::Active, label, true)
+        self.add(
+            endpoint,
+            der,
+            PinState::Active,
+            label,
+            PinMatch::Certificate,
+            true,
+        )
     }
 
     fn add(
@@ -314,6 +354,7 @@ impl Store {
         der: &CertificateDer<'_>,
         state: PinState,
         label: Option<&str>,
+        matches: PinMatch,
         sole: bool,
     ) -> Result<Pin> {
         let details = details(endpoint, der)?;
@@ -325,6 +366,7 @@ impl Store {
                 details.clone(),
                 state,
                 label,
+                matches,
                 sole,
                 now,
                 actor,
@@ -431,8 +473,50 @@ impl Store {
         endpoint: &Endpoint,
         fingerprint: &Fingerprint,
     ) -> Result<Promoted> {
+        self.accept_quarantined_matching(endpoint, fingerprint, PinMatch::Certificate)
+    }
+
+    /// [`Store::accept_quarantined`], the new pin matching `matches`: with [`PinMatch::Key`],
+    /// the certificate's later renewals with the same key are accepted too.
+    ///
+    /// # Errors
+    /// Those of [`Store::accept_quarantined`].
+    pub fn accept_quarantined_matching(
+        &self,
+        endpoint: &Endpoint,
+        fingerprint: &Fingerprint,
+        matches: PinMatch,
+    ) -> Result<Promoted> {
         self.update(endpoint, |loaded, now, actor| {
-            plan::accept_quarantined(endpoint, loaded, fingerprint, now, actor)
+            plan::accept_quarantined(endpoint, loaded, fingerprint, matches, now, actor)
+        })
+    }
+
+    /// Records that `endpoint` presented `der`, a new certificate with the public key of its
+    /// active key pin `fingerprint`, after the server proved it holds that key: the pin takes
+    /// the new certificate (its details, first seen now) and the renewal is audited. Returns
+    /// `None`, writing nothing, when that pin is no longer an active key pin of this key
+    /// (another process renewed, replaced or removed it first).
+    ///
+    /// # Errors
+    /// When the certificate does not parse or the database cannot be written.
+    pub fn renew_pin(
+        &self,
+        endpoint: &Endpoint,
+        fingerprint: &Fingerprint,
+        der: &CertificateDer<'_>,
+    ) -> Result<Option<Pin>> {
+        let details = details(endpoint, der)?;
+        self.update(endpoint, |loaded, now, actor| {
+            Ok(plan::renew(
+                endpoint,
+                loaded,
+                fingerprint,
+                der,
+                details.clone(),
+                now,
+                actor,
+            ))
         })
     }
 

@@ -12,7 +12,7 @@ use super::backend::{Loaded, Write};
 use super::{FirstUse, ImportReport, NewPin, Promoted, Removed};
 use crate::audit::AuditEvent;
 use crate::error::{Error, Result};
-use crate::pin::{EndpointRecord, Pin, PinSource, PinState, Quarantined};
+use crate::pin::{EndpointRecord, Pin, PinMatch, PinSource, PinState, Quarantined};
 use crate::quarantine::{self, Admission, Slot};
 use crate::{CertificateDetails, Endpoint, Fingerprint, Timestamp};
 
@@ -84,6 +84,7 @@ pub(crate) fn first_use(
     loaded: Loaded,
     der: &CertificateDer<'_>,
     details: CertificateDetails,
+    matches: PinMatch,
     now: Timestamp,
     actor: &str,
 ) -> Result<Planned<FirstUse>> {
@@ -101,6 +102,7 @@ pub(crate) fn first_use(
         times_seen: 1,
         source: PinSource::FirstUse,
         label: None,
+        matches,
     };
     let audit = Audit {
         endpoint,
@@ -129,6 +131,7 @@ pub(crate) fn add(
     details: CertificateDetails,
     state: PinState,
     label: Option<&str>,
+    matches: PinMatch,
     sole: bool,
     now: Timestamp,
     actor: &str,
@@ -162,6 +165,7 @@ pub(crate) fn add(
         PinSource::Operator,
         now,
         label.map(|l| crate::text::bounded(l.to_owned(), crate::MAX_LABEL_CHARS)),
+        matches,
     );
     let event = match state {
         PinState::Active => AuditEvent::Added,
@@ -217,6 +221,7 @@ pub(crate) fn replace(
         source,
         now,
         old.label.clone(),
+        old.matches,
     );
     let audit = Audit {
         endpoint,
@@ -274,6 +279,11 @@ pub(crate) fn replace_active(
         source,
         now,
         active(&loaded.pins).find_map(|p| p.label.clone()),
+        // What the operator chose for the endpoint stays: a key pin is replaced by a key pin.
+        match active(&loaded.pins).any(|p| p.matches == PinMatch::Key) {
+            true => PinMatch::Key,
+            false => PinMatch::Certificate,
+        },
     );
     let audit = Audit {
         endpoint,
@@ -461,6 +471,7 @@ pub(crate) fn accept_quarantined(
     endpoint: &Endpoint,
     loaded: Loaded,
     fingerprint: &Fingerprint,
+    matches: PinMatch,
     now: Timestamp,
     actor: &str,
 ) -> Result<Planned<Promoted>> {
@@ -504,6 +515,7 @@ pub(crate) fn accept_quarantined(
         times_seen: q.times_seen,
         source: PinSource::Accepted,
         label: retired.iter().find_map(|p| p.label.clone()),
+        matches,
     };
     writes.push(Write::InsertPin(pin.clone()));
     writes.push(Write::PinsChanged);
@@ -558,6 +570,54 @@ pub(crate) fn promote_staged(
     Planned {
         writes,
         outcome: Some(Promoted { pin, retired }),
+    }
+}
+
+/// A handshake presented `der`, a new certificate with the public key of the active key pin
+/// `fingerprint`, after the server proved it holds that key: the pin takes the new certificate
+/// (and keeps its label, source and when it was made), first seen now, audited as renewed with
+/// the old certificate as the previous one. Nothing (and `None`) when that pin is not an
+/// active key pin of this key any more (another process renewed, replaced or removed it), or
+/// when the endpoint has the certificate pinned already.
+pub(crate) fn renew(
+    endpoint: &Endpoint,
+    loaded: Loaded,
+    fingerprint: &Fingerprint,
+    der: &CertificateDer<'_>,
+    details: CertificateDetails,
+    now: Timestamp,
+    actor: &str,
+) -> Planned<Option<Pin>> {
+    let Some(old) = find(&loaded.pins, fingerprint)
+        .filter(|p| p.state == PinState::Active && p.matches_key(&details.spki_fingerprint))
+    else {
+        return Planned::nothing(None);
+    };
+    if find(&loaded.pins, &details.fingerprint).is_some() {
+        return Planned::nothing(None);
+    }
+    let pin = Pin {
+        der: der.clone().into_owned(),
+        details,
+        first_seen: Some(now),
+        last_seen: Some(now),
+        times_seen: 1,
+        ..old.clone()
+    };
+    let audit = Audit {
+        endpoint,
+        now,
+        actor,
+    };
+    let writes = vec![
+        Write::DeletePin(*fingerprint),
+        Write::InsertPin(pin.clone()),
+        Write::PinsChanged,
+        audit.entry(AuditEvent::Renewed, &pin.details, Some(*fingerprint)),
+    ];
+    Planned {
+        writes,
+        outcome: Some(pin),
     }
 }
 
@@ -634,6 +694,7 @@ pub(crate) fn import(
             times_seen: p.times_seen,
             source: p.source,
             label: p.label.clone(),
+            matches: p.matches,
         };
         writes.push(Write::InsertPin(pin));
         writes.push(audit.entry(AuditEvent::Imported, details, None));
@@ -649,6 +710,7 @@ pub(crate) fn import(
 }
 
 /// A pin an operator or a compare-and-swap made: pinned now, never presented yet.
+#[allow(clippy::too_many_arguments)]
 fn unseen_pin(
     endpoint: &Endpoint,
     state: PinState,
@@ -657,6 +719,7 @@ fn unseen_pin(
     source: PinSource,
     now: Timestamp,
     label: Option<String>,
+    matches: PinMatch,
 ) -> Pin {
     Pin {
         endpoint: endpoint.clone(),
@@ -669,6 +732,7 @@ fn unseen_pin(
         times_seen: 0,
         source,
         label,
+        matches,
     }
 }
 
@@ -714,6 +778,7 @@ mod tests {
             times_seen: 0,
             source: PinSource::Operator,
             label: Some("primary".into()),
+            matches: PinMatch::Certificate,
         }
     }
 
@@ -754,13 +819,34 @@ mod tests {
     #[test]
     fn first_use_of_an_unpinned_endpoint_checks_the_table_then_pins_and_audits() {
         let (der, details) = cert();
-        let planned = first_use(&ep(), Loaded::default(), &der, details, NOW, ACTOR).unwrap();
+        let planned = first_use(
+            &ep(),
+            Loaded::default(),
+            &der,
+            details,
+            PinMatch::Key,
+            NOW,
+            ACTOR,
+        )
+        .unwrap();
         let FirstUse::Pinned(pin) = planned.outcome else {
             panic!("not pinned: {:?}", planned.outcome)
         };
         assert_eq!(
-            (pin.state, pin.source, pin.times_seen, pin.first_seen),
-            (PinState::Active, PinSource::FirstUse, 1, Some(NOW))
+            (
+                pin.state,
+                pin.source,
+                pin.times_seen,
+                pin.first_seen,
+                pin.matches
+            ),
+            (
+                PinState::Active,
+                PinSource::FirstUse,
+                1,
+                Some(NOW),
+                PinMatch::Key
+            )
         );
         assert_eq!(planned.writes[0], Write::CheckNoPinInTable);
         assert_eq!(planned.writes[1], Write::InsertPin((*pin).clone()));
@@ -778,7 +864,16 @@ mod tests {
             let existing = pin(state);
             let (der, details) = cert();
             let loaded = with_pins(vec![existing.clone()]);
-            let planned = first_use(&ep(), loaded, &der, details, NOW, ACTOR).unwrap();
+            let planned = first_use(
+                &ep(),
+                loaded,
+                &der,
+                details,
+                PinMatch::Certificate,
+                NOW,
+                ACTOR,
+            )
+            .unwrap();
             assert!(planned.writes.is_empty());
             let FirstUse::AlreadyPinned(record) = planned.outcome else {
                 panic!("pinned beside a {state} pin")
@@ -799,6 +894,7 @@ mod tests {
             details,
             PinState::Active,
             None,
+            PinMatch::Certificate,
             false,
             NOW,
             ACTOR,
@@ -827,6 +923,7 @@ mod tests {
             details,
             PinState::Next,
             Some("B"),
+            PinMatch::Certificate,
             true,
             NOW,
             ACTOR,
@@ -852,6 +949,7 @@ mod tests {
             details.clone(),
             PinState::Active,
             None,
+            PinMatch::Certificate,
             true,
             NOW,
             ACTOR,
@@ -869,6 +967,7 @@ mod tests {
             details.clone(),
             PinState::Active,
             None,
+            PinMatch::Certificate,
             true,
             NOW,
             ACTOR,
@@ -883,6 +982,7 @@ mod tests {
             details,
             PinState::Active,
             None,
+            PinMatch::Certificate,
             false,
             NOW,
             ACTOR,
@@ -975,6 +1075,28 @@ mod tests {
             audited(&planned.writes),
             [AuditEvent::Replaced, AuditEvent::Replaced]
         );
+        assert_eq!(planned.outcome.matches, PinMatch::Certificate);
+    }
+
+    #[test]
+    fn replacing_the_active_set_of_key_pins_makes_a_key_pin() {
+        let old = Pin {
+            matches: PinMatch::Key,
+            ..pin(PinState::Active)
+        };
+        let (der, details) = cert();
+        let planned = replace_active(
+            &ep(),
+            with_pins(vec![old.clone()]),
+            &[old.fingerprint()],
+            &der,
+            details,
+            PinSource::FirstUse,
+            NOW,
+            ACTOR,
+        )
+        .unwrap();
+        assert_eq!(planned.outcome.matches, PinMatch::Key);
     }
 
     #[test]
@@ -1125,7 +1247,15 @@ mod tests {
             quarantined: vec![q.clone()],
             state: EndpointState::default(),
         };
-        let planned = accept_quarantined(&ep(), loaded, &fingerprint, NOW, ACTOR).unwrap();
+        let planned = accept_quarantined(
+            &ep(),
+            loaded,
+            &fingerprint,
+            PinMatch::Certificate,
+            NOW,
+            ACTOR,
+        )
+        .unwrap();
         assert_eq!(planned.outcome.retired, std::slice::from_ref(&active_pin));
         assert_eq!(
             planned.outcome.pin.label, active_pin.label,
@@ -1152,8 +1282,15 @@ mod tests {
             quarantined: vec![q.clone()],
             ..Loaded::default()
         };
-        let err = accept_quarantined(&ep(), loaded, &other.fingerprint, NOW, ACTOR)
-            .expect_err("not quarantined");
+        let err = accept_quarantined(
+            &ep(),
+            loaded,
+            &other.fingerprint,
+            PinMatch::Certificate,
+            NOW,
+            ACTOR,
+        )
+        .expect_err("not quarantined");
         let Error::NotQuarantined { quarantined, .. } = err else {
             panic!("{err:?}")
         };
@@ -1199,6 +1336,7 @@ mod tests {
             first_seen: None,
             last_seen: None,
             times_seen: 0,
+            matches: PinMatch::Certificate,
         };
         let entries = [(&new, details)];
         let loaded = with_pins(vec![existing.clone()]);
@@ -1230,6 +1368,7 @@ mod tests {
             first_seen: None,
             last_seen: None,
             times_seen: 0,
+            matches: PinMatch::Certificate,
         };
         let entries = [(&same, existing.details.clone())];
         let planned = import(
@@ -1243,5 +1382,110 @@ mod tests {
         .unwrap();
         assert_eq!(planned.outcome.unchanged, 1);
         assert!(planned.writes.is_empty());
+    }
+
+    /// A certificate of `key` (so two calls with one key give a renewal of each other).
+    fn cert_of(
+        key: &rcgen::KeyPair,
+        not_after: i64,
+    ) -> (CertificateDer<'static>, CertificateDetails) {
+        let mut params = rcgen::CertificateParams::new(vec!["peer.example".into()]).unwrap();
+        params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).unwrap();
+        let der = params.self_signed(key).unwrap().der().clone();
+        let details = CertificateDetails::from_der(&der).unwrap();
+        (der, details)
+    }
+
+    #[test]
+    fn a_renewal_of_a_key_pin_takes_the_new_certificate_and_audits_the_old_one() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let (old_der, old_details) = cert_of(&key, 1_900_000_000);
+        let old = Pin {
+            der: old_der,
+            details: old_details,
+            matches: PinMatch::Key,
+            times_seen: 40,
+            ..pin(PinState::Active)
+        };
+        let (der, details) = cert_of(&key, 1_950_000_000);
+        let planned = renew(
+            &ep(),
+            with_pins(vec![old.clone()]),
+            &old.fingerprint(),
+            &der,
+            details.clone(),
+            NOW,
+            ACTOR,
+        );
+        let renewed = planned.outcome.expect("renewed");
+        assert_eq!(renewed.details, details);
+        assert_eq!(renewed.der, der);
+        assert_eq!(
+            (renewed.matches, renewed.label.as_deref(), renewed.source),
+            (PinMatch::Key, Some("primary"), old.source)
+        );
+        assert_eq!(renewed.pinned_at, old.pinned_at);
+        assert_eq!((renewed.first_seen, renewed.times_seen), (Some(NOW), 1));
+        assert_eq!(planned.writes[0], Write::DeletePin(old.fingerprint()));
+        assert_eq!(planned.writes[1], Write::InsertPin(renewed.clone()));
+        assert_eq!(planned.writes[2], Write::PinsChanged);
+        let Write::Audit(entry) = &planned.writes[3] else {
+            panic!("no audit entry")
+        };
+        assert_eq!(
+            (entry.event, entry.fingerprint, entry.previous),
+            (
+                AuditEvent::Renewed,
+                Some(details.fingerprint),
+                Some(old.fingerprint())
+            )
+        );
+    }
+
+    #[test]
+    fn a_renewal_writes_nothing_unless_the_pin_is_still_an_active_key_pin_of_that_key() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let (old_der, old_details) = cert_of(&key, 1_900_000_000);
+        let key_pin = Pin {
+            der: old_der,
+            details: old_details,
+            matches: PinMatch::Key,
+            ..pin(PinState::Active)
+        };
+        let (der, details) = cert_of(&key, 1_950_000_000);
+        let (_, other_key) = cert();
+        for (pins, presented) in [
+            // A certificate pin of the key: the exact certificate only.
+            (
+                vec![Pin {
+                    matches: PinMatch::Certificate,
+                    ..key_pin.clone()
+                }],
+                details.clone(),
+            ),
+            // Staged, not active.
+            (
+                vec![Pin {
+                    state: PinState::Next,
+                    ..key_pin.clone()
+                }],
+                details.clone(),
+            ),
+            // Another key.
+            (vec![key_pin.clone()], other_key),
+            // Removed meanwhile.
+            (vec![], details.clone()),
+        ] {
+            let planned = renew(
+                &ep(),
+                with_pins(pins),
+                &key_pin.fingerprint(),
+                &der,
+                presented,
+                NOW,
+                ACTOR,
+            );
+            assert!(planned.outcome.is_none() && planned.writes.is_empty());
+        }
     }
 }

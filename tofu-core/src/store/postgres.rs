@@ -60,7 +60,7 @@ use super::{CheckReport, Finding};
 use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
 use crate::location::{ChannelBinding, PostgresHost, PostgresLocation, SslMode};
-use crate::pin::{Pin, PinSource, PinState, Quarantined};
+use crate::pin::{Pin, PinMatch, PinSource, PinState, Quarantined};
 use crate::{CertificateDetails, Endpoint, Fingerprint, StoreLocation, Timestamp};
 
 use self::tls::MakeRustls;
@@ -87,7 +87,8 @@ const ROWS_PER_BATCH: usize = 1024;
 macro_rules! pin_columns {
     () => {
         "endpoint, state, der, fingerprint, spki_fingerprint, subject, issuer, sans, \
-         not_before, not_after, pinned_at, first_seen, last_seen, times_seen, source, label"
+         not_before, not_after, pinned_at, first_seen, last_seen, times_seen, source, label, \
+         match_kind"
     };
 }
 
@@ -1411,6 +1412,13 @@ async fn upgrade(db: &Db, store_schema: &str) -> Result<Option<SchemaState>, Fai
             db.client
                 .batch_execute(&schema::ddl(schema::UPGRADE_1_TO_2, store_schema))
                 .await?;
+        }
+        if (1..=2).contains(&version) {
+            db.client
+                .batch_execute(&schema::ddl(schema::UPGRADE_2_TO_3, store_schema))
+                .await?;
+        }
+        if (1..schema::SCHEMA_VERSION).contains(&version) {
             db.client
                 .execute(
                     "INSERT INTO meta (key, value) VALUES ('upgraded_by', $1) \
@@ -1505,7 +1513,7 @@ async fn apply(db: &Db, key: String, writes: Vec<Write>) -> Result<(), Failure> 
                         "INSERT INTO pin (",
                         pin_columns!(),
                         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                         $14, $15, $16)"
+                         $14, $15, $16, $17)"
                     ),
                     &[
                         &pin.endpoint.to_string(),
@@ -1524,6 +1532,7 @@ async fn apply(db: &Db, key: String, writes: Vec<Write>) -> Result<(), Failure> 
                         &i64::try_from(pin.times_seen).unwrap_or(i64::MAX),
                         &pin.source.as_str(),
                         &pin.label,
+                        &pin.matches.as_str(),
                     ],
                 )
                 .await?;
@@ -1820,16 +1829,17 @@ impl Batch {
                 .collect();
             let sources: Vec<&str> = pins.iter().map(|p| p.source.as_str()).collect();
             let labels: Vec<Option<&str>> = pins.iter().map(|p| p.label.as_deref()).collect();
+            let matches: Vec<&str> = pins.iter().map(|p| p.matches.as_str()).collect();
             db.execute(
                 concat!(
                     "INSERT INTO pin (",
                     pin_columns!(),
                     ") SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, \
-                     c16 FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], \
+                     c16, c17 FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], \
                      $5::bytea[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], \
                      $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::text[], \
-                     $16::text[]) WITH ORDINALITY AS t(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, \
-                     c11, c12, c13, c14, c15, c16, n) ORDER BY n"
+                     $16::text[], $17::text[]) WITH ORDINALITY AS t(c1, c2, c3, c4, c5, c6, c7, \
+                     c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, n) ORDER BY n"
                 ),
                 &[
                     &endpoints,
@@ -1848,6 +1858,7 @@ impl Batch {
                     &times_seen,
                     &sources,
                     &labels,
+                    &matches,
                 ],
             )
             .await?;
@@ -1954,6 +1965,7 @@ fn pin_from_row(r: &Row, o: usize) -> Result<Pin, String> {
         times_seen: u64::try_from(times).unwrap_or(0),
         source: get::<&str>(r, o + 14)?.parse::<PinSource>()?,
         label: get(r, o + 15)?,
+        matches: get::<&str>(r, o + 16)?.parse::<PinMatch>()?,
     })
 }
 
@@ -2301,7 +2313,7 @@ pub mod testing {
     use crate::audit::{AuditEntry, AuditEvent};
     use crate::error::{Error, Result};
     use crate::location::PostgresLocation;
-    use crate::pin::{Pin, PinSource, PinState, Quarantined};
+    use crate::pin::{Pin, PinMatch, PinSource, PinState, Quarantined};
     use crate::store::CheckReport;
     use crate::{CertificateDetails, Endpoint, Timestamp};
 
@@ -2351,6 +2363,7 @@ pub mod testing {
                     times_seen: 1,
                     source: PinSource::FirstUse,
                     label: None,
+                    matches: PinMatch::Certificate,
                 };
                 Ok(vec![
                     Write::CheckNoPinInTable,

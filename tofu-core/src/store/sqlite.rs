@@ -29,7 +29,7 @@ use super::backend::{Backend, EndpointState, Held, Loaded, Plan, Write};
 use super::{CheckReport, Finding};
 use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
-use crate::pin::{Pin, PinSource, PinState, Quarantined};
+use crate::pin::{Pin, PinMatch, PinSource, PinState, Quarantined};
 use crate::{CertificateDetails, Endpoint, Fingerprint, StoreLocation, Timestamp};
 
 /// How long a write waits for another process's write to finish before giving up.
@@ -69,6 +69,9 @@ const MIGRATIONS: &[&str] = &[
     // 4: every endpoint key in the form this version writes (`canonical_keys`, in Rust,
     // after this step): an IPv4-mapped IPv6 address is its IPv4 endpoint now.
     "SELECT 1;",
+    // 5: what a pin matches, the exact certificate (every pin until now) or its public key.
+    "ALTER TABLE pin ADD COLUMN match_kind TEXT NOT NULL DEFAULT 'certificate' \
+        CHECK (match_kind IN ('certificate', 'key'));",
 ];
 
 /// The first schema whose endpoint keys are all canonical.
@@ -133,7 +136,8 @@ CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
 ";
 
 const PIN_COLUMNS: &str = "endpoint, state, der, fingerprint, spki_fingerprint, subject, issuer, \
-     sans, not_before, not_after, pinned_at, first_seen, last_seen, times_seen, source, label";
+     sans, not_before, not_after, pinned_at, first_seen, last_seen, times_seen, source, label, \
+     match_kind";
 
 /// A persistent store of pinned certificates, shared safely by threads and processes.
 ///
@@ -618,7 +622,7 @@ impl Backend for SqliteBackend {
         self.stream(
             &sql,
             [],
-            |row| Ok((pin_from_row(row)?, row.get::<_, i64>(16)?)),
+            |row| Ok((pin_from_row(row)?, row.get::<_, i64>(17)?)),
             |(pin, id)| {
                 if group
                     .first()
@@ -1629,7 +1633,7 @@ fn insert_pin(tx: &Transaction<'_>, pin: &Pin) -> rusqlite::Result<()> {
         ])?;
     tx.prepare_cached(&format!(
         "INSERT INTO pin ({PIN_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
     ))?
     .execute(params![
         pin.endpoint.to_string(),
@@ -1648,6 +1652,7 @@ fn insert_pin(tx: &Transaction<'_>, pin: &Pin) -> rusqlite::Result<()> {
         i64::try_from(pin.times_seen).unwrap_or(i64::MAX),
         pin.source.as_str(),
         pin.label,
+        pin.matches.as_str(),
     ])?;
     Ok(())
 }
@@ -1671,6 +1676,12 @@ fn pin_problem(row: &Row<'_>) -> Option<String> {
         return Some(format!(
             "{endpoint}: state {:?} is not active or next",
             text(2)
+        ));
+    }
+    if text(17).parse::<PinMatch>().is_err() {
+        return Some(format!(
+            "{endpoint}: match {:?} is not certificate or key",
+            text(17)
         ));
     }
     if text(15).parse::<PinSource>().is_err() {
@@ -1766,6 +1777,7 @@ fn pin_from_row(row: &Row<'_>) -> rusqlite::Result<Pin> {
         times_seen: u64::try_from(times).unwrap_or(0),
         source: parsed_col(row, 14)?,
         label: row.get(15)?,
+        matches: parsed_col(row, 16)?,
     })
 }
 

@@ -21,8 +21,8 @@
 
 /// The PostgreSQL schema version this build writes (PostgreSQL's own series, from 1).
 /// Version 2: trigger functions with a fixed `search_path` and qualified names; triggers
-/// `ENABLE ALWAYS`.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+/// `ENABLE ALWAYS`. Version 3: `pin.match_kind`, what a pin matches (certificate or key).
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// `pg_advisory_xact_lock` key under which the schema is created ("ToFUcert").
 pub(super) const SCHEMA_LOCK_KEY: i64 = 0x546f_4655_6365_7274;
@@ -82,6 +82,8 @@ CREATE TABLE {s}.pin (
     times_seen       bigint NOT NULL DEFAULT 0,
     source           text   NOT NULL,
     label            text,
+    match_kind       text   NOT NULL DEFAULT 'certificate'
+                     CHECK (match_kind IN ('certificate', 'key')),
     UNIQUE (endpoint, fingerprint)
 );
 CREATE TABLE {s}.quarantine (
@@ -147,6 +149,14 @@ ALTER TABLE {s}.quarantine ENABLE ALWAYS TRIGGER quarantine_changed;
 UPDATE {s}.meta SET value = '2' WHERE key = 'schema_version';
 "#
 );
+
+/// Version 2 to 3, in one transaction: what a pin matches, the exact certificate (every pin
+/// until now) or its public key.
+pub(super) const UPGRADE_2_TO_3: &str = r#"
+ALTER TABLE {s}.pin ADD COLUMN match_kind text NOT NULL DEFAULT 'certificate'
+    CHECK (match_kind IN ('certificate', 'key'));
+UPDATE {s}.meta SET value = '3' WHERE key = 'schema_version';
+"#;
 
 /// The schema that holds the store: the one of the `meta` table the role's `search_path`
 /// finds, else (for a store to create) the first schema of the path that exists.

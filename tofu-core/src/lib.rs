@@ -114,6 +114,7 @@ mod error;
 pub mod events;
 pub mod export;
 pub mod fingerprint;
+pub mod health;
 pub mod location;
 mod parallel;
 pub mod pin;

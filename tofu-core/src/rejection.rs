@@ -8,7 +8,7 @@ use crate::{
     cert::{CertificateDetails, CertificateError},
     pin::Pin,
     text::escape_name,
-    Endpoint,
+    Endpoint, Fingerprint,
 };
 
 /// Why a [`TofuVerifier`](crate::TofuVerifier) refused a handshake.
@@ -125,6 +125,32 @@ impl Mismatch {
         } else {
             WhatChanged::NewKey
         }
+    }
+}
+
+/// A refusal as a service's callback sees it ([`crate::verifier::TofuVerifierBuilder::on_refusal`]):
+/// which endpoint, what it presented, what it is pinned to, and what changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Refusal {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// The fingerprint of the certificate presented.
+    pub presented: Fingerprint,
+    /// The fingerprints of the endpoint's active pins (empty: it has none, and the policy is
+    /// strict).
+    pub pinned: Vec<Fingerprint>,
+    /// What the presented certificate changed (`None` when the endpoint has no pin).
+    pub change: Option<WhatChanged>,
+    /// Whether the server proved it holds the presented certificate's key.
+    pub key_proved: bool,
+}
+
+impl Refusal {
+    /// Whether the presented certificate has a public key none of the pins has: the case to
+    /// treat as suspicious.
+    pub fn key_changed(&self) -> bool {
+        self.change != Some(WhatChanged::SameKey)
     }
 }
 
@@ -251,6 +277,33 @@ impl TofuError {
             | TofuError::UnusableCertificate { endpoint, .. }
             | TofuError::Contended { endpoint }
             | TofuError::Store { endpoint, .. } => endpoint,
+        }
+    }
+
+    /// The refusal this error is, for a callback: `Some` for [`TofuError::Mismatch`] and
+    /// [`TofuError::NotPinned`], `None` for the errors that refused nothing in particular.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            TofuError::Mismatch(m) => Some(Refusal {
+                endpoint: m.endpoint.clone(),
+                presented: m.presented.fingerprint,
+                pinned: m
+                    .pinned
+                    .iter()
+                    .filter(|p| p.state == crate::pin::PinState::Active)
+                    .map(|p| p.details.fingerprint)
+                    .collect(),
+                change: Some(m.change()),
+                key_proved: m.key_proved,
+            }),
+            TofuError::NotPinned(n) => Some(Refusal {
+                endpoint: n.endpoint.clone(),
+                presented: n.presented.fingerprint,
+                pinned: Vec::new(),
+                change: None,
+                key_proved: n.key_proved,
+            }),
+            _ => None,
         }
     }
 

@@ -24,7 +24,7 @@ use rustls::{
 };
 
 use crate::policy::{decide, Decision, Policy};
-use crate::rejection::{Mismatch, NotPinned, TofuError};
+use crate::rejection::{Mismatch, NotPinned, Refusal, TofuError};
 use crate::store::FirstUse;
 use crate::{
     cert::CertificateDetails,
@@ -64,7 +64,11 @@ pub struct TofuVerifier {
     store_arg: String,
     view: ArcSwapOption<View>,
     seen: Mutex<HashMap<Fingerprint, Arc<SeenCounter>>>,
+    on_refusal: Option<OnRefusal>,
 }
+
+/// What [`TofuVerifierBuilder::on_refusal`] calls.
+pub type OnRefusal = Arc<dyn Fn(&Refusal) + Send + Sync>;
 
 /// What the verifier last read of its endpoint, valid while the store's generation stays.
 struct View {
@@ -120,6 +124,7 @@ pub struct TofuVerifierBuilder {
     policy: Policy,
     server_name: Option<String>,
     roots: Option<Arc<RootCertStore>>,
+    on_refusal: Option<OnRefusal>,
 }
 
 impl TofuVerifier {
@@ -174,6 +179,7 @@ impl TofuVerifier {
             policy: Policy::default(),
             server_name: None,
             roots: None,
+            on_refusal: None,
         }
     }
 
@@ -342,6 +348,25 @@ impl TofuVerifier {
     /// (quarantine and audit log, both bounded by the store), so a server replaying someone
     /// else's certificate can write nothing.
     fn refuse(&self, pinned: Vec<Pin>, presented: &CertificateDer<'_>, proof: Proof) -> TofuError {
+        let error = self.record_refusal(pinned, presented, proof);
+        if let (Some(f), Some(refusal)) = (&self.on_refusal, error.refusal()) {
+            let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&refusal)));
+            if called.is_err() {
+                log::error!(
+                    "the refusal callback for {} panicked; the refusal stands",
+                    self.endpoint
+                );
+            }
+        }
+        error
+    }
+
+    fn record_refusal(
+        &self,
+        pinned: Vec<Pin>,
+        presented: &CertificateDer<'_>,
+        proof: Proof,
+    ) -> TofuError {
         let details = match CertificateDetails::from_der(presented) {
             Ok(d) => d,
             Err(reason) => {
@@ -716,6 +741,39 @@ impl TofuVerifierBuilder {
         self
     }
 
+    /// Calls `f` with every refusal, at once, in the thread of the handshake (or of
+    /// [`TofuVerifier::check_connection`]) that refused: so that a service reacts (pages
+    /// someone, marks a peer down) instead of finding a silent failure months later. Called
+    /// after the refusal was recorded in the store, when it was. Keep `f` quick, or send the
+    /// [`Refusal`] to a channel; a panic in `f` is caught and logged, and the refusal stands.
+    ///
+    /// ```
+    /// use std::sync::{mpsc, Arc, Mutex};
+    /// use tofu_core::{Store, TofuVerifier};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Arc::new(Store::open(dir.path().join("tofu"))?);
+    /// let (tx, refusals) = mpsc::channel();
+    /// let tx = Mutex::new(tx);
+    /// let verifier = TofuVerifier::builder(store, "10.1.1.1:8082".parse()?)
+    ///     .on_refusal(move |refusal| {
+    ///         let _ = tx.lock().unwrap().send(refusal.clone());
+    ///     })
+    ///     .build()?;
+    /// # drop((verifier, refusals));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_refusal(mut self, f: impl Fn(&Refusal) + Send + Sync + 'static) -> Self {
+        self.on_refusal = Some(Arc::new(f));
+        self
+    }
+
+    /// [`TofuVerifierBuilder::on_refusal`] with a callback already shared.
+    pub fn on_refusal_shared(mut self, f: OnRefusal) -> Self {
+        self.on_refusal = Some(f);
+        self
+    }
+
     /// Builds the verifier.
     ///
     /// ```
@@ -770,6 +828,7 @@ impl TofuVerifierBuilder {
             store_arg,
             view: ArcSwapOption::empty(),
             seen: Mutex::new(HashMap::new()),
+            on_refusal: self.on_refusal,
         }))
     }
 }
@@ -816,6 +875,7 @@ pub struct TofuClientConfigs {
     store: Arc<Store>,
     provider: Arc<CryptoProvider>,
     policy: Policy,
+    on_refusal: Option<OnRefusal>,
     configs: std::sync::RwLock<HashMap<Endpoint, Arc<ClientConfig>>>,
 }
 
@@ -861,8 +921,17 @@ impl TofuClientConfigs {
             store,
             provider,
             policy,
+            on_refusal: None,
             configs: std::sync::RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Calls `f` with every refusal of every endpoint's verifier (see
+    /// [`TofuVerifierBuilder::on_refusal`]); for the configurations built after this call.
+    #[must_use]
+    pub fn on_refusal(mut self, f: impl Fn(&Refusal) + Send + Sync + 'static) -> Self {
+        self.on_refusal = Some(Arc::new(f));
+        self
     }
 
     /// The configuration for `endpoint`, connecting with its host as the server name.
@@ -883,7 +952,11 @@ impl TofuClientConfigs {
             endpoint.clone(),
             self.provider.clone(),
         )
-        .policy(self.policy.clone())
+        .policy(self.policy.clone());
+        let verifier = match &self.on_refusal {
+            Some(f) => verifier.on_refusal_shared(f.clone()),
+            None => verifier,
+        }
         .build()?;
         let mut configs = self.configs.write().unwrap_or_else(PoisonError::into_inner);
         // Another thread may have built one meanwhile; keep the first, so every caller for

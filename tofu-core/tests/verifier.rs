@@ -832,3 +832,139 @@ fn a_mismatch_says_whether_the_key_or_only_the_certificate_changed() {
     assert_eq!(change, WhatChanged::NewKey);
     assert!(text.contains("the key and the names"), "{text}");
 }
+
+#[test]
+fn a_service_hears_of_every_refusal_at_once_with_both_fingerprints_and_what_changed() {
+    use std::sync::Mutex;
+    use tofu_core::rejection::Refusal;
+
+    let (_dir, store) = store();
+    let old = expiring_2030("prime-sec");
+    let server = Server::start(vec![old.cert.clone()], &old.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    store.add_sole_pin(&endpoint, &old.cert, None).unwrap();
+    let heard: Arc<Mutex<Vec<Refusal>>> = Arc::default();
+    let sink = heard.clone();
+    let config = TofuVerifier::builder(store.clone(), endpoint.clone())
+        .on_refusal(move |r| sink.lock().unwrap().push(r.clone()))
+        .build()
+        .unwrap()
+        .client_config();
+
+    connect(&config, server.addr, &name(&endpoint)).unwrap();
+    assert!(heard.lock().unwrap().is_empty(), "a match is not a refusal");
+
+    let renewal = renewal_of(&old, "prime-sec");
+    server.set_identity(&renewal);
+    connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+    let stranger = identity("prime-sec", KeyKind::Ecdsa);
+    server.set_identity(&stranger);
+    connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+    // Someone replaying the renewal without its key is heard of too, as unproved.
+    let impostor = identity("impostor", KeyKind::Ecdsa);
+    server.set_signed(vec![renewal.cert.clone()], tls::signer(&impostor.key));
+    connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+
+    let heard = heard.lock().unwrap();
+    let pinned = vec![Fingerprint::of(&old.cert)];
+    let summary: Vec<_> = heard
+        .iter()
+        .map(|r| {
+            assert_eq!(r.endpoint, endpoint);
+            assert_eq!(r.pinned, pinned);
+            (r.presented, r.change, r.key_changed(), r.key_proved)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                Fingerprint::of(&renewal.cert),
+                Some(WhatChanged::SameKey),
+                false,
+                true
+            ),
+            (
+                Fingerprint::of(&stranger.cert),
+                Some(WhatChanged::NewKeySameNames),
+                true,
+                true
+            ),
+            (
+                Fingerprint::of(&renewal.cert),
+                Some(WhatChanged::SameKey),
+                false,
+                false
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_panicking_refusal_callback_leaves_the_refusal_standing() {
+    let (_dir, store) = store();
+    let old = expiring_2030("prime-sec");
+    let server = Server::start(vec![old.cert.clone()], &old.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    store.add_sole_pin(&endpoint, &old.cert, None).unwrap();
+    let configs = TofuClientConfigs::new(store.clone(), Policy::trust_on_first_use())
+        .on_refusal(|_| panic!("the service's callback has a bug"));
+    let config = configs.client_config(&endpoint).unwrap();
+    server.set_identity(&identity("other", KeyKind::Ecdsa));
+    let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+    assert!(matches!(tofu_error(&err), TofuError::Mismatch(_)));
+    server.set_identity(&old);
+    connect(&config, server.addr, &name(&endpoint)).expect("the verifier still works");
+}
+
+#[test]
+fn status_is_critical_while_an_endpoint_is_refused_and_ok_once_the_operator_accepts() {
+    use tofu_core::health::{Severity, Status};
+    use tofu_core::timestamp::Timestamp;
+
+    let (_dir, store) = store();
+    let old = expiring_2030("prime-sec");
+    let server = Server::start(vec![old.cert.clone()], &old.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    store.add_sole_pin(&endpoint, &old.cert, None).unwrap();
+    let config = verifier(&store, &endpoint).client_config();
+    let status = |days: i64| {
+        let now = Timestamp::now();
+        Status::from_store(
+            &store,
+            now,
+            Timestamp::from_unix(now.unix() + days * 86_400),
+        )
+        .unwrap()
+    };
+    connect(&config, server.addr, &name(&endpoint)).unwrap();
+    assert_eq!(status(30).severity(), Severity::Ok);
+    // Expiring in 2030: a warning with a horizon beyond it.
+    let far = status(20 * 365);
+    assert_eq!(far.severity(), Severity::Warning);
+    assert_eq!(far.expiring[0].endpoint, endpoint);
+
+    let new = identity("prime-sec", KeyKind::Ecdsa);
+    server.set_identity(&new);
+    for _ in 0..3 {
+        connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+    }
+    let s = status(30);
+    assert_eq!(s.severity(), Severity::Critical);
+    assert_eq!(s.failing.len(), 1);
+    let failing = &s.failing[0];
+    assert_eq!(failing.refusals.endpoint, endpoint);
+    assert_eq!(failing.refusals.count, 3);
+    assert_eq!(
+        failing.refusals.last_presented,
+        Some(Fingerprint::of(&new.cert))
+    );
+    assert_eq!(failing.pinned, [Fingerprint::of(&old.cert)]);
+    assert!(failing.refusals.since <= failing.refusals.last);
+
+    store
+        .accept_quarantined(&endpoint, &Fingerprint::of(&new.cert))
+        .unwrap();
+    assert_eq!(status(30).severity(), Severity::Ok);
+    connect(&config, server.addr, &name(&endpoint)).unwrap();
+}

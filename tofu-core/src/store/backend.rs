@@ -197,6 +197,13 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
         f: &mut dyn FnMut(AuditEntry) -> ControlFlow<()>,
     ) -> Result<()>;
 
+    /// Every endpoint that refused a certificate since its pins last changed, ordered by
+    /// endpoint; streamed, in one snapshot.
+    fn for_each_refusals(
+        &self,
+        f: &mut dyn FnMut(crate::health::Refusals) -> ControlFlow<()>,
+    ) -> Result<()>;
+
     /// Reads every row and reports what is damaged (see [`crate::Store::check`]).
     fn check(&self) -> Result<CheckReport>;
 }

@@ -662,6 +662,19 @@ impl Store {
         self.backend.for_each_audit(endpoint, &mut f)
     }
 
+    /// Calls `f` with every endpoint that refused a certificate since its pins last changed
+    /// (how many times, since when, what it last presented), ordered by endpoint. Whether
+    /// such an endpoint is failing *now* is [`crate::health::Status`]'s to say.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn for_each_refusals(
+        &self,
+        mut f: impl FnMut(crate::health::Refusals) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.backend.for_each_refusals(&mut f)
+    }
+
     /// Checks the whole store: SQLite's `PRAGMA integrity_check` (every page, and every index
     /// against its table), the application id and schema version, and the store's own
     /// invariants, reading the tables themselves rather than their indexes: every pin's

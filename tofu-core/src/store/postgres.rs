@@ -1927,6 +1927,21 @@ fn endpoint(text: &str) -> Result<Endpoint, String> {
         .map_err(|e| format!("endpoint: {e}"))
 }
 
+fn refusals_from_row(r: &Row) -> Result<crate::health::Refusals, String> {
+    let count: i64 = get(r, 1)?;
+    let since: Option<i64> = get(r, 2)?;
+    let last: Option<i64> = get(r, 3)?;
+    // Written together with the count; a row without them (never written so) counts as now.
+    let last = last.or(since).unwrap_or_else(|| Timestamp::now().unix());
+    Ok(crate::health::Refusals {
+        endpoint: endpoint(&get::<String>(r, 0)?)?,
+        count: u64::try_from(count).unwrap_or(0),
+        since: Timestamp::from_unix(since.unwrap_or(last)),
+        last: Timestamp::from_unix(last),
+        last_presented: opt_fingerprint(get(r, 4)?)?,
+    })
+}
+
 fn state_from_row(r: &Row) -> Result<EndpointState, String> {
     Ok(EndpointState {
         epoch: get(r, 0)?,
@@ -2149,6 +2164,23 @@ impl Backend for PostgresBackend {
             |r| {
                 let q = quarantined_from_row(r)
                     .map_err(|e| self.corrupt(format!("a quarantined certificate: {e}")))?;
+                Ok(f(q))
+            },
+        )
+    }
+
+    fn for_each_refusals(
+        &self,
+        f: &mut dyn FnMut(crate::health::Refusals) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.stream(
+            "SELECT endpoint, refusals, failing_since, last_refused, last_presented \
+             FROM endpoint_state WHERE refusals > 0 ORDER BY endpoint"
+                .into(),
+            None,
+            |r| {
+                let q = refusals_from_row(r)
+                    .map_err(|e| self.corrupt(format!("an endpoint's refusals: {e}")))?;
                 Ok(f(q))
             },
         )

@@ -669,6 +669,15 @@ impl Backend for SqliteBackend {
         }
     }
 
+    fn for_each_refusals(
+        &self,
+        f: &mut dyn FnMut(crate::health::Refusals) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let sql = "SELECT endpoint, refusals, failing_since, last_refused, last_presented \
+                   FROM endpoint_state WHERE refusals > 0 ORDER BY endpoint";
+        self.stream(sql, [], refusals_from_row, f)
+    }
+
     /// SQLite's `PRAGMA integrity_check` (every page, and every index against its table),
     /// the application id and schema version, then every row read from the tables
     /// themselves (`NOT INDEXED`) rather than through their indexes.
@@ -1547,6 +1556,21 @@ const MIGRATION_ACTOR: &str = concat!("tofu-core ", env!("CARGO_PKG_VERSION"), "
 
 /// The endpoint's pins (active, then staged, each in the order pinned), its quarantine
 /// (most recently presented first, with its rows' ids and epochs) and its counters.
+fn refusals_from_row(row: &Row<'_>) -> rusqlite::Result<crate::health::Refusals> {
+    let count: i64 = row.get(1)?;
+    let since: Option<i64> = row.get(2)?;
+    let last: Option<i64> = row.get(3)?;
+    // Written together with the count; a row without them (never written so) counts as now.
+    let last = last.or(since).unwrap_or_else(|| Timestamp::now().unix());
+    Ok(crate::health::Refusals {
+        endpoint: endpoint_col(row, 0)?,
+        count: u64::try_from(count).unwrap_or(0),
+        since: Timestamp::from_unix(since.unwrap_or(last)),
+        last: Timestamp::from_unix(last),
+        last_presented: optional_fingerprint_col(row, 4)?,
+    })
+}
+
 fn load(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<Loaded> {
     let key = endpoint.to_string();
     let mut stmt = tx.prepare_cached(&format!(

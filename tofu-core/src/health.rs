@@ -12,7 +12,7 @@
 //! the number of distinct public keys (a hash and 8 bytes each), not with the certificates.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::ops::ControlFlow;
 
 use crate::pin::{Pin, PinState};
@@ -236,12 +236,8 @@ impl Builder {
                 expired: pin.details.not_after < self.now,
             });
         }
-        let host = {
-            let mut h = self.hasher.build_hasher();
-            pin.endpoint.host().hash(&mut h);
-            // The low bit cleared, so that a host's hash is never the sentinel.
-            h.finish() & !1
-        };
+        // The low bit cleared, so that a host's hash is never the sentinel.
+        let host = self.hasher.hash_one(pin.endpoint.host()) & !1;
         self.hosts
             .entry(pin.details.spki_fingerprint)
             .and_modify(|first| {

@@ -7,7 +7,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands::{
     accept, addcert, check, completions, deletecert, export, import, listcerts, log, man, probe,
-    showcert,
+    showcert, status,
 };
 
 /// The exit statuses, the same for every command; shown at the end of every `--help`.
@@ -19,6 +19,14 @@ Exit status:
   3  nothing found for that endpoint (showcert, deletecert, accept, log host)
   4  the presented certificate does not match the pin (probe)
   5  the endpoint is not pinned (probe)";
+
+/// The exit statuses of `status`, the monitoring-plugin convention.
+pub(crate) const STATUS_EXIT_STATUS: &str = "\
+Exit status (the monitoring-plugin convention):
+  0  OK
+  1  WARNING: a pin expiring or expired, a public key pinned on several hosts
+  2  CRITICAL: an endpoint is refusing connections
+  3  UNKNOWN: the store cannot be read, or a usage error";
 
 /// A persistent trust-on-first-use store of pinned TLS certificates, keyed by host:port.
 ///
@@ -80,6 +88,7 @@ pub(crate) enum Command {
     Import(import::Args),
     Log(log::Args),
     Check(check::Args),
+    Status(status::Args),
     Completions(completions::Args),
     Man(man::Args),
 }
@@ -89,7 +98,14 @@ pub(crate) enum Command {
 pub(crate) fn command() -> clap::Command {
     Cli::command()
         .after_help(EXIT_STATUS)
-        .mut_subcommands(|sub| sub.after_help(EXIT_STATUS))
+        .mut_subcommands(|sub| {
+            let help = if sub.get_name() == "status" {
+                STATUS_EXIT_STATUS
+            } else {
+                EXIT_STATUS
+            };
+            sub.after_help(help)
+        })
 }
 
 /// Parses the process's arguments; exits with status 2 on a usage error (clap's own).
@@ -112,5 +128,26 @@ fn usage_error(e: clap::Error) -> ! {
         "{}",
         tofu_core::text::escape_message(&e.render().to_string())
     );
-    std::process::exit(e.exit_code())
+    // A monitoring check's wrong arguments are UNKNOWN (3), not CRITICAL (2).
+    let code = if e.exit_code() == 2 && runs_status() {
+        3
+    } else {
+        e.exit_code()
+    };
+    std::process::exit(code)
+}
+
+/// Whether the command line's subcommand is `status`: the first argument that is neither an
+/// option nor the value of a global option that takes one.
+fn runs_status() -> bool {
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        let a = a.to_string_lossy();
+        if a == "--store" || a == "--actor" {
+            args.next();
+        } else if !a.starts_with('-') {
+            return a == "status";
+        }
+    }
+    false
 }

@@ -12,17 +12,33 @@ use crate::output;
 /// The exit statuses; a documented contract (`tofu-certs --help`, README).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Exit {
-    Success = 0,
-    Failure = 1,
-    Usage = 2,
-    NotFound = 3,
-    Mismatch = 4,
-    NotPinned = 5,
+    Success,
+    Failure,
+    Usage,
+    NotFound,
+    Mismatch,
+    NotPinned,
+    /// `status`: the monitoring-plugin convention (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    Monitoring(tofu_core::health::Severity),
+}
+
+impl Exit {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::NotFound => 3,
+            Exit::Mismatch => 4,
+            Exit::NotPinned => 5,
+            Exit::Monitoring(severity) => severity.exit_code(),
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> Self {
-        ExitCode::from(exit as u8)
+        ExitCode::from(exit.code())
     }
 }
 
@@ -61,6 +77,12 @@ impl CliError {
     #[cfg(test)]
     pub(crate) fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The same error, ending the command with `exit`.
+    pub(crate) fn with_exit(mut self, exit: Exit) -> Self {
+        self.exit = exit;
+        self
     }
 
     /// Adds a `hint:` line.

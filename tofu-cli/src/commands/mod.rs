@@ -13,6 +13,7 @@ pub(crate) mod log;
 pub(crate) mod man;
 pub(crate) mod probe;
 pub(crate) mod showcert;
+pub(crate) mod status;
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -38,6 +39,7 @@ pub(crate) fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Import(args) => import::run(&ctx, args),
         Command::Log(args) => log::run(&ctx, args),
         Command::Check(args) => check::run(&ctx, args),
+        Command::Status(args) => status::run(&ctx, args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

@@ -223,6 +223,7 @@ fn zsh_completes_subcommands_and_options_of_the_hyphenated_binary() {
             "import",
             "log",
             "check",
+            "status",
             "completions",
             "man",
             "help"

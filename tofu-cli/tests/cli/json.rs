@@ -34,6 +34,7 @@ fn format_values_are_case_insensitive() {
         (vec!["showcert", "host", "10.1.1.1:8082"], "Json", "json"),
         (vec!["log"], "JSON", "json"),
         (vec!["check"], "Text", "text"),
+        (vec!["status"], "PROMETHEUS", "prometheus"),
     ] {
         let run = |format: &str| {
             let mut args = command.clone();

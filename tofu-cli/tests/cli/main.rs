@@ -14,4 +14,5 @@ mod listing;
 mod man;
 mod probe;
 mod snapshots;
+mod status;
 mod util;

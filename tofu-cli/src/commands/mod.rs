@@ -45,6 +45,13 @@ pub(crate) fn run(cli: Cli) -> Result<Exit, CliError> {
     }
 }
 
+/// The per-user default store directory: `tofu-certs` in the platform's data directory
+/// (`$XDG_DATA_HOME/tofu-certs`, else `~/.local/share/tofu-certs`, on Linux). The command's
+/// convention, not the library's: a service names its own store.
+fn default_dir() -> Option<PathBuf> {
+    dirs::data_dir().map(|d| d.join("tofu-certs"))
+}
+
 /// The environment variable naming the store, when --store is not given.
 const STORE_VARIABLE: &str = "TOFU_CERTS_STORE";
 
@@ -72,9 +79,9 @@ impl Context {
                     .map_err(|e| CliError::new(Exit::Usage, format!("{from}: {e}")))?,
                 None => StoreLocation::Directory(PathBuf::from(text)),
             }),
-            None => Store::default_dir().map(StoreLocation::Directory),
+            None => default_dir().map(StoreLocation::Directory),
         };
-        let store_arg = match (&location, Store::default_dir()) {
+        let store_arg = match (&location, default_dir()) {
             (Some(StoreLocation::Directory(dir)), Some(default)) if *dir == default => {
                 String::new()
             }

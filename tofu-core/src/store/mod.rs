@@ -217,12 +217,6 @@ impl Store {
         self
     }
 
-    /// The per-user default store directory: `tofu-certs` in the platform's data directory
-    /// (`$XDG_DATA_HOME/tofu-certs`, else `~/.local/share/tofu-certs`, on Linux).
-    pub fn default_dir() -> Option<PathBuf> {
-        dirs::data_dir().map(|d| d.join("tofu-certs"))
-    }
-
     /// Whether this process can only read the store.
     pub fn is_read_only(&self) -> bool {
         self.backend.is_read_only()

@@ -329,7 +329,12 @@ fn check_audit_explains_every_pin(store: &Store, peers: &[Peer]) -> (usize, usiz
                 AuditEvent::Imported => panic!("nothing was imported"),
                 AuditEvent::MismatchRejected
                 | AuditEvent::UnpinnedRejected
+                | AuditEvent::MismatchReported
+                | AuditEvent::UnpinnedReported
                 | AuditEvent::Discarded => {}
+                AuditEvent::ReportOnly | AuditEvent::Enforced => {
+                    unreachable!("a mode change names no certificate")
+                }
             }
             ControlFlow::Continue(())
         })

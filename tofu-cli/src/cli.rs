@@ -6,8 +6,8 @@ use std::ffi::OsString;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands::{
-    accept, addcert, check, completions, deletecert, export, import, listcerts, log, man, probe,
-    showcert, status,
+    accept, addcert, check, completions, deletecert, export, import, listcerts, log, man, mode,
+    probe, showcert, status,
 };
 
 /// The exit statuses, the same for every command; shown at the end of every `--help`.
@@ -89,6 +89,7 @@ pub(crate) enum Command {
     Log(log::Args),
     Check(check::Args),
     Status(status::Args),
+    Mode(mode::Args),
     Completions(completions::Args),
     Man(man::Args),
 }

@@ -37,6 +37,16 @@ pub enum AuditEvent {
     /// A key pin's endpoint presented a new certificate with the pinned public key (a
     /// renewal): the pin now holds the new certificate.
     Renewed,
+    /// An endpoint in report-only mode presented a certificate that matched none of its
+    /// pins: recorded as a refusal would be, and the connection proceeded.
+    MismatchReported,
+    /// An endpoint in report-only mode with no pin (under the strict policy) presented a
+    /// certificate: recorded as a refusal would be, and the connection proceeded.
+    UnpinnedReported,
+    /// An operator put the endpoint in report-only mode.
+    ReportOnly,
+    /// An operator put the endpoint back to enforcing its pins.
+    Enforced,
     /// A quarantined certificate was discarded (its endpoint was deleted, or newer ones
     /// pushed it out).
     Discarded,
@@ -57,6 +67,10 @@ string_enum!(
     AuditEvent::UnpinnedRejected => "unpinned-rejected",
     AuditEvent::Discarded => "discarded",
     AuditEvent::Renewed => "renewed",
+    AuditEvent::MismatchReported => "mismatch-reported",
+    AuditEvent::UnpinnedReported => "unpinned-reported",
+    AuditEvent::ReportOnly => "report-only",
+    AuditEvent::Enforced => "enforce",
 );
 
 /// One line of the audit log.

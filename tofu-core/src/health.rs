@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::ops::ControlFlow;
 
-use crate::pin::{Pin, PinState};
+use crate::pin::{Pin, PinState, ReportOnly};
 use crate::{Endpoint, Fingerprint, Result, Store, Timestamp};
 
 /// An endpoint that refused certificates since its pins last changed.
@@ -126,6 +126,8 @@ pub struct Status {
     pub expiring: Vec<Expiring>,
     /// Public keys pinned for endpoints on more than one host.
     pub shared_keys: Vec<SharedKey>,
+    /// Endpoints in report-only mode: what they would refuse goes through.
+    pub report_only: Vec<ReportOnly>,
 }
 
 impl Status {
@@ -170,15 +172,25 @@ impl Status {
                 ControlFlow::Continue(())
             })?;
         }
-        Ok(builder.finish(shared_keys))
+        let mut report_only = Vec::new();
+        store.for_each_report_only(|m| {
+            report_only.push(m);
+            ControlFlow::Continue(())
+        })?;
+        let mut status = builder.finish(shared_keys);
+        status.report_only = report_only;
+        Ok(status)
     }
 
     /// The worst of what it found: critical while an endpoint is failing, a warning for
-    /// expiring pins and shared keys, else OK.
+    /// expiring pins, shared keys and endpoints in report-only mode, else OK.
     pub fn severity(&self) -> Severity {
         if !self.failing.is_empty() {
             Severity::Critical
-        } else if !self.expiring.is_empty() || !self.shared_keys.is_empty() {
+        } else if !self.expiring.is_empty()
+            || !self.shared_keys.is_empty()
+            || !self.report_only.is_empty()
+        {
             Severity::Warning
         } else {
             Severity::Ok
@@ -282,6 +294,7 @@ impl Builder {
                     endpoints,
                 })
                 .collect(),
+            report_only: Vec::new(),
         }
     }
 }

@@ -112,6 +112,25 @@ pub struct EndpointRecord {
     pub pins: Vec<Pin>,
     /// Quarantined certificates, most recently presented first.
     pub quarantined: Vec<Quarantined>,
+    /// When the endpoint is in report-only mode: since when, and who put it there.
+    pub report_only: Option<ReportOnly>,
+}
+
+/// An endpoint in report-only mode (`tofu-certs mode host H report-only`): a certificate
+/// that matches none of its pins is recorded and reported exactly as a refusal (quarantine,
+/// refusal counts, audit log as `mismatch-reported`, the refusal callback), but the
+/// connection proceeds. For a rollout that wants to see what would be refused before
+/// refusing it; never the default, and shown by every command that touches the endpoint.
+/// The handshake's other checks stand: the server must still prove it holds the key of the
+/// certificate it presents, and chain or name checks a verifier requires still apply.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReportOnly {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// When it was put in report-only mode.
+    pub since: Timestamp,
+    /// Who did it (the actor of the change).
+    pub actor: String,
 }
 
 impl EndpointRecord {

@@ -144,6 +144,9 @@ pub struct Refusal {
     pub change: Option<WhatChanged>,
     /// Whether the server proved it holds the presented certificate's key.
     pub key_proved: bool,
+    /// The endpoint is in report-only mode, so the connection went on: recorded and
+    /// reported as a refusal, but not refused.
+    pub let_through: bool,
 }
 
 impl Refusal {
@@ -295,6 +298,7 @@ impl TofuError {
                     .collect(),
                 change: Some(m.change()),
                 key_proved: m.key_proved,
+                let_through: false,
             }),
             TofuError::NotPinned(n) => Some(Refusal {
                 endpoint: n.endpoint.clone(),
@@ -302,6 +306,7 @@ impl TofuError {
                 pinned: Vec::new(),
                 change: None,
                 key_proved: n.key_proved,
+                let_through: false,
             }),
             _ => None,
         }

@@ -65,6 +65,8 @@ pub struct TofuVerifier {
     view: ArcSwapOption<View>,
     seen: Mutex<HashMap<Fingerprint, Arc<SeenCounter>>>,
     on_refusal: Option<OnRefusal>,
+    /// Refuse on an endpoint in report-only mode too.
+    enforce: bool,
 }
 
 /// What [`TofuVerifierBuilder::on_refusal`] calls.
@@ -74,6 +76,8 @@ pub type OnRefusal = Arc<dyn Fn(&Refusal) + Send + Sync>;
 struct View {
     generation: u64,
     pins: Vec<Pin>,
+    /// The endpoint is in report-only mode: a refusal is recorded, and the handshake goes on.
+    report_only: bool,
     counters: Vec<Arc<SeenCounter>>,
     warned_expired: AtomicBool,
 }
@@ -125,6 +129,7 @@ pub struct TofuVerifierBuilder {
     server_name: Option<String>,
     roots: Option<Arc<RootCertStore>>,
     on_refusal: Option<OnRefusal>,
+    enforce: bool,
 }
 
 impl TofuVerifier {
@@ -180,6 +185,7 @@ impl TofuVerifier {
             server_name: None,
             roots: None,
             on_refusal: None,
+            enforce: false,
         }
     }
 
@@ -237,7 +243,7 @@ impl TofuVerifier {
     pub fn check_connection(&self, conn: &CommonState) -> Result<(), TofuError> {
         let presented = conn.peer_certificates().and_then(|c| c.first());
         let now = Timestamp::now();
-        let (active, pins) = self.with_view(|v| {
+        let (active, pins, report_only) = self.with_view(|v| {
             // The exact certificate of an active pin, or the key of an active key pin.
             let active = presented.is_some_and(|leaf| {
                 matches!(
@@ -245,11 +251,15 @@ impl TofuVerifier {
                     Decision::Accept { .. } | Decision::Renew { .. }
                 )
             });
-            (active, v.pins.clone())
+            (active, v.pins.clone(), v.report_only)
         })?;
         match presented {
             _ if active => Ok(()),
-            Some(leaf) => Err(self.refuse(pins, leaf, Proof::Earlier)),
+            Some(leaf) if report_only => {
+                self.refuse(pins, leaf, Proof::Earlier, true);
+                Ok(())
+            }
+            Some(leaf) => Err(self.refuse(pins, leaf, Proof::Earlier, false)),
             None => Err(TofuError::UnusableCertificate {
                 endpoint: self.endpoint.clone(),
                 reason: crate::cert::CertificateError::Empty,
@@ -294,6 +304,7 @@ impl TofuVerifier {
         };
         let view = Arc::new(View {
             generation,
+            report_only: record.report_only.is_some() && !self.enforce,
             pins: record.pins,
             counters,
             warned_expired: AtomicBool::new(false),
@@ -347,9 +358,16 @@ impl TofuVerifier {
     /// server has just proved it holds the certificate's key is the refusal recorded
     /// (quarantine and audit log, both bounded by the store), so a server replaying someone
     /// else's certificate can write nothing.
-    fn refuse(&self, pinned: Vec<Pin>, presented: &CertificateDer<'_>, proof: Proof) -> TofuError {
-        let error = self.record_refusal(pinned, presented, proof);
-        if let (Some(f), Some(refusal)) = (&self.on_refusal, error.refusal()) {
+    fn refuse(
+        &self,
+        pinned: Vec<Pin>,
+        presented: &CertificateDer<'_>,
+        proof: Proof,
+        let_through: bool,
+    ) -> TofuError {
+        let error = self.record_refusal(pinned, presented, proof, let_through);
+        if let (Some(f), Some(mut refusal)) = (&self.on_refusal, error.refusal()) {
+            refusal.let_through = let_through;
             let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&refusal)));
             if called.is_err() {
                 log::error!(
@@ -366,6 +384,7 @@ impl TofuVerifier {
         pinned: Vec<Pin>,
         presented: &CertificateDer<'_>,
         proof: Proof,
+        let_through: bool,
     ) -> TofuError {
         let details = match CertificateDetails::from_der(presented) {
             Ok(d) => d,
@@ -413,12 +432,25 @@ impl TofuVerifier {
                 .filter(|p| p.state == PinState::Active)
                 .map(|p| &p.details.fingerprint),
         );
-        log::warn!(
-            "refused {}: it presented {} ({}), which matches none of its pins",
-            self.endpoint,
-            details.fingerprint,
-            details.subject
-        );
+        if let_through {
+            log::warn!(
+                "{}: it presented {} ({}), which matches none of its pins; let through, because \
+                 the endpoint is in report-only mode (`tofu-certs mode host {} enforce{}` \
+                 refuses it)",
+                self.endpoint,
+                details.fingerprint,
+                details.subject,
+                self.endpoint.host_port(),
+                self.store_arg
+            );
+        } else {
+            log::warn!(
+                "refused {}: it presented {} ({}), which matches none of its pins",
+                self.endpoint,
+                details.fingerprint,
+                details.subject
+            );
+        }
         TofuError::Mismatch(Box::new(Mismatch {
             endpoint: self.endpoint.clone(),
             pinned,
@@ -437,13 +469,13 @@ impl TofuVerifier {
         let (decision, pins) = self
             .with_view(|v| (decide(&v.pins, cert, &self.policy, now), v.pins.clone()))
             .ok()?;
-        (!decision.accepts()).then(|| self.refuse(pins, cert, Proof::Failed))
+        (!decision.accepts()).then(|| self.refuse(pins, cert, Proof::Failed, false))
     }
 
     /// After the server proved it holds `cert`'s key: carries out what writes to the store.
     fn commit(&self, cert: &CertificateDer<'_>) -> Result<(), TofuError> {
         let now = Timestamp::now();
-        let (mut decision, mut pins) = self.with_view(|v| {
+        let (mut decision, mut pins, mut report_only) = self.with_view(|v| {
             let d = decide(&v.pins, cert, &self.policy, now);
             if let Decision::Accept {
                 fingerprint,
@@ -454,17 +486,21 @@ impl TofuVerifier {
                     self.note_seen(v, i, *expired, now);
                 }
                 events::matched(&self.endpoint, fingerprint);
-                return (d, Vec::new());
+                return (d, Vec::new(), false);
             }
-            (d, v.pins.clone())
+            (d, v.pins.clone(), v.report_only)
         })?;
         // Each round either finishes or learns that another thread or process changed the
         // endpoint in between, and decides again on what is stored now.
         for _ in 0..4 {
             let outcome = match &decision {
                 Decision::Accept { .. } => return Ok(()),
+                Decision::RejectNotPinned | Decision::RejectMismatch if report_only => {
+                    self.refuse(pins, cert, Proof::Now, true);
+                    return Ok(());
+                }
                 Decision::RejectNotPinned | Decision::RejectMismatch => {
-                    return Err(self.refuse(pins, cert, Proof::Now))
+                    return Err(self.refuse(pins, cert, Proof::Now, false))
                 }
                 Decision::PinFirstUse => match self.store.pin_first_use_matching(
                     &self.endpoint,
@@ -536,6 +572,7 @@ impl TofuVerifier {
                 .endpoint(&self.endpoint)
                 .map_err(|e| self.store_error(e))?;
             decision = decide(&record.pins, cert, &self.policy, now);
+            report_only = record.report_only.is_some() && !self.enforce;
             pins = record.pins;
         }
         Err(TofuError::Contended {
@@ -768,6 +805,14 @@ impl TofuVerifierBuilder {
         self
     }
 
+    /// Refuse a certificate that matches no pin even when the endpoint is in report-only
+    /// mode ([`crate::pin::ReportOnly`]): for a diagnostic such as `tofu-certs probe`, which
+    /// must say what enforcing decides. The refusal is recorded as in report-only mode.
+    pub fn enforce_report_only(mut self) -> Self {
+        self.enforce = true;
+        self
+    }
+
     /// [`TofuVerifierBuilder::on_refusal`] with a callback already shared.
     pub fn on_refusal_shared(mut self, f: OnRefusal) -> Self {
         self.on_refusal = Some(f);
@@ -829,6 +874,7 @@ impl TofuVerifierBuilder {
             view: ArcSwapOption::empty(),
             seen: Mutex::new(HashMap::new()),
             on_refusal: self.on_refusal,
+            enforce: self.enforce,
         }))
     }
 }

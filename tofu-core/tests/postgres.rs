@@ -131,7 +131,7 @@ fn twenty_openers_of_a_fresh_database_create_the_schema_once_and_none_fails() {
     );
     assert_eq!(
         psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
-        "3"
+        "4"
     );
 }
 
@@ -639,7 +639,7 @@ fn a_version_1_schema_is_upgraded_by_its_owner_and_another_role_is_told_to_ask_i
          CREATE OR REPLACE FUNCTION tofu_changed() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN PERFORM pg_notify('tofu_certs_changed', nextval('generation')::text); \
          RETURN NULL; END $$; \
-         ALTER TABLE pin DROP COLUMN match_kind; \
+         ALTER TABLE pin DROP COLUMN match_kind; DROP TABLE endpoint_mode; \
          UPDATE meta SET value = '1' WHERE key = 'schema_version'",
     )
     .unwrap();
@@ -670,7 +670,7 @@ fn a_version_1_schema_is_upgraded_by_its_owner_and_another_role_is_told_to_ask_i
     Handle::open(&loc(&uri), false).expect("the owner upgrades it");
     assert_eq!(
         psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
-        "3"
+        "4"
     );
     assert_eq!(
         psql(
@@ -678,7 +678,7 @@ fn a_version_1_schema_is_upgraded_by_its_owner_and_another_role_is_told_to_ask_i
             "SELECT count(*) FROM pg_trigger WHERE tgenabled = 'A' AND NOT tgisinternal"
         )
         .unwrap(),
-        "4"
+        "5"
     );
     let store = Handle::open(&loc(&svc), true).expect("then the service's role opens it");
     assert!(!store.is_read_only());
@@ -694,14 +694,14 @@ fn a_version_2_schema_is_upgraded_and_its_pins_match_their_certificate() {
     drop(store);
     psql(
         &uri,
-        "ALTER TABLE pin DROP COLUMN match_kind; \
+        "ALTER TABLE pin DROP COLUMN match_kind; DROP TABLE endpoint_mode; \
          UPDATE meta SET value = '2' WHERE key = 'schema_version'",
     )
     .unwrap();
     let store = Handle::open(&loc(&uri), false).expect("the owner upgrades it");
     assert_eq!(
         psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
-        "3"
+        "4"
     );
     let (pins, _, _) = store.load(&endpoint).unwrap();
     assert_eq!(pins.len(), 1);
@@ -1106,4 +1106,35 @@ fn tls_to_the_server_is_verified_by_default_and_binds_scram_authentication_to_it
     assert_eq!(ssl, "t", "every connection of the store is over TLS");
     // require, said explicitly: encrypted, not verified.
     Handle::open(&loc(&url("sslmode=require")), true).expect("sslmode=require");
+}
+
+#[test]
+fn an_upgrade_to_version_4_gives_the_new_table_to_the_roles_that_had_the_old_ones() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    Handle::open(&loc(&uri), true).unwrap();
+    psql(
+        &uri,
+        "DROP TABLE endpoint_mode; UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+    )
+    .unwrap();
+    let role = format!("tofu_v3svc_{}", std::process::id());
+    let _ = psql(&uri, &format!("CREATE ROLE {role} LOGIN"));
+    psql(
+        &uri,
+        &format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON pin, quarantine, endpoint_state TO {role}; \
+             GRANT SELECT, INSERT ON audit TO {role}; GRANT SELECT ON meta TO {role}; \
+             GRANT SELECT, USAGE ON SEQUENCE generation TO {role}"
+        ),
+    )
+    .unwrap();
+    Handle::open(&loc(&uri), false).expect("the owner upgrades it");
+    let svc = uri.replacen("postgres@", &format!("{role}@"), 1);
+    let location: tofu_core::StoreLocation = svc.parse().unwrap();
+    let store = tofu_core::Store::open_existing_location(&location).expect("the service opens it");
+    assert!(!store.is_read_only(), "the service's role may still write");
+    let endpoint: Endpoint = "10.1.1.1:8082".parse().unwrap();
+    assert!(store.set_report_only(&endpoint, true).unwrap());
+    assert!(store.endpoint(&endpoint).unwrap().report_only.is_some());
 }

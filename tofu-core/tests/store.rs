@@ -2311,7 +2311,71 @@ macro_rules! contract {
     };
 }
 
+fn report_only_is_the_endpoints_setting_audited_listed_and_seen_by_other_handles(
+    fixture: &Fixture,
+) {
+    let store = fixture.open().with_actor(Actor::named("rollout"));
+    let other = fixture.open();
+    let a = ep("10.1.1.1:8082");
+    let b = ep("10.1.1.2:8082");
+    store.add_sole_pin(&a, &cert("prime-pri"), None).unwrap();
+    let before = fixture.settled_generation(&other);
+    assert!(store.set_report_only(&a, true).unwrap());
+    // A verifier holding the other handle rereads the endpoint: the change moved it.
+    fixture.next_generation(&other, before);
+    let seen = other
+        .endpoint(&a)
+        .unwrap()
+        .report_only
+        .expect("report-only");
+    assert_eq!(seen.endpoint, a);
+    assert!(seen.actor.starts_with("rollout (pid "), "{}", seen.actor);
+    assert!(
+        !store.set_report_only(&a, true).unwrap(),
+        "already so: nothing written"
+    );
+    assert!(
+        store.set_report_only(&b, true).unwrap(),
+        "an endpoint with no pin too"
+    );
+
+    let mut listed = Vec::new();
+    store
+        .for_each_report_only(|m| {
+            listed.push(m.endpoint.to_string());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(listed, ["10.1.1.1:8082", "10.1.1.2:8082"]);
+
+    // The operator's setting, not something the endpoint holds: it outlives deletecert.
+    store.remove_endpoint(&a).unwrap();
+    assert!(fixture.reopen().endpoint(&a).unwrap().report_only.is_some());
+    assert!(store.set_report_only(&a, false).unwrap());
+    assert!(store.endpoint(&a).unwrap().report_only.is_none());
+    let events: Vec<AuditEvent> = {
+        let mut v = Vec::new();
+        store
+            .for_each_audit(Some(&a), |e| {
+                v.push(e.event);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        v
+    };
+    assert_eq!(
+        events,
+        [
+            AuditEvent::Added,
+            AuditEvent::ReportOnly,
+            AuditEvent::Removed,
+            AuditEvent::Enforced
+        ]
+    );
+}
+
 contract! {
+    report_only_is_the_endpoints_setting_audited_listed_and_seen_by_other_handles,
     the_audit_log_cannot_be_rewritten_even_with_raw_sql,
     every_field_of_a_pin_survives_the_store_and_a_reopen,
     a_certificate_without_sans_stores_an_empty_list_not_one_empty_name,

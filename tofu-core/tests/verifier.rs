@@ -968,3 +968,124 @@ fn status_is_critical_while_an_endpoint_is_refused_and_ok_once_the_operator_acce
     assert_eq!(status(30).severity(), Severity::Ok);
     connect(&config, server.addr, &name(&endpoint)).unwrap();
 }
+
+#[test]
+fn report_only_lets_a_mismatch_through_recorded_and_reported_exactly_like_a_refusal() {
+    use std::sync::Mutex;
+    use tofu_core::health::{Severity, Status};
+    use tofu_core::rejection::Refusal;
+    use tofu_core::timestamp::Timestamp;
+
+    for version in VERSIONS {
+        let (_dir, store) = store();
+        let old = identity("prime-sec", KeyKind::Ecdsa);
+        let new = identity("prime-sec", KeyKind::Ecdsa);
+        let server = Server::start(vec![new.cert.clone()], &new.key, version);
+        let endpoint = endpoint_of(&server);
+        store.add_sole_pin(&endpoint, &old.cert, None).unwrap();
+        let heard: Arc<Mutex<Vec<Refusal>>> = Arc::default();
+        let sink = heard.clone();
+        let verifier = TofuVerifier::builder(store.clone(), endpoint.clone())
+            .on_refusal(move |r| sink.lock().unwrap().push(r.clone()))
+            .build()
+            .unwrap();
+        let config = verifier.client_config();
+        connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+
+        assert!(store.set_report_only(&endpoint, true).unwrap());
+        assert!(!store.set_report_only(&endpoint, true).unwrap(), "already");
+        // Let through, every time: never resumed, so each connection is verified and reported.
+        for _ in 0..2 {
+            let c = connect(&config, server.addr, &name(&endpoint))
+                .unwrap_or_else(|e| panic!("{version:?}: report-only lets it through: {e}"));
+            assert_eq!(c.kind, HandshakeKind::Full, "{version:?}");
+        }
+        let record = store.endpoint(&endpoint).unwrap();
+        assert_eq!(record.pins.len(), 1);
+        assert_eq!(record.pins[0].der, old.cert, "nothing was pinned");
+        assert_eq!(
+            record.quarantined[0].details.fingerprint,
+            Fingerprint::of(&new.cert)
+        );
+        assert_eq!(record.quarantined[0].times_seen, 3);
+        assert_eq!(
+            audit_events(&store, &endpoint),
+            [
+                AuditEvent::Added,
+                AuditEvent::MismatchRejected,
+                AuditEvent::ReportOnly
+            ],
+            "a repeat of one certificate is counted, not logged again"
+        );
+        let let_through: Vec<bool> = heard
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.let_through)
+            .collect();
+        assert_eq!(let_through, [false, true, true]);
+        let now = Timestamp::now();
+        let status = Status::from_store(&store, now, now).unwrap();
+        assert_eq!(
+            status.severity(),
+            Severity::Critical,
+            "still failing: it is reported"
+        );
+        assert_eq!(status.report_only[0].endpoint, endpoint);
+        assert_eq!(status.failing[0].refusals.count, 3);
+
+        // A server without the key of what it presents is refused in report-only mode too.
+        let impostor = identity("impostor", KeyKind::Ecdsa);
+        server.set_signed(vec![new.cert.clone()], tls::signer(&impostor.key));
+        let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+        match tofu_error(&err) {
+            TofuError::Mismatch(m) => assert!(!m.key_proved, "{version:?}"),
+            other => panic!("{version:?}: refused as a mismatch, not {other}"),
+        }
+        assert_eq!(
+            heard.lock().unwrap().last().map(|r| r.let_through),
+            Some(false)
+        );
+
+        // Back to enforcing: refused at the next handshake.
+        server.set_identity(&new);
+        assert!(store.set_report_only(&endpoint, false).unwrap());
+        let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+        assert!(matches!(tofu_error(&err), TofuError::Mismatch(_)));
+        assert_eq!(
+            audit_events(&store, &endpoint).last(),
+            Some(&AuditEvent::Enforced)
+        );
+    }
+}
+
+#[test]
+fn a_new_certificate_in_report_only_mode_is_audited_as_reported_and_the_mode_outlives_deletecert() {
+    let (_dir, store) = store();
+    let old = identity("prime-sec", KeyKind::Ecdsa);
+    let new = identity("prime-sec", KeyKind::Ecdsa);
+    let server = Server::start(vec![new.cert.clone()], &new.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    store.add_sole_pin(&endpoint, &old.cert, None).unwrap();
+    store.set_report_only(&endpoint, true).unwrap();
+    let config = verifier(&store, &endpoint).client_config();
+    connect(&config, server.addr, &name(&endpoint)).unwrap();
+    assert_eq!(
+        audit_events(&store, &endpoint),
+        [
+            AuditEvent::Added,
+            AuditEvent::ReportOnly,
+            AuditEvent::MismatchReported
+        ]
+    );
+    store.remove_endpoint(&endpoint).unwrap();
+    assert!(store.endpoint(&endpoint).unwrap().report_only.is_some());
+    // Re-pinned on first use: a match, nothing to report.
+    connect(&config, server.addr, &name(&endpoint)).unwrap();
+    let record = store.endpoint(&endpoint).unwrap();
+    assert_eq!(record.pins[0].der, new.cert);
+    assert!(
+        record.report_only.is_some(),
+        "until an operator enforces again"
+    );
+}

@@ -24,7 +24,7 @@ use crate::output::{name, write_json, Out};
 #[command(override_usage = "tofu-certs accept host <HOST> --fingerprint FP [OPTIONS]")]
 pub(crate) struct Args {
     #[command(flatten)]
-    host: HostArgs,
+    pub(crate) host: HostArgs,
 
     /// The SHA-256 fingerprint of the quarantined certificate (SHA256:… as showcert and the
     /// mismatch message print it, or hex as openssl prints it).

@@ -31,7 +31,7 @@ const MAX_CERT_FILE: u64 = 1024 * 1024;
 #[command(override_usage = "tofu-certs addcert host <HOST> --cert FILE [OPTIONS]")]
 pub(crate) struct Args {
     #[command(flatten)]
-    host: HostArgs,
+    pub(crate) host: HostArgs,
 
     /// The certificate file, PEM or DER (`-` for standard input).
     #[arg(long, value_name = "FILE")]

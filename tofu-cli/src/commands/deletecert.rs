@@ -29,7 +29,7 @@ use crate::output::{name, state_name, write_json, Out};
 #[command(override_usage = "tofu-certs deletecert host <HOST> [OPTIONS]")]
 pub(crate) struct Args {
     #[command(flatten)]
-    host: HostArgs,
+    pub(crate) host: HostArgs,
 
     /// Remove only the pin with this SHA-256 fingerprint (SHA256:… as showcert prints it, or
     /// hex as openssl prints it).

@@ -95,6 +95,18 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         Format::Json => json(ctx, &store, &filter, &mut out, now)?,
     }
     out.flush()?;
+    // After the listing, on standard error: a script reading the listing is not disturbed,
+    // and the operator reading it cannot miss an endpoint that lets mismatches through.
+    let mut report_only = Vec::new();
+    store
+        .for_each_report_only(|m| {
+            report_only.push(m);
+            ControlFlow::Continue(())
+        })
+        .map_err(|e| CliError::store(&e, ctx))?;
+    for m in report_only {
+        crate::output::warning(&super::report_only_warning(ctx, &m));
+    }
     Ok(Exit::Success)
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod import;
 pub(crate) mod listcerts;
 pub(crate) mod log;
 pub(crate) mod man;
+pub(crate) mod mode;
 pub(crate) mod probe;
 pub(crate) mod showcert;
 pub(crate) mod status;
@@ -28,7 +29,15 @@ use crate::error::{CliError, Exit};
 /// up many outcomes in one status.
 pub(crate) fn run(cli: Cli) -> Result<Exit, CliError> {
     let ctx = Context::new(cli.store, &cli.actor)?;
-    match cli.command {
+    let touched = match &cli.command {
+        Command::Showcert(a) => Some(a.host.endpoint.clone()),
+        Command::Deletecert(a) => Some(a.host.endpoint.clone()),
+        Command::Addcert(a) => Some(a.host.endpoint.clone()),
+        Command::Accept(a) => Some(a.host.endpoint.clone()),
+        Command::Probe(a) => a.endpoint.clone(),
+        _ => None,
+    };
+    let result = match cli.command {
         Command::Listcerts(args) => listcerts::run(&ctx, args),
         Command::Showcert(args) => showcert::run(&ctx, args),
         Command::Deletecert(args) => deletecert::run(&ctx, args),
@@ -40,9 +49,42 @@ pub(crate) fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Log(args) => log::run(&ctx, args),
         Command::Check(args) => check::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
+        Command::Mode(args) => mode::run(&ctx, args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
+    };
+    if let Some(endpoint) = touched {
+        warn_if_report_only(&ctx, &endpoint);
     }
+    result
+}
+
+/// Says on standard error that `endpoint` is in report-only mode, if it is: every command
+/// that touches the endpoint does, so that nobody forgets one in that state. Silent when the
+/// store cannot be read (the command has said why, if it mattered).
+fn warn_if_report_only(ctx: &Context, endpoint: &Endpoint) {
+    let Ok(store) = ctx.open_existing() else {
+        return;
+    };
+    if let Ok(tofu_core::pin::EndpointRecord {
+        report_only: Some(mode),
+        ..
+    }) = store.endpoint(endpoint)
+    {
+        crate::output::warning(&report_only_warning(ctx, &mode));
+    }
+}
+
+/// What every command says of an endpoint in report-only mode.
+pub(crate) fn report_only_warning(ctx: &Context, mode: &tofu_core::pin::ReportOnly) -> String {
+    format!(
+        "{} is in report-only mode (since {}, set by {}): certificates matching none of its \
+         pins are recorded and let through; `{}` refuses them again",
+        mode.endpoint,
+        mode.since,
+        mode.actor,
+        ctx.cmd(&format!("mode host {} enforce", mode.endpoint.host_port())),
+    )
 }
 
 /// The per-user default store directory: `tofu-certs` in the platform's data directory

@@ -59,7 +59,7 @@ pub(crate) struct Args {
     /// The endpoint, in any form: 10.1.1.1:8082, 10.1.1.1_8082, [fd00::5]:8443,
     /// prime-sec.example.com:443.
     #[arg(value_name = "HOST", required_unless_present = "from")]
-    endpoint: Option<Endpoint>,
+    pub(crate) endpoint: Option<Endpoint>,
 
     /// Probe the endpoints listed in FILE (`-` for standard input), one per line.
     #[arg(long, value_name = "FILE")]
@@ -684,8 +684,11 @@ impl Probe {
 
     fn try_run(&self, endpoint: &Endpoint) -> Result<Outcome, Failure> {
         let before = self.store.endpoint(endpoint).map_err(Failure::store)?;
-        let mut builder =
-            TofuVerifier::builder(self.store.clone(), endpoint.clone()).policy(self.policy.clone());
+        // A probe says what the pins decide, even for an endpoint in report-only mode (whose
+        // refusal is still recorded as reported, and whose mode every command warns of).
+        let mut builder = TofuVerifier::builder(self.store.clone(), endpoint.clone())
+            .policy(self.policy.clone())
+            .enforce_report_only();
         if let Some(name) = &self.sni {
             builder = builder.server_name(name.clone());
         }
@@ -964,6 +967,7 @@ mod tests {
                 })
                 .collect(),
             quarantined: Vec::new(),
+            report_only: None,
         }
     }
 

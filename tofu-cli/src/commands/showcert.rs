@@ -25,7 +25,7 @@ use crate::output::{name, printable, state_name, write_json, Out, Style};
 #[command(override_usage = "tofu-certs showcert host <HOST> [OPTIONS]")]
 pub(crate) struct Args {
     #[command(flatten)]
-    host: HostArgs,
+    pub(crate) host: HostArgs,
 
     /// Print the certificates as PEM (pins first, then quarantined), each after a line
     /// `# ENDPOINT STATE FINGERPRINT` (state: active, staged or quarantined), e.g. for
@@ -44,6 +44,14 @@ struct Document<'a> {
     head: json::Head,
     pins: Vec<json::PinJson<'a>>,
     quarantined: Vec<json::QuarantinedJson<'a>>,
+    /// `null`, or since when and by whom the endpoint is in report-only mode.
+    report_only: Option<ReportOnlyJson<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct ReportOnlyJson<'a> {
+    since: tofu_core::timestamp::Timestamp,
+    actor: &'a str,
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
@@ -108,6 +116,10 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
             head: json::Head::new(endpoint),
             pins: json::pins(&record.pins, now),
             quarantined: json::all_quarantined(&record.quarantined, now),
+            report_only: record.report_only.as_ref().map(|m| ReportOnlyJson {
+                since: m.since,
+                actor: &m.actor,
+            }),
         };
         write_json(&mut out, &doc, true)?;
         out.flush()?;

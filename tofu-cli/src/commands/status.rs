@@ -21,7 +21,8 @@ use crate::output::{printable, write_json, Out};
 /// first line sums up (`TOFU-CERTS CRITICAL - 1 endpoint refusing connections | failing=1
 /// ...`, with performance data after the `|`); then one line per finding, with the command
 /// that deals with it. The exit status is 0 (OK), 1 (WARNING: a pin expiring within
-/// --expiring, or expired; a public key pinned for endpoints on different hosts), 2
+/// --expiring, or expired; a public key pinned for endpoints on different hosts; an
+/// endpoint in report-only mode), 2
 /// (CRITICAL: an endpoint refused a certificate since its pins last changed, and presented
 /// none of its pins since) or 3 (UNKNOWN: the store cannot be read, or the arguments are
 /// wrong).
@@ -152,6 +153,12 @@ fn text(ctx: &Context, s: &Status, expiring: i64) -> String {
             plural(s.shared_keys.len(), "public key", "public keys")
         ));
     }
+    if !s.report_only.is_empty() {
+        parts.push(format!(
+            "{} in report-only mode",
+            plural(s.report_only.len(), "endpoint", "endpoints")
+        ));
+    }
     if parts.is_empty() {
         parts.push(format!(
             "{}, none refusing connections or expiring within {within}",
@@ -159,12 +166,13 @@ fn text(ctx: &Context, s: &Status, expiring: i64) -> String {
         ));
     }
     let mut t = format!(
-        "TOFU-CERTS {} - {} | failing={} expiring={} shared_keys={} pins={}\n",
+        "TOFU-CERTS {} - {} | failing={} expiring={} shared_keys={} report_only={} pins={}\n",
         s.severity().as_str(),
         parts.join(", "),
         s.failing.len(),
         s.expiring.len(),
         s.shared_keys.len(),
+        s.report_only.len(),
         s.pins
     );
     for f in &s.failing {
@@ -205,6 +213,17 @@ fn text(ctx: &Context, s: &Status, expiring: i64) -> String {
             printable(&e.subject),
             if e.expired { "expired" } else { "expires" },
             e.not_after
+        );
+    }
+    for m in &s.report_only {
+        let _ = writeln!(
+            t,
+            "warning: {} is in report-only mode since {} (set by {}): certificates matching none \
+             of its pins are let through; `{}` refuses them again",
+            m.endpoint,
+            m.since,
+            printable(&m.actor),
+            ctx.cmd(&format!("mode host {} enforce", m.endpoint.host_port())),
         );
     }
     for k in &s.shared_keys {
@@ -309,6 +328,19 @@ fn prometheus(s: &Status) -> String {
                     (e.not_after.unix() - s.at.unix()).to_string(),
                 )
             })
+            .collect(),
+    );
+    family(
+        "tofu_certs_endpoints_report_only",
+        "Endpoints in report-only mode: what they would refuse is let through.",
+        vec![(String::new(), s.report_only.len().to_string())],
+    );
+    family(
+        "tofu_certs_endpoint_report_only",
+        "1 for an endpoint in report-only mode.",
+        s.report_only
+            .iter()
+            .map(|m| (ep(&m.endpoint), "1".to_owned()))
             .collect(),
     );
     family(

@@ -224,6 +224,7 @@ fn zsh_completes_subcommands_and_options_of_the_hyphenated_binary() {
             "log",
             "check",
             "status",
+            "mode",
             "completions",
             "man",
             "help"

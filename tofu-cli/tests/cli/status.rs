@@ -48,7 +48,7 @@ fn status_is_critical_while_an_endpoint_is_refused_and_ok_after_the_operator_acc
     env.run(&["addcert", "host", &endpoint, "--cert", &old_file])
         .success();
     env.run(&["status"]).success().stdout(
-        "TOFU-CERTS OK - 1 pin, none refusing connections or expiring within 30 days | failing=0 expiring=0 shared_keys=0 pins=1\n",
+        "TOFU-CERTS OK - 1 pin, none refusing connections or expiring within 30 days | failing=0 expiring=0 shared_keys=0 report_only=0 pins=1\n",
     );
 
     // The peer was redeployed with a new key: two refused connections.
@@ -56,7 +56,7 @@ fn status_is_critical_while_an_endpoint_is_refused_and_ok_after_the_operator_acc
     env.run(&["probe", "host", &endpoint]).code(4);
     let fp = new.fingerprint();
     env.run(&["status"]).code(2).stderr("").stdout(&format!(
-        "TOFU-CERTS CRITICAL - 1 endpoint refusing connections | failing=1 expiring=0 shared_keys=0 pins=1
+        "TOFU-CERTS CRITICAL - 1 endpoint refusing connections | failing=1 expiring=0 shared_keys=0 report_only=0 pins=1
 critical: {endpoint} refused 2 handshakes since [..] (the latest at [..]), presenting {fp}; `tofu-certs showcert host {host_port}{s}` shows what changed, `tofu-certs accept host {host_port} --fingerprint {fp}{s}` trusts it if the change is expected
 "
     ));
@@ -121,7 +121,7 @@ fn expiring_pins_and_a_key_on_two_hosts_are_warnings() {
     env.run(&["status", "--expiring", "36000d"])
         .code(1)
         .stdout(&format!(
-            "TOFU-CERTS WARNING - 2 pins expiring within 36000 days | failing=0 expiring=2 shared_keys=0 pins=2
+            "TOFU-CERTS WARNING - 2 pins expiring within 36000 days | failing=0 expiring=2 shared_keys=0 report_only=0 pins=2
 warning: 10.1.1.1:443 pins {fp} ({PRIME_SUBJECT}), which expires 2045-01-02T00:00:00Z
 warning: 10.1.1.1:8082 pins {fp} ({PRIME_SUBJECT}), which expires 2045-01-02T00:00:00Z
 "
@@ -138,7 +138,7 @@ warning: 10.1.1.1:8082 pins {fp} ({PRIME_SUBJECT}), which expires 2045-01-02T00:
     env.run(&["addcert", "host", "prime-sec.example:8082", "--cert", &file])
         .success();
     env.run(&["status"]).code(1).stdout(
-        "TOFU-CERTS WARNING - 1 public key pinned on more than one host | failing=0 expiring=0 shared_keys=1 pins=3
+        "TOFU-CERTS WARNING - 1 public key pinned on more than one host | failing=0 expiring=0 shared_keys=1 report_only=0 pins=3
 warning: public key SHA256:[..] is pinned for endpoints on different hosts: 10.1.1.1:443, 10.1.1.1:8082, prime-sec.example:8082; one key on several machines is a cloned image or a vendor's default key
 ",
     );
@@ -154,4 +154,82 @@ fn a_store_that_cannot_be_read_or_a_wrong_argument_is_unknown() {
         .code(3)
         .stderr("error: invalid value '5m' for '--expiring <DURATION>': \"5m\" is not a duration; [..]\n...");
     env.run(&["status", "--format", "nagios"]).code(3);
+}
+
+#[test]
+fn report_only_lets_a_changed_certificate_through_and_nobody_can_miss_it() {
+    let env = Env::new();
+    let port = free_port();
+    let old = prime_cert("prime-sec");
+    let new = prime_cert("prime-sec");
+    let (old_file, _) = env.write_cert("old", &old);
+    let (new_file, new_key) = env.write_cert("new", &new);
+    let _server = TlsServer::start(&new_file, &new_key, port);
+    let endpoint = format!("127.0.0.1:{port}");
+    let host_port = format!("127.0.0.1_{port}");
+    let s = env.store_arg();
+    env.run(&["addcert", "host", &endpoint, "--cert", &old_file])
+        .success();
+    env.run(&["probe", "host", &endpoint]).code(4);
+
+    env.run(&["mode", "host", &host_port, "report-only"])
+        .success()
+        .stdout(&format!(
+            "report-only: {endpoint} is in report-only mode: a certificate matching none of its pins is recorded and reported, and the connection proceeds; `tofu-certs mode host {host_port} enforce{s}` refuses them again\n"
+        ));
+    // Every command that touches the endpoint says so; the listing too, after it.
+    for args in [
+        vec!["showcert", "host", &endpoint],
+        vec!["listcerts"],
+        vec!["listcerts", "--format", "json"],
+    ] {
+        let run = env.run(&args);
+        assert_eq!(run.code, 0, "{args:?}: {run:#?}");
+        assert!(
+            run.stderr
+                .contains(&format!("warning: {endpoint} is in report-only mode")),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    // A probe says what enforcing decides (a mismatch, status 4), and that the mode is on.
+    let probed = env.run(&["probe", "host", &endpoint]);
+    probed.code(4);
+    assert!(
+        probed.stderr.contains("is in report-only mode"),
+        "{}",
+        probed.stderr
+    );
+    let shown = env.run(&["showcert", "host", &endpoint, "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert!(doc["report_only"]["since"].is_string(), "{doc}");
+
+    // status: still critical (the endpoint presents a certificate it would refuse), and the
+    // mode is listed.
+    env.run(&["status"]).code(2).stdout(&format!(
+        "TOFU-CERTS CRITICAL - 1 endpoint refusing connections, 1 endpoint in report-only mode | failing=1 expiring=0 shared_keys=0 report_only=1 pins=1
+critical: {endpoint} refused 2 handshakes since [..]
+warning: {endpoint} is in report-only mode since [..] (set by [..]): certificates matching none of its pins are let through; `tofu-certs mode host {host_port} enforce{s}` refuses them again
+"
+    ));
+    let m = scrape(&env.run(&["status", "--format", "prometheus"]).stdout);
+    assert_eq!(
+        gauge(&m, "tofu_certs_endpoint_report_only", Some(&endpoint)),
+        1.0
+    );
+
+    env.run(&["mode", "host", &endpoint, "enforce"])
+        .success()
+        .stdout(&format!(
+            "enforce: {endpoint} refuses certificates that match none of its pins again\n"
+        ));
+    env.run(&["mode", "host", &endpoint, "enforce"])
+        .success()
+        .stdout("unchanged: [..]\n");
+    env.run(&["log", "host", &endpoint])
+        .success()
+        .stdout("...\n[..]report-only[..]\n[..]enforce[..]\n");
+    env.run(&["status"])
+        .code(2)
+        .stdout("TOFU-CERTS CRITICAL - 1 endpoint refusing connections | [..]\n...");
 }

@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 
 use crate::audit::{AuditEntry, AuditEvent};
 use crate::error::Result;
-use crate::pin::{Pin, Quarantined};
+use crate::pin::{Pin, Quarantined, ReportOnly};
 use crate::store::CheckReport;
 use crate::StoreLocation;
 use crate::{Endpoint, Fingerprint, Timestamp};
@@ -25,6 +25,8 @@ pub(crate) struct Loaded {
     pub(crate) quarantined: Vec<Held>,
     /// The endpoint's counters (all zero when it has no row yet).
     pub(crate) state: EndpointState,
+    /// Whether it is in report-only mode.
+    pub(crate) report_only: Option<ReportOnly>,
 }
 
 /// One quarantined certificate and its place in the bounds of `quarantine.rs`.
@@ -118,6 +120,10 @@ pub(crate) enum Write {
     Unquarantine(Fingerprint),
     /// Appends to the audit log (its `id` is assigned by the backend and ignored here).
     Audit(AuditEntry),
+    /// Puts the endpoint in report-only mode (`Some`, replacing any earlier row), or back
+    /// to enforcing (`None`, deleting it). Not touched by [`Write::DeleteEndpoint`]: the
+    /// mode is the operator's setting for the endpoint, not something it holds.
+    SetReportOnly(Option<ReportOnly>),
 }
 
 impl Write {
@@ -203,6 +209,9 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
         &self,
         f: &mut dyn FnMut(crate::health::Refusals) -> ControlFlow<()>,
     ) -> Result<()>;
+
+    /// Every endpoint in report-only mode, ordered by endpoint; streamed, in one snapshot.
+    fn for_each_report_only(&self, f: &mut dyn FnMut(ReportOnly) -> ControlFlow<()>) -> Result<()>;
 
     /// Reads every row and reports what is damaged (see [`crate::Store::check`]).
     fn check(&self) -> Result<CheckReport>;

@@ -656,6 +656,49 @@ impl Store {
         self.backend.for_each_audit(endpoint, &mut f)
     }
 
+    /// Puts `endpoint` in report-only mode (`report_only`), or back to enforcing its pins:
+    /// see [`ReportOnly`](crate::pin::ReportOnly). Audited (`report-only`, `enforce`);
+    /// returns whether the mode changed (false: it was in that mode already). The mode is
+    /// the endpoint's, whatever its pins: it stays through `remove_endpoint` and re-pinning,
+    /// until set back. Verifiers see the change at their next handshake.
+    ///
+    /// ```
+    /// use tofu_core::Store;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path().join("tofu"))?;
+    /// let endpoint = "10.1.1.1:8082".parse()?;
+    /// assert!(store.set_report_only(&endpoint, true)?);
+    /// assert!(store.endpoint(&endpoint)?.report_only.is_some());
+    /// assert!(store.set_report_only(&endpoint, false)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn set_report_only(&self, endpoint: &Endpoint, report_only: bool) -> Result<bool> {
+        self.update(endpoint, |loaded, now, actor| {
+            Ok(plan::set_report_only(
+                endpoint,
+                loaded,
+                report_only,
+                now,
+                actor,
+            ))
+        })
+    }
+
+    /// Calls `f` with every endpoint in report-only mode, ordered by endpoint.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn for_each_report_only(
+        &self,
+        mut f: impl FnMut(crate::pin::ReportOnly) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.backend.for_each_report_only(&mut f)
+    }
+
     /// Calls `f` with every endpoint that refused a certificate since its pins last changed
     /// (how many times, since when, what it last presented), ordered by endpoint. Whether
     /// such an endpoint is failing *now* is [`crate::health::Status`]'s to say.

@@ -12,7 +12,7 @@ use super::backend::{Loaded, Write};
 use super::{FirstUse, ImportReport, NewPin, Promoted, Removed};
 use crate::audit::AuditEvent;
 use crate::error::{Error, Result};
-use crate::pin::{EndpointRecord, Pin, PinMatch, PinSource, PinState, Quarantined};
+use crate::pin::{EndpointRecord, Pin, PinMatch, PinSource, PinState, Quarantined, ReportOnly};
 use crate::quarantine::{self, Admission, Slot};
 use crate::{CertificateDetails, Endpoint, Fingerprint, Timestamp};
 
@@ -39,6 +39,7 @@ pub(crate) fn record(loaded: Loaded) -> EndpointRecord {
     EndpointRecord {
         pins: loaded.pins,
         quarantined: loaded.quarantined.into_iter().map(|h| h.entry).collect(),
+        report_only: loaded.report_only,
     }
 }
 
@@ -431,9 +432,11 @@ pub(crate) fn quarantine(
     let mut writes = vec![Write::SetState(state)];
     writes.extend(kept);
     if audited {
-        let event = match loaded.pins.is_empty() {
-            false => AuditEvent::MismatchRejected,
-            true => AuditEvent::UnpinnedRejected,
+        let event = match (loaded.pins.is_empty(), loaded.report_only.is_some()) {
+            (false, false) => AuditEvent::MismatchRejected,
+            (true, false) => AuditEvent::UnpinnedRejected,
+            (false, true) => AuditEvent::MismatchReported,
+            (true, true) => AuditEvent::UnpinnedReported,
         };
         let audit = Audit {
             endpoint,
@@ -445,6 +448,34 @@ pub(crate) fn quarantine(
     Planned {
         writes,
         outcome: admitted,
+    }
+}
+
+/// Puts the endpoint in report-only mode (`report_only`) or back to enforcing, audited;
+/// nothing when it is in that mode already. The outcome is whether the mode changed.
+pub(crate) fn set_report_only(
+    endpoint: &Endpoint,
+    loaded: Loaded,
+    report_only: bool,
+    now: Timestamp,
+    actor: &str,
+) -> Planned<bool> {
+    if loaded.report_only.is_some() == report_only {
+        return Planned::nothing(false);
+    }
+    let (write, event) = if report_only {
+        let mode = ReportOnly {
+            endpoint: endpoint.clone(),
+            since: now,
+            actor: actor.to_owned(),
+        };
+        (Write::SetReportOnly(Some(mode)), AuditEvent::ReportOnly)
+    } else {
+        (Write::SetReportOnly(None), AuditEvent::Enforced)
+    };
+    Planned {
+        writes: vec![write, Write::audit(endpoint, event, None, None, now, actor)],
+        outcome: true,
     }
 }
 
@@ -1105,6 +1136,7 @@ mod tests {
             pins: vec![pin(PinState::Active), pin(PinState::Next)],
             quarantined: vec![held(7, 1, 100)],
             state: EndpointState::default(),
+            report_only: None,
         };
         let planned = remove_endpoint(&ep(), loaded, NOW, ACTOR);
         assert_eq!(
@@ -1210,6 +1242,7 @@ mod tests {
                 audited: quarantine::MAX_AUDITED_REFUSALS,
                 ..EndpointState::default()
             },
+            report_only: None,
         };
         for next_id in 100..120 {
             let (der, details) = cert();
@@ -1246,6 +1279,7 @@ mod tests {
             pins: vec![active_pin.clone(), staged.clone()],
             quarantined: vec![q.clone()],
             state: EndpointState::default(),
+            report_only: None,
         };
         let planned = accept_quarantined(
             &ep(),

@@ -15,7 +15,7 @@
 //! role that verifies and pins needs:
 //!
 //! ```sql
-//! GRANT SELECT, INSERT, UPDATE, DELETE ON pin, quarantine, endpoint_state TO tofu_service;
+//! GRANT SELECT, INSERT, UPDATE, DELETE ON pin, quarantine, endpoint_state, endpoint_mode TO tofu_service;
 //! GRANT SELECT, INSERT ON audit TO tofu_service;   -- append-only: never UPDATE or DELETE
 //! GRANT SELECT ON meta TO tofu_service;
 //! GRANT SELECT, USAGE ON SEQUENCE generation TO tofu_service;
@@ -25,13 +25,14 @@
 //! and on the sequence `generation`; its store is read-only ([`Backend::is_read_only`]) and
 //! a write names the privileges missing. Opening never runs DDL when the schema is current.
 
-/// How many of the store's four triggers are there and `ENABLE ALWAYS` (a literal, for
+/// How many of the store's five triggers are there and `ENABLE ALWAYS` (a literal, for
 /// `concat!`; `schema::TRIGGERS` is the statement).
 macro_rules! count_triggers {
     () => {
         "SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgenabled = 'A' AND (tgrelid, tgname) \
          IN (('pin'::regclass, 'pin_changed'::name), \
          ('quarantine'::regclass, 'quarantine_changed'::name), \
+         ('endpoint_mode'::regclass, 'endpoint_mode_changed'::name), \
          ('audit'::regclass, 'audit_is_append_only'::name), \
          ('audit'::regclass, 'audit_is_append_only_truncate'::name))"
     };
@@ -60,7 +61,7 @@ use super::{CheckReport, Finding};
 use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
 use crate::location::{ChannelBinding, PostgresHost, PostgresLocation, SslMode};
-use crate::pin::{Pin, PinMatch, PinSource, PinState, Quarantined};
+use crate::pin::{Pin, PinMatch, PinSource, PinState, Quarantined, ReportOnly};
 use crate::{CertificateDetails, Endpoint, Fingerprint, StoreLocation, Timestamp};
 
 use self::tls::MakeRustls;
@@ -108,6 +109,9 @@ const SELECT_PINS: &str = concat!(
     pin_columns!(),
     " FROM pin WHERE endpoint = $1 ORDER BY state, id"
 );
+const SELECT_MODE: &str = "SELECT endpoint, since, actor FROM endpoint_mode WHERE endpoint = $1";
+const SELECT_MODE_OF: &str =
+    "SELECT endpoint, since, actor FROM endpoint_mode WHERE endpoint = ANY($1::text[])";
 const SELECT_QUARANTINE: &str = "SELECT endpoint, der, first_seen, last_seen, times_seen, id, \
      epoch FROM quarantine WHERE endpoint = $1 ORDER BY last_seen DESC, id DESC";
 const AUDIT_COLUMNS: &str = "id, at, endpoint, event, fingerprint, previous, subject, actor";
@@ -578,7 +582,7 @@ impl PostgresBackend {
         for endpoint in endpoints {
             let key = endpoint.to_string();
             let k = key.clone();
-            let (state, pins, quarantined) =
+            let (state, pins, quarantined, mode) =
                 s.call("loading an endpoint", move |db| async move {
                     // The row lock is what keeps two first uses of one endpoint apart. A
                     // check-then-insert at READ COMMITTED without it pins twice.
@@ -586,9 +590,10 @@ impl PostgresBackend {
                     // READ COMMITTED: these statements see every commit up to the lock.
                     let pins = db.query(SELECT_PINS, &[&k]).await?;
                     let quarantined = db.query(SELECT_QUARANTINE, &[&k]).await?;
-                    Ok((state, pins, quarantined))
+                    let mode = db.query_opt(SELECT_MODE, &[&k]).await?;
+                    Ok((state, pins, quarantined, mode))
                 })?;
-            let loaded = self.loaded(state, &pins, &quarantined)?;
+            let loaded = self.loaded(state, &pins, &quarantined, mode.as_ref())?;
             let writes = plan(endpoint, loaded)?;
             if !writes.is_empty() {
                 s.call(
@@ -613,22 +618,26 @@ impl PostgresBackend {
         plan: &mut Plan<'_>,
     ) -> Result<(), Fail> {
         let keys: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
-        let (states, pins, quarantined) = s.call("loading endpoints", move |db| async move {
-            // As in the path one at a time: the locks first, then what they protect.
-            let states = db.query(LOCK_STATES, &[&keys]).await?;
-            let pins = db.query(SELECT_PINS_OF, &[&keys]).await?;
-            let quarantined = db.query(SELECT_QUARANTINE_OF, &[&keys]).await?;
-            Ok((states, pins, quarantined))
-        })?;
+        let (states, pins, quarantined, modes) =
+            s.call("loading endpoints", move |db| async move {
+                // As in the path one at a time: the locks first, then what they protect.
+                let states = db.query(LOCK_STATES, &[&keys]).await?;
+                let pins = db.query(SELECT_PINS_OF, &[&keys]).await?;
+                let quarantined = db.query(SELECT_QUARANTINE_OF, &[&keys]).await?;
+                let modes = db.query(SELECT_MODE_OF, &[&keys]).await?;
+                Ok((states, pins, quarantined, modes))
+            })?;
         let mut states = self.by_endpoint(states, 6)?;
         let mut pins = self.by_endpoint(pins, 0)?;
         let mut quarantined = self.by_endpoint(quarantined, 0)?;
+        let mut modes = self.by_endpoint(modes, 0)?;
         let mut batch = Batch::default();
         for (key, endpoint) in chunk {
             let state = states.remove(key).and_then(|rows| rows.into_iter().next());
             let p = pins.remove(key).unwrap_or_default();
             let q = quarantined.remove(key).unwrap_or_default();
-            let loaded = self.loaded(state, &p, &q)?;
+            let m = modes.remove(key).and_then(|rows| rows.into_iter().next());
+            let loaded = self.loaded(state, &p, &q, m.as_ref())?;
             let writes = plan(endpoint, loaded)?;
             if writes.is_empty() {
                 continue;
@@ -667,7 +676,13 @@ impl PostgresBackend {
         s.call("writing", move |db| async move { b.write(&db).await })
     }
 
-    fn loaded(&self, state: Option<Row>, pins: &[Row], quarantined: &[Row]) -> Result<Loaded> {
+    fn loaded(
+        &self,
+        state: Option<Row>,
+        pins: &[Row],
+        quarantined: &[Row],
+        mode: Option<&Row>,
+    ) -> Result<Loaded> {
         let state = match state {
             None => EndpointState::default(),
             Some(r) => {
@@ -690,10 +705,15 @@ impl PostgresBackend {
             })
             .collect::<Result<Vec<_>, String>>()
             .map_err(|e| self.corrupt(format!("a quarantined certificate: {e}")))?;
+        let report_only = mode
+            .map(report_only_from_row)
+            .transpose()
+            .map_err(|e| self.corrupt(format!("an endpoint's mode: {e}")))?;
         Ok(Loaded {
             pins,
             quarantined,
             state,
+            report_only,
         })
     }
 
@@ -1221,11 +1241,11 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
-/// What is wrong when a store has `found` of its four triggers enabled always.
+/// What is wrong when a store has `found` of its five triggers enabled always.
 fn triggers_problem(found: i64) -> String {
     format!(
         "only {found} of the store's {} triggers are in place and ENABLE ALWAYS (pin_changed, \
-         quarantine_changed, audit_is_append_only, audit_is_append_only_truncate): without them \
+         quarantine_changed, endpoint_mode_changed, audit_is_append_only, audit_is_append_only_truncate): without them \
          other machines' changes go unnoticed or the audit log can be rewritten, so the store \
          is not used. Its owner restores them with ALTER TABLE pin ENABLE ALWAYS TRIGGER \
          pin_changed (and likewise for the others)",
@@ -1416,6 +1436,11 @@ async fn upgrade(db: &Db, store_schema: &str) -> Result<Option<SchemaState>, Fai
         if (1..=2).contains(&version) {
             db.client
                 .batch_execute(&schema::ddl(schema::UPGRADE_2_TO_3, store_schema))
+                .await?;
+        }
+        if (1..=3).contains(&version) {
+            db.client
+                .batch_execute(&schema::ddl(schema::UPGRADE_3_TO_4, store_schema))
                 .await?;
         }
         if (1..schema::SCHEMA_VERSION).contains(&version) {
@@ -1645,6 +1670,19 @@ async fn apply(db: &Db, key: String, writes: Vec<Write>) -> Result<(), Failure> 
                     &[&key, &fp.as_bytes().as_slice()],
                 )
                 .await?;
+            }
+            Write::SetReportOnly(Some(m)) => {
+                db.execute(
+                    "INSERT INTO endpoint_mode (endpoint, mode, since, actor) \
+                     VALUES ($1, 'report-only', $2, $3) ON CONFLICT (endpoint) DO UPDATE \
+                     SET mode = excluded.mode, since = excluded.since, actor = excluded.actor",
+                    &[&key, &m.since.unix(), &m.actor],
+                )
+                .await?;
+            }
+            Write::SetReportOnly(None) => {
+                db.execute("DELETE FROM endpoint_mode WHERE endpoint = $1", &[&key])
+                    .await?;
             }
             Write::Audit(e) => {
                 db.execute(
@@ -1927,6 +1965,14 @@ fn endpoint(text: &str) -> Result<Endpoint, String> {
         .map_err(|e| format!("endpoint: {e}"))
 }
 
+fn report_only_from_row(r: &Row) -> Result<ReportOnly, String> {
+    Ok(ReportOnly {
+        endpoint: endpoint(&get::<String>(r, 0)?)?,
+        since: Timestamp::from_unix(get(r, 1)?),
+        actor: get(r, 2)?,
+    })
+}
+
 fn refusals_from_row(r: &Row) -> Result<crate::health::Refusals, String> {
     let count: i64 = get(r, 1)?;
     let since: Option<i64> = get(r, 2)?;
@@ -2091,16 +2137,17 @@ impl Backend for PostgresBackend {
         s.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .map_err(|f| self.final_error(f))?;
         let k = endpoint.to_string();
-        let (state, pins, quarantined) = s
+        let (state, pins, quarantined, mode) = s
             .call("reading an endpoint", move |db| async move {
                 let state = db.query_opt(SELECT_STATE, &[&k]).await?;
                 let pins = db.query(SELECT_PINS, &[&k]).await?;
                 let quarantined = db.query(SELECT_QUARANTINE, &[&k]).await?;
-                Ok((state, pins, quarantined))
+                let mode = db.query_opt(SELECT_MODE, &[&k]).await?;
+                Ok((state, pins, quarantined, mode))
             })
             .map_err(|f| self.final_error(f))?;
         s.commit().map_err(|f| self.final_error(f))?;
-        self.loaded(state, &pins, &quarantined)
+        self.loaded(state, &pins, &quarantined, mode.as_ref())
     }
 
     fn update(&self, endpoints: &[&Endpoint], plan: &mut Plan<'_>) -> Result<()> {
@@ -2165,6 +2212,18 @@ impl Backend for PostgresBackend {
                 let q = quarantined_from_row(r)
                     .map_err(|e| self.corrupt(format!("a quarantined certificate: {e}")))?;
                 Ok(f(q))
+            },
+        )
+    }
+
+    fn for_each_report_only(&self, f: &mut dyn FnMut(ReportOnly) -> ControlFlow<()>) -> Result<()> {
+        self.stream(
+            "SELECT endpoint, since, actor FROM endpoint_mode ORDER BY endpoint".into(),
+            None,
+            |r| {
+                let m = report_only_from_row(r)
+                    .map_err(|e| self.corrupt(format!("an endpoint's mode: {e}")))?;
+                Ok(f(m))
             },
         )
     }

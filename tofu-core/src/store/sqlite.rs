@@ -29,7 +29,7 @@ use super::backend::{Backend, EndpointState, Held, Loaded, Plan, Write};
 use super::{CheckReport, Finding};
 use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
-use crate::pin::{Pin, PinMatch, PinSource, PinState, Quarantined};
+use crate::pin::{Pin, PinMatch, PinSource, PinState, Quarantined, ReportOnly};
 use crate::{CertificateDetails, Endpoint, Fingerprint, StoreLocation, Timestamp};
 
 /// How long a write waits for another process's write to finish before giving up.
@@ -72,6 +72,13 @@ const MIGRATIONS: &[&str] = &[
     // 5: what a pin matches, the exact certificate (every pin until now) or its public key.
     "ALTER TABLE pin ADD COLUMN match_kind TEXT NOT NULL DEFAULT 'certificate' \
         CHECK (match_kind IN ('certificate', 'key'));",
+    // 6: endpoints in report-only mode (`pin::ReportOnly`); a row only while it is.
+    "CREATE TABLE endpoint_mode (
+        endpoint TEXT    PRIMARY KEY,
+        mode     TEXT    NOT NULL CHECK (mode IN ('report-only')),
+        since    INTEGER NOT NULL,
+        actor    TEXT    NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The first schema whose endpoint keys are all canonical.
@@ -440,6 +447,17 @@ impl SqliteBackend {
                     params![key, fp.as_bytes().as_slice()],
                 )?;
             }
+            Write::SetReportOnly(Some(mode)) => {
+                tx.prepare_cached(
+                    "INSERT INTO endpoint_mode (endpoint, mode, since, actor) \
+                     VALUES (?1, 'report-only', ?2, ?3) ON CONFLICT (endpoint) DO UPDATE \
+                     SET mode = excluded.mode, since = excluded.since, actor = excluded.actor",
+                )?
+                .execute(params![key, mode.since.unix(), mode.actor])?;
+            }
+            Write::SetReportOnly(None) => {
+                tx.execute("DELETE FROM endpoint_mode WHERE endpoint = ?1", [&key])?;
+            }
             Write::Audit(entry) => {
                 tx.prepare_cached(
                     "INSERT INTO audit (at, endpoint, event, fingerprint, previous, subject, \
@@ -667,6 +685,11 @@ impl Backend for SqliteBackend {
             ),
             None => self.stream(&format!("{base} ORDER BY id"), [], audit_from_row, f),
         }
+    }
+
+    fn for_each_report_only(&self, f: &mut dyn FnMut(ReportOnly) -> ControlFlow<()>) -> Result<()> {
+        let sql = "SELECT endpoint, since, actor FROM endpoint_mode ORDER BY endpoint";
+        self.stream(sql, [], report_only_from_row, f)
     }
 
     fn for_each_refusals(
@@ -1610,10 +1633,24 @@ fn load(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<Loaded> {
         .next()
         .transpose()?
         .unwrap_or_default();
+    let report_only = tx
+        .prepare_cached("SELECT endpoint, since, actor FROM endpoint_mode WHERE endpoint = ?1")?
+        .query_map([&key], report_only_from_row)?
+        .next()
+        .transpose()?;
     Ok(Loaded {
         pins,
         quarantined,
         state,
+        report_only,
+    })
+}
+
+fn report_only_from_row(row: &Row<'_>) -> rusqlite::Result<ReportOnly> {
+    Ok(ReportOnly {
+        endpoint: endpoint_col(row, 0)?,
+        since: Timestamp::from_unix(row.get(1)?),
+        actor: row.get(2)?,
     })
 }
 

@@ -22,7 +22,8 @@
 /// The PostgreSQL schema version this build writes (PostgreSQL's own series, from 1).
 /// Version 2: trigger functions with a fixed `search_path` and qualified names; triggers
 /// `ENABLE ALWAYS`. Version 3: `pin.match_kind`, what a pin matches (certificate or key).
-pub(super) const SCHEMA_VERSION: i64 = 3;
+/// Version 4: `endpoint_mode`, the endpoints in report-only mode, with its notify trigger.
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// `pg_advisory_xact_lock` key under which the schema is created ("ToFUcert").
 pub(super) const SCHEMA_LOCK_KEY: i64 = 0x546f_4655_6365_7274;
@@ -118,6 +119,12 @@ CREATE TABLE {s}.endpoint_state (
     last_refused   bigint,
     last_presented bytea CHECK (last_presented IS NULL OR length(last_presented) = 32)
 );
+CREATE TABLE {s}.endpoint_mode (
+    endpoint text COLLATE "C" PRIMARY KEY,
+    mode     text   NOT NULL CHECK (mode IN ('report-only')),
+    since    bigint NOT NULL,
+    actor    text   NOT NULL
+);
 CREATE SEQUENCE {s}.generation;
 
 "#,
@@ -130,10 +137,13 @@ CREATE TRIGGER pin_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {s}.p
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.tofu_changed();
 CREATE TRIGGER quarantine_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {s}.quarantine
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.tofu_changed();
+CREATE TRIGGER endpoint_mode_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {s}.endpoint_mode
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.tofu_changed();
 ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only;
 ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only_truncate;
 ALTER TABLE {s}.pin ENABLE ALWAYS TRIGGER pin_changed;
 ALTER TABLE {s}.quarantine ENABLE ALWAYS TRIGGER quarantine_changed;
+ALTER TABLE {s}.endpoint_mode ENABLE ALWAYS TRIGGER endpoint_mode_changed;
 "#
 );
 
@@ -156,6 +166,36 @@ pub(super) const UPGRADE_2_TO_3: &str = r#"
 ALTER TABLE {s}.pin ADD COLUMN match_kind text NOT NULL DEFAULT 'certificate'
     CHECK (match_kind IN ('certificate', 'key'));
 UPDATE {s}.meta SET value = '3' WHERE key = 'schema_version';
+"#;
+
+/// Version 3 to 4, in one transaction: the endpoints in report-only mode. A change to them
+/// moves the generation, as one to the pins does: every verifier must see it. Every role
+/// granted privileges on `endpoint_state` is granted the same on the new table.
+pub(super) const UPGRADE_3_TO_4: &str = r#"
+CREATE TABLE {s}.endpoint_mode (
+    endpoint text COLLATE "C" PRIMARY KEY,
+    mode     text   NOT NULL CHECK (mode IN ('report-only')),
+    since    bigint NOT NULL,
+    actor    text   NOT NULL
+);
+CREATE TRIGGER endpoint_mode_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {s}.endpoint_mode
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.tofu_changed();
+ALTER TABLE {s}.endpoint_mode ENABLE ALWAYS TRIGGER endpoint_mode_changed;
+DO $$
+DECLARE r record;
+BEGIN
+    -- The roles that may use endpoint_state get the same on the new table, so that an
+    -- upgrade by the owner leaves every service's role working as it was.
+    FOR r IN SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::pg_catalog.text END AS grantee,
+                    a.privilege_type
+             FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+             WHERE c.oid = '{s}.endpoint_state'::pg_catalog.regclass AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s ON TABLE %s TO %s', r.privilege_type,
+            '{s}.endpoint_mode'::pg_catalog.regclass, r.grantee);
+    END LOOP;
+END $$;
+UPDATE {s}.meta SET value = '4' WHERE key = 'schema_version';
 "#;
 
 /// The schema that holds the store: the one of the `meta` table the role's `search_path`
@@ -189,7 +229,7 @@ pub(super) fn search_path(schema: &str) -> String {
 pub(super) const TRIGGERS: &str = count_triggers!();
 
 /// What [`TRIGGERS`] must count.
-pub(super) const TRIGGER_COUNT: i64 = 4;
+pub(super) const TRIGGER_COUNT: i64 = 5;
 
 /// Is there a `meta` table (in the search path), and what does it say: `None` when there is
 /// no table; else (application, schema_version, written_by).
@@ -211,6 +251,8 @@ pub(super) const PRIVILEGES: &str = "SELECT
              ELSE 'INSERT, UPDATE, DELETE on quarantine' END,
         CASE WHEN has_table_privilege('endpoint_state', 'SELECT') AND has_table_privilege('endpoint_state', 'INSERT') AND has_table_privilege('endpoint_state', 'UPDATE') AND has_table_privilege('endpoint_state', 'DELETE') THEN NULL
              ELSE 'SELECT, INSERT, UPDATE, DELETE on endpoint_state' END,
+        CASE WHEN has_table_privilege('endpoint_mode', 'INSERT') AND has_table_privilege('endpoint_mode', 'UPDATE') AND has_table_privilege('endpoint_mode', 'DELETE') THEN NULL
+             ELSE 'INSERT, UPDATE, DELETE on endpoint_mode' END,
         CASE WHEN has_table_privilege('audit', 'INSERT') THEN NULL
              ELSE 'INSERT on audit' END,
         CASE WHEN has_sequence_privilege('generation', 'USAGE') THEN NULL

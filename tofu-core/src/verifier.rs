@@ -23,13 +23,13 @@ use rustls::{
     ClientConfig, CommonState, DigitallySignedStruct, NamedGroup, RootCertStore, SignatureScheme,
 };
 
-use crate::policy::{decide, Decision, Policy};
+use crate::policy::{decide_with_awaited, Decision, Policy};
 use crate::rejection::{Mismatch, NotPinned, TofuError};
 use crate::store::FirstUse;
 use crate::{
     cert::CertificateDetails,
     events,
-    pin::{Pin, PinSource, PinState},
+    pin::{AwaitedPin, Pin, PinSource, PinState},
     timestamp::Timestamp,
     Endpoint, Fingerprint, Store,
 };
@@ -70,11 +70,16 @@ pub struct TofuVerifier {
 struct View {
     generation: u64,
     pins: Vec<Pin>,
+    awaited: Vec<AwaitedPin>,
     counters: Vec<Arc<SeenCounter>>,
     warned_expired: AtomicBool,
 }
 
 impl View {
+    fn decide(&self, cert: &CertificateDer<'_>, policy: &Policy, now: Timestamp) -> Decision {
+        decide_with_awaited(&self.pins, &self.awaited, cert, policy, now)
+    }
+
     fn is_active(&self, fingerprint: &Fingerprint) -> bool {
         self.pins
             .iter()
@@ -235,11 +240,11 @@ impl TofuVerifier {
             // The exact certificate of an active pin, or the key of an active key pin.
             let active = presented.is_some_and(|leaf| {
                 matches!(
-                    decide(&v.pins, leaf, &self.policy, now),
+                    v.decide(leaf, &self.policy, now),
                     Decision::Accept { .. } | Decision::Renew { .. }
                 )
             });
-            (active, v.pins.clone())
+            (active, (v.pins.clone(), v.awaited.clone()))
         })?;
         match presented {
             _ if active => Ok(()),
@@ -289,6 +294,7 @@ impl TofuVerifier {
         let view = Arc::new(View {
             generation,
             pins: record.pins,
+            awaited: record.awaited,
             counters,
             warned_expired: AtomicBool::new(false),
         });
@@ -341,7 +347,12 @@ impl TofuVerifier {
     /// server has just proved it holds the certificate's key is the refusal recorded
     /// (quarantine and audit log, both bounded by the store), so a server replaying someone
     /// else's certificate can write nothing.
-    fn refuse(&self, pinned: Vec<Pin>, presented: &CertificateDer<'_>, proof: Proof) -> TofuError {
+    fn refuse(
+        &self,
+        (pinned, awaited): (Vec<Pin>, Vec<AwaitedPin>),
+        presented: &CertificateDer<'_>,
+        proof: Proof,
+    ) -> TofuError {
         let details = match CertificateDetails::from_der(presented) {
             Ok(d) => d,
             Err(reason) => {
@@ -370,7 +381,7 @@ impl TofuVerifier {
             Proof::Failed | Proof::Earlier => false,
         };
         let key_proved = proof != Proof::Failed;
-        if pinned.is_empty() {
+        if pinned.is_empty() && awaited.is_empty() {
             events::refused_not_pinned(&self.endpoint, &details.fingerprint);
             return TofuError::NotPinned(Box::new(NotPinned {
                 endpoint: self.endpoint.clone(),
@@ -397,6 +408,7 @@ impl TofuVerifier {
         TofuError::Mismatch(Box::new(Mismatch {
             endpoint: self.endpoint.clone(),
             pinned,
+            awaited,
             presented: details,
             quarantined,
             key_proved,
@@ -410,7 +422,10 @@ impl TofuVerifier {
     fn refuse_unproved(&self, cert: &CertificateDer<'_>) -> Option<TofuError> {
         let now = Timestamp::now();
         let (decision, pins) = self
-            .with_view(|v| (decide(&v.pins, cert, &self.policy, now), v.pins.clone()))
+            .with_view(|v| {
+                let d = v.decide(cert, &self.policy, now);
+                (d, (v.pins.clone(), v.awaited.clone()))
+            })
             .ok()?;
         (!decision.accepts()).then(|| self.refuse(pins, cert, Proof::Failed))
     }
@@ -419,7 +434,7 @@ impl TofuVerifier {
     fn commit(&self, cert: &CertificateDer<'_>) -> Result<(), TofuError> {
         let now = Timestamp::now();
         let (mut decision, mut pins) = self.with_view(|v| {
-            let d = decide(&v.pins, cert, &self.policy, now);
+            let d = v.decide(cert, &self.policy, now);
             if let Decision::Accept {
                 fingerprint,
                 expired,
@@ -429,9 +444,9 @@ impl TofuVerifier {
                     self.note_seen(v, i, *expired, now);
                 }
                 events::matched(&self.endpoint, fingerprint);
-                return (d, Vec::new());
+                return (d, (Vec::new(), Vec::new()));
             }
-            (d, v.pins.clone())
+            (d, (v.pins.clone(), v.awaited.clone()))
         })?;
         // Each round either finishes or learns that another thread or process changed the
         // endpoint in between, and decides again on what is stored now.
@@ -494,6 +509,23 @@ impl TofuVerifier {
                         Err(e) => Some(e),
                     }
                 }
+                // Here only after the signature over the handshake verified with `cert`: a
+                // server that copied the awaited certificate cannot fill the pin in.
+                Decision::Fill { awaited } => match self.store.fill_awaited(&self.endpoint, cert) {
+                    Ok(Some(pin)) => {
+                        events::pinned(&self.endpoint, &pin.details.fingerprint);
+                        log::info!(
+                            "{}: the awaited pin {awaited} was presented; it now holds {} ({})",
+                            self.endpoint,
+                            pin.details.fingerprint,
+                            pin.details.subject
+                        );
+                        self.refresh_view();
+                        return Ok(());
+                    }
+                    Ok(None) => None,
+                    Err(e) => Some(e),
+                },
                 Decision::ReplaceExpired { expired } => match self.replace_expired(expired, cert) {
                     Ok(true) => {
                         self.refresh_view();
@@ -510,8 +542,8 @@ impl TofuVerifier {
                 .store
                 .endpoint(&self.endpoint)
                 .map_err(|e| self.store_error(e))?;
-            decision = decide(&record.pins, cert, &self.policy, now);
-            pins = record.pins;
+            decision = decide_with_awaited(&record.pins, &record.awaited, cert, &self.policy, now);
+            pins = (record.pins, record.awaited);
         }
         Err(TofuError::Contended {
             endpoint: self.endpoint.clone(),
@@ -634,7 +666,7 @@ impl ServerCertVerifier for TofuVerifier {
         // key, so a server that copied someone's certificate cannot plant it. Nothing is
         // sent to the server before that check, which fails the handshake.
         let refused = self
-            .with_view(|view| !decide(&view.pins, end_entity, &self.policy, now).accepts())
+            .with_view(|view| !view.decide(end_entity, &self.policy, now).accepts())
             .map_err(TofuError::into_rustls)?;
         if refused {
             if let Err(reason) = CertificateDetails::from_der(end_entity) {

@@ -12,7 +12,7 @@ use super::backend::{Loaded, Write};
 use super::{FirstUse, ImportReport, NewPin, Promoted, Removed};
 use crate::audit::AuditEvent;
 use crate::error::{Error, Result};
-use crate::pin::{EndpointRecord, Pin, PinMatch, PinSource, PinState, Quarantined};
+use crate::pin::{AwaitedPin, EndpointRecord, Pin, PinMatch, PinSource, PinState, Quarantined};
 use crate::quarantine::{self, Admission, Slot};
 use crate::{CertificateDetails, Endpoint, Fingerprint, Timestamp};
 
@@ -39,6 +39,7 @@ pub(crate) fn record(loaded: Loaded) -> EndpointRecord {
     EndpointRecord {
         pins: loaded.pins,
         quarantined: loaded.quarantined.into_iter().map(|h| h.entry).collect(),
+        awaited: loaded.awaited,
     }
 }
 
@@ -88,7 +89,9 @@ pub(crate) fn first_use(
     now: Timestamp,
     actor: &str,
 ) -> Result<Planned<FirstUse>> {
-    if !loaded.pins.is_empty() {
+    // An awaited pin pins the endpoint: what it presents is checked against the fingerprint,
+    // never trusted on first use.
+    if !loaded.pins.is_empty() || !loaded.awaited.is_empty() {
         return Ok(Planned::nothing(FirstUse::AlreadyPinned(record(loaded))));
     }
     let pin = Pin {
@@ -321,6 +324,12 @@ pub(crate) fn remove_endpoint(
         .map(|p| audit.entry(AuditEvent::Removed, &p.details, None))
         .chain(
             record
+                .awaited
+                .iter()
+                .map(|a| awaited_audit(endpoint, AuditEvent::Removed, &a.fingerprint, now, actor)),
+        )
+        .chain(
+            record
                 .quarantined
                 .iter()
                 .map(|q| audit.entry(AuditEvent::Discarded, &q.details, None)),
@@ -332,6 +341,7 @@ pub(crate) fn remove_endpoint(
         outcome: Removed {
             pins: record.pins,
             quarantined: record.quarantined,
+            awaited: record.awaited,
         },
     }
 }
@@ -707,6 +717,182 @@ pub(crate) fn import(
         writes,
         outcome: report,
     })
+}
+
+/// An operator pins the endpoint from a fingerprint alone (`addcert --fingerprint`, or
+/// `accept --fingerprint` of a certificate no longer in quarantine): an awaited pin, which
+/// makes the endpoint pinned. Refused when a pin already matches that fingerprint, or the
+/// same fingerprint is already awaited.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn add_awaited(
+    endpoint: &Endpoint,
+    loaded: Loaded,
+    fingerprint: &Fingerprint,
+    matches: PinMatch,
+    state: PinState,
+    sole: bool,
+    source: PinSource,
+    label: Option<&str>,
+    now: Timestamp,
+    actor: &str,
+) -> Result<Planned<AwaitedPin>> {
+    let pinned = loaded.pins.iter().find(|p| match matches {
+        PinMatch::Certificate => p.fingerprint() == *fingerprint,
+        PinMatch::Key => p.matches_key(fingerprint),
+    });
+    if let Some(existing) = pinned {
+        return Err(Error::AlreadyPinned {
+            endpoint: endpoint.clone(),
+            fingerprint: existing.fingerprint(),
+            state: existing.state,
+        });
+    }
+    if loaded.awaited.iter().any(|a| a.fingerprint == *fingerprint) {
+        return Err(Error::AlreadyAwaited {
+            endpoint: endpoint.clone(),
+            fingerprint: *fingerprint,
+        });
+    }
+    if sole && state == PinState::Active {
+        let active: Vec<(Fingerprint, String)> = active(&loaded.pins)
+            .map(|p| (p.fingerprint(), p.details.subject.clone()))
+            .chain(
+                loaded
+                    .awaited
+                    .iter()
+                    .filter(|a| a.state == PinState::Active)
+                    .map(|a| (a.fingerprint, "awaited, no certificate yet".to_owned())),
+            )
+            .collect();
+        if !active.is_empty() {
+            return Err(Error::ActivePinExists {
+                endpoint: endpoint.clone(),
+                active,
+            });
+        }
+    }
+    let awaited = AwaitedPin {
+        endpoint: endpoint.clone(),
+        fingerprint: *fingerprint,
+        matches,
+        state,
+        pinned_at: now,
+        source,
+        label: label.map(|l| crate::text::bounded(l.to_owned(), crate::MAX_LABEL_CHARS)),
+    };
+    let writes = vec![
+        Write::InsertAwaited(awaited.clone()),
+        Write::PinsChanged,
+        awaited_audit(endpoint, AuditEvent::Awaited, fingerprint, now, actor),
+    ];
+    Ok(Planned {
+        writes,
+        outcome: awaited,
+    })
+}
+
+/// The audit entry of an awaited pin: its fingerprint, no subject (there is no certificate).
+fn awaited_audit(
+    endpoint: &Endpoint,
+    event: AuditEvent,
+    fingerprint: &Fingerprint,
+    now: Timestamp,
+    actor: &str,
+) -> Write {
+    Write::Audit(crate::audit::AuditEntry {
+        id: 0,
+        at: now,
+        endpoint: endpoint.clone(),
+        event,
+        fingerprint: Some(*fingerprint),
+        previous: None,
+        subject: None,
+        actor: actor.to_owned(),
+    })
+}
+
+/// A handshake presented `der`, and the server proved it holds its key: the awaited pin it
+/// meets becomes an active pin holding the certificate and its details (first seen now), with
+/// the awaited pin's time, source and label. Nothing (and `None`) when no awaited pin is met
+/// any more (another thread or process filled or removed it first).
+pub(crate) fn fill(
+    endpoint: &Endpoint,
+    loaded: Loaded,
+    der: &CertificateDer<'_>,
+    details: CertificateDetails,
+    now: Timestamp,
+    actor: &str,
+) -> Planned<Option<Pin>> {
+    let Some(awaited) = loaded.awaited.iter().find(|a| a.is_met_by(&details)) else {
+        return Planned::nothing(None);
+    };
+    let pin = Pin {
+        endpoint: endpoint.clone(),
+        state: PinState::Active,
+        der: der.clone().into_owned(),
+        details,
+        pinned_at: awaited.pinned_at,
+        first_seen: Some(now),
+        last_seen: Some(now),
+        times_seen: 1,
+        source: awaited.source,
+        label: awaited.label.clone(),
+        matches: awaited.matches,
+    };
+    let audit = Audit {
+        endpoint,
+        now,
+        actor,
+    };
+    let mut writes = vec![Write::DeleteAwaited(awaited.fingerprint)];
+    // Awaited as the next pin: it replaces the active pins, as a staged pin does.
+    let retired = match awaited.state {
+        PinState::Next => {
+            retire_active(&mut writes, &audit, &loaded.pins, &pin.details.fingerprint)
+        }
+        PinState::Active => Vec::new(),
+    };
+    // The certificate pinned meanwhile (addcert of the same certificate): the filled pin,
+    // with its history, takes its place.
+    if find(&loaded.pins, &pin.details.fingerprint).is_some() {
+        writes.push(Write::DeletePin(pin.details.fingerprint));
+    }
+    writes.push(Write::InsertPin(pin.clone()));
+    writes.push(Write::PinsChanged);
+    writes.push(audit.entry(
+        AuditEvent::Filled,
+        &pin.details,
+        retired.first().map(Pin::fingerprint),
+    ));
+    Planned {
+        writes,
+        outcome: Some(pin),
+    }
+}
+
+/// Removes one awaited pin by fingerprint; nothing (and `None`) when there is none.
+pub(crate) fn remove_awaited(
+    endpoint: &Endpoint,
+    loaded: Loaded,
+    fingerprint: &Fingerprint,
+    now: Timestamp,
+    actor: &str,
+) -> Planned<Option<AwaitedPin>> {
+    let Some(awaited) = loaded
+        .awaited
+        .into_iter()
+        .find(|a| a.fingerprint == *fingerprint)
+    else {
+        return Planned::nothing(None);
+    };
+    Planned {
+        writes: vec![
+            Write::DeleteAwaited(*fingerprint),
+            Write::PinsChanged,
+            awaited_audit(endpoint, AuditEvent::Removed, fingerprint, now, actor),
+        ],
+        outcome: Some(awaited),
+    }
 }
 
 /// A pin an operator or a compare-and-swap made: pinned now, never presented yet.
@@ -1105,6 +1291,7 @@ mod tests {
             pins: vec![pin(PinState::Active), pin(PinState::Next)],
             quarantined: vec![held(7, 1, 100)],
             state: EndpointState::default(),
+            awaited: Vec::new(),
         };
         let planned = remove_endpoint(&ep(), loaded, NOW, ACTOR);
         assert_eq!(
@@ -1210,6 +1397,7 @@ mod tests {
                 audited: quarantine::MAX_AUDITED_REFUSALS,
                 ..EndpointState::default()
             },
+            awaited: Vec::new(),
         };
         for next_id in 100..120 {
             let (der, details) = cert();
@@ -1246,6 +1434,7 @@ mod tests {
             pins: vec![active_pin.clone(), staged.clone()],
             quarantined: vec![q.clone()],
             state: EndpointState::default(),
+            awaited: Vec::new(),
         };
         let planned = accept_quarantined(
             &ep(),
@@ -1487,5 +1676,203 @@ mod tests {
             );
             assert!(planned.outcome.is_none() && planned.writes.is_empty());
         }
+    }
+
+    fn awaiting(fingerprint: Fingerprint, matches: PinMatch, state: PinState) -> AwaitedPin {
+        AwaitedPin {
+            endpoint: ep(),
+            fingerprint,
+            matches,
+            state,
+            pinned_at: Timestamp::from_unix(1_700_000_000),
+            source: PinSource::Operator,
+            label: Some("from the admin".into()),
+        }
+    }
+
+    #[test]
+    fn an_awaited_pin_is_inserted_and_audited_with_its_fingerprint_and_no_subject() {
+        let fp = Fingerprint::of(b"a certificate");
+        let planned = add_awaited(
+            &ep(),
+            Loaded::default(),
+            &fp,
+            PinMatch::Key,
+            PinState::Active,
+            true,
+            PinSource::Operator,
+            Some("admin"),
+            NOW,
+            ACTOR,
+        )
+        .unwrap();
+        assert!(
+            matches!(&planned.writes[0], Write::InsertAwaited(a) if a.fingerprint == fp
+            && a.matches == PinMatch::Key && a.pinned_at == NOW)
+        );
+        assert_eq!(planned.writes[1], Write::PinsChanged);
+        let Write::Audit(entry) = &planned.writes[2] else {
+            panic!("{:?}", planned.writes)
+        };
+        assert_eq!(entry.event, AuditEvent::Awaited);
+        assert_eq!(entry.fingerprint, Some(fp));
+        assert_eq!(entry.subject, None);
+    }
+
+    #[test]
+    fn an_awaited_pin_is_refused_twice_beside_its_pin_and_as_a_second_active_pin() {
+        let p = pin(PinState::Active);
+        let add = |loaded: Loaded, fp: &Fingerprint, matches, sole| {
+            add_awaited(
+                &ep(),
+                loaded,
+                fp,
+                matches,
+                PinState::Active,
+                sole,
+                PinSource::Operator,
+                None,
+                NOW,
+                ACTOR,
+            )
+        };
+        let same = add(
+            with_pins(vec![p.clone()]),
+            &p.fingerprint(),
+            PinMatch::Certificate,
+            false,
+        );
+        assert!(matches!(same, Err(Error::AlreadyPinned { .. })), "{same:?}");
+        let other = Fingerprint::of(b"other");
+        let loaded = Loaded {
+            awaited: vec![awaiting(other, PinMatch::Certificate, PinState::Active)],
+            ..Loaded::default()
+        };
+        let twice = add(loaded, &other, PinMatch::Certificate, false);
+        assert!(
+            matches!(twice, Err(Error::AlreadyAwaited { .. })),
+            "{twice:?}"
+        );
+        let sole = add(
+            with_pins(vec![p.clone()]),
+            &other,
+            PinMatch::Certificate,
+            true,
+        );
+        assert!(
+            matches!(sole, Err(Error::ActivePinExists { .. })),
+            "{sole:?}"
+        );
+        // Beside it, when asked (--additional): the SPKI of a certificate pin is another pin.
+        let beside = add(with_pins(vec![p]), &other, PinMatch::Key, false);
+        assert!(beside.is_ok());
+    }
+
+    #[test]
+    fn first_use_of_an_endpoint_with_only_an_awaited_pin_pins_nothing() {
+        let (der, details) = cert();
+        let loaded = Loaded {
+            awaited: vec![awaiting(
+                Fingerprint::of(b"x"),
+                PinMatch::Certificate,
+                PinState::Active,
+            )],
+            ..Loaded::default()
+        };
+        let planned = first_use(
+            &ep(),
+            loaded,
+            &der,
+            details,
+            PinMatch::Certificate,
+            NOW,
+            ACTOR,
+        )
+        .unwrap();
+        assert!(planned.writes.is_empty());
+        assert!(matches!(planned.outcome, FirstUse::AlreadyPinned(r) if r.awaited.len() == 1));
+    }
+
+    #[test]
+    fn a_fill_makes_the_awaited_pin_an_active_pin_of_the_certificate_keeping_its_label() {
+        let (der, details) = cert();
+        for (fp, matches) in [
+            (details.fingerprint, PinMatch::Certificate),
+            (details.spki_fingerprint, PinMatch::Key),
+        ] {
+            let loaded = Loaded {
+                awaited: vec![awaiting(fp, matches, PinState::Active)],
+                ..Loaded::default()
+            };
+            let planned = fill(&ep(), loaded, &der, details.clone(), NOW, ACTOR);
+            let pin = planned
+                .outcome
+                .expect("the certificate meets the awaited pin");
+            assert_eq!(pin.der, der);
+            assert_eq!(pin.matches, matches);
+            assert_eq!(pin.label.as_deref(), Some("from the admin"));
+            assert_eq!(pin.pinned_at, Timestamp::from_unix(1_700_000_000));
+            assert_eq!(pin.first_seen, Some(NOW));
+            assert_eq!(planned.writes[0], Write::DeleteAwaited(fp));
+            assert!(matches!(&planned.writes[1], Write::InsertPin(p) if *p == pin));
+            assert_eq!(planned.writes[2], Write::PinsChanged);
+            assert_eq!(audited(&planned.writes), [AuditEvent::Filled]);
+        }
+        // A certificate that meets none: nothing.
+        let (other, other_details) = cert();
+        let loaded = Loaded {
+            awaited: vec![awaiting(
+                details.fingerprint,
+                PinMatch::Certificate,
+                PinState::Active,
+            )],
+            ..Loaded::default()
+        };
+        let planned = fill(&ep(), loaded, &other, other_details, NOW, ACTOR);
+        assert!(planned.outcome.is_none() && planned.writes.is_empty());
+    }
+
+    #[test]
+    fn a_fill_of_an_awaited_next_pin_retires_the_active_pins_and_keeps_the_staged() {
+        let (der, details) = cert();
+        let active = pin(PinState::Active);
+        let staged = pin(PinState::Next);
+        let loaded = Loaded {
+            pins: vec![active.clone(), staged],
+            awaited: vec![awaiting(
+                details.fingerprint,
+                PinMatch::Certificate,
+                PinState::Next,
+            )],
+            ..Loaded::default()
+        };
+        let planned = fill(&ep(), loaded, &der, details, NOW, ACTOR);
+        assert!(planned
+            .writes
+            .contains(&Write::DeletePin(active.fingerprint())));
+        assert_eq!(
+            audited(&planned.writes),
+            [AuditEvent::Retired, AuditEvent::Filled]
+        );
+    }
+
+    #[test]
+    fn removing_the_endpoint_removes_and_audits_its_awaited_pins() {
+        let fp = Fingerprint::of(b"x");
+        let loaded = Loaded {
+            awaited: vec![awaiting(fp, PinMatch::Key, PinState::Active)],
+            ..Loaded::default()
+        };
+        let planned = remove_endpoint(&ep(), loaded, NOW, ACTOR);
+        assert_eq!(planned.outcome.awaited.len(), 1);
+        assert_eq!(audited(&planned.writes), [AuditEvent::Removed]);
+        assert_eq!(planned.writes.last(), Some(&Write::DeleteEndpoint));
+        let loaded = Loaded {
+            awaited: vec![awaiting(fp, PinMatch::Key, PinState::Active)],
+            ..Loaded::default()
+        };
+        let planned = remove_awaited(&ep(), loaded, &fp, NOW, ACTOR);
+        assert_eq!(planned.writes[0], Write::DeleteAwaited(fp));
+        assert!(planned.outcome.is_some());
     }
 }

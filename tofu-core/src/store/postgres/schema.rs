@@ -57,6 +57,27 @@ END $$;
     };
 }
 
+/// The table of awaited pins (version 4), created with the schema and by the upgrade.
+macro_rules! awaited_table {
+    () => {
+        r#"CREATE TABLE {s}.awaited (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    endpoint    text COLLATE "C" NOT NULL,
+    fingerprint bytea  NOT NULL CHECK (length(fingerprint) = 32),
+    match_kind  text   NOT NULL CHECK (match_kind IN ('certificate', 'key')),
+    state       text   NOT NULL CHECK (state IN ('active', 'next')),
+    pinned_at   bigint NOT NULL,
+    source      text   NOT NULL,
+    label       text,
+    UNIQUE (endpoint, fingerprint)
+);
+CREATE TRIGGER awaited_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {s}.awaited
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.tofu_changed();
+ALTER TABLE {s}.awaited ENABLE ALWAYS TRIGGER awaited_changed;
+"#
+    };
+}
+
 /// The current version, created in one transaction (in the schema `search_path` names first).
 pub(super) const SCHEMA: &str = concat!(
     r#"
@@ -134,7 +155,8 @@ ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only;
 ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only_truncate;
 ALTER TABLE {s}.pin ENABLE ALWAYS TRIGGER pin_changed;
 ALTER TABLE {s}.quarantine ENABLE ALWAYS TRIGGER quarantine_changed;
-"#
+"#,
+    awaited_table!()
 );
 
 /// Version 1 to 2, in one transaction: needs the tables' owner.
@@ -157,6 +179,13 @@ ALTER TABLE {s}.pin ADD COLUMN match_kind text NOT NULL DEFAULT 'certificate'
     CHECK (match_kind IN ('certificate', 'key'));
 UPDATE {s}.meta SET value = '3' WHERE key = 'schema_version';
 "#;
+
+/// Version 3 to 4, in one transaction: pins made from a fingerprint alone.
+pub(super) const UPGRADE_3_TO_4: &str = concat!(
+    awaited_table!(),
+    r#"UPDATE {s}.meta SET value = '4' WHERE key = 'schema_version';
+"#
+);
 
 /// The schema that holds the store: the one of the `meta` table the role's `search_path`
 /// finds, else (for a store to create) the first schema of the path that exists.
@@ -184,12 +213,12 @@ pub(super) fn search_path(schema: &str) -> String {
     format!("pg_catalog, {}", quote_ident(schema))
 }
 
-/// How many of the store's four triggers are there and `ENABLE ALWAYS`: 4, or the store's
+/// How many of the store's five triggers are there and `ENABLE ALWAYS`: 4, or the store's
 /// changes may go unnoticed (a disabled notify trigger) or its audit log be rewritten.
 pub(super) const TRIGGERS: &str = count_triggers!();
 
 /// What [`TRIGGERS`] must count.
-pub(super) const TRIGGER_COUNT: i64 = 4;
+pub(super) const TRIGGER_COUNT: i64 = 5;
 
 /// Is there a `meta` table (in the search path), and what does it say: `None` when there is
 /// no table; else (application, schema_version, written_by).
@@ -209,6 +238,8 @@ pub(super) const PRIVILEGES: &str = "SELECT
              ELSE 'INSERT, UPDATE, DELETE on pin' END,
         CASE WHEN has_table_privilege('quarantine', 'INSERT') AND has_table_privilege('quarantine', 'UPDATE') AND has_table_privilege('quarantine', 'DELETE') THEN NULL
              ELSE 'INSERT, UPDATE, DELETE on quarantine' END,
+        CASE WHEN has_table_privilege('awaited', 'INSERT') AND has_table_privilege('awaited', 'DELETE') THEN NULL
+             ELSE 'INSERT, DELETE on awaited' END,
         CASE WHEN has_table_privilege('endpoint_state', 'SELECT') AND has_table_privilege('endpoint_state', 'INSERT') AND has_table_privilege('endpoint_state', 'UPDATE') AND has_table_privilege('endpoint_state', 'DELETE') THEN NULL
              ELSE 'SELECT, INSERT, UPDATE, DELETE on endpoint_state' END,
         CASE WHEN has_table_privilege('audit', 'INSERT') THEN NULL

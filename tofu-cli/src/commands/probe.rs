@@ -155,6 +155,8 @@ enum Outcome {
     Renewed(CertificateDetails),
     /// The endpoint was not pinned; it is now (--pin).
     Pinned(CertificateDetails),
+    /// It met an awaited pin (made from a fingerprint), which now holds it.
+    Filled(CertificateDetails),
     Mismatch(TofuError),
     NotPinned(TofuError),
     Failed(Failure),
@@ -162,11 +164,12 @@ enum Outcome {
 
 impl Outcome {
     /// The outcomes, in the order the summary of `probe --from` lists them.
-    const NAMES: [&'static str; 7] = [
+    const NAMES: [&'static str; 8] = [
         "match",
         "promoted",
         "renewed",
         "pinned",
+        "filled",
         "mismatch",
         "not-pinned",
         "failed",
@@ -178,6 +181,7 @@ impl Outcome {
             Outcome::Promoted(_) => "promoted",
             Outcome::Renewed(_) => "renewed",
             Outcome::Pinned(_) => "pinned",
+            Outcome::Filled(_) => "filled",
             Outcome::Mismatch(_) => "mismatch",
             Outcome::NotPinned(_) => "not-pinned",
             Outcome::Failed(_) => "failed",
@@ -196,7 +200,11 @@ impl Outcome {
             error: None,
         };
         match self {
-            Outcome::Match(d) | Outcome::Promoted(d) | Outcome::Renewed(d) | Outcome::Pinned(d) => {
+            Outcome::Match(d)
+            | Outcome::Promoted(d)
+            | Outcome::Renewed(d)
+            | Outcome::Pinned(d)
+            | Outcome::Filled(d) => {
                 doc.certificate = Some(json::cert(d, now));
             }
             Outcome::Mismatch(TofuError::Mismatch(m)) => {
@@ -219,7 +227,11 @@ impl Outcome {
     /// what follows lines up), and the certificate (the one presented) or the failure.
     fn line(&self, endpoint: &Endpoint, width: usize) -> String {
         let detail = match self {
-            Outcome::Match(d) | Outcome::Promoted(d) | Outcome::Renewed(d) | Outcome::Pinned(d) => {
+            Outcome::Match(d)
+            | Outcome::Promoted(d)
+            | Outcome::Renewed(d)
+            | Outcome::Pinned(d)
+            | Outcome::Filled(d) => {
                 format!("{}  {}", d.fingerprint, name(&d.subject))
             }
             Outcome::Mismatch(e) => match e {
@@ -377,7 +389,11 @@ fn probe_one(
         out.flush()?;
     }
     match outcome {
-        Outcome::Match(_) | Outcome::Promoted(_) | Outcome::Renewed(_) | Outcome::Pinned(_)
+        Outcome::Match(_)
+        | Outcome::Promoted(_)
+        | Outcome::Renewed(_)
+        | Outcome::Pinned(_)
+        | Outcome::Filled(_)
             if json => {}
         Outcome::Match(d) => writeln!(
             out,
@@ -402,6 +418,13 @@ fn probe_one(
         Outcome::Pinned(d) => writeln!(
             out,
             "pinned: {endpoint} is now pinned to {} ({})",
+            d.fingerprint,
+            name(&d.subject)
+        )?,
+        Outcome::Filled(d) => writeln!(
+            out,
+            "filled: {endpoint} presented {} ({}), the certificate its awaited pin named; the \
+             pin now holds it",
             d.fingerprint,
             name(&d.subject)
         )?,
@@ -824,6 +847,8 @@ fn classify(
             .any(|p| p.matches_key(&details.spki_fingerprint))
     {
         Ok(Outcome::Promoted(details))
+    } else if before.awaited.iter().any(|a| a.is_met_by(&details)) && active_after {
+        Ok(Outcome::Filled(details))
     } else if !before.is_pinned() && active_after {
         Ok(Outcome::Pinned(details))
     } else {
@@ -964,6 +989,7 @@ mod tests {
                 })
                 .collect(),
             quarantined: Vec::new(),
+            awaited: Vec::new(),
         }
     }
 

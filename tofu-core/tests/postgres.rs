@@ -131,7 +131,7 @@ fn twenty_openers_of_a_fresh_database_create_the_schema_once_and_none_fails() {
     );
     assert_eq!(
         psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
-        "3"
+        "4"
     );
 }
 
@@ -639,7 +639,7 @@ fn a_version_1_schema_is_upgraded_by_its_owner_and_another_role_is_told_to_ask_i
          CREATE OR REPLACE FUNCTION tofu_changed() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN PERFORM pg_notify('tofu_certs_changed', nextval('generation')::text); \
          RETURN NULL; END $$; \
-         ALTER TABLE pin DROP COLUMN match_kind; \
+         ALTER TABLE pin DROP COLUMN match_kind; DROP TABLE awaited; \
          UPDATE meta SET value = '1' WHERE key = 'schema_version'",
     )
     .unwrap();
@@ -670,7 +670,7 @@ fn a_version_1_schema_is_upgraded_by_its_owner_and_another_role_is_told_to_ask_i
     Handle::open(&loc(&uri), false).expect("the owner upgrades it");
     assert_eq!(
         psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
-        "3"
+        "4"
     );
     assert_eq!(
         psql(
@@ -678,7 +678,7 @@ fn a_version_1_schema_is_upgraded_by_its_owner_and_another_role_is_told_to_ask_i
             "SELECT count(*) FROM pg_trigger WHERE tgenabled = 'A' AND NOT tgisinternal"
         )
         .unwrap(),
-        "4"
+        "5"
     );
     let store = Handle::open(&loc(&svc), true).expect("then the service's role opens it");
     assert!(!store.is_read_only());
@@ -694,19 +694,59 @@ fn a_version_2_schema_is_upgraded_and_its_pins_match_their_certificate() {
     drop(store);
     psql(
         &uri,
-        "ALTER TABLE pin DROP COLUMN match_kind; \
+        "ALTER TABLE pin DROP COLUMN match_kind; DROP TABLE awaited; \
          UPDATE meta SET value = '2' WHERE key = 'schema_version'",
     )
     .unwrap();
     let store = Handle::open(&loc(&uri), false).expect("the owner upgrades it");
     assert_eq!(
         psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
-        "3"
+        "4"
     );
     let (pins, _, _) = store.load(&endpoint).unwrap();
     assert_eq!(pins.len(), 1);
     assert_eq!(pins[0].matches, tofu_core::pin::PinMatch::Certificate);
     assert!(store.check().unwrap().is_sound());
+}
+
+#[test]
+fn a_version_3_schema_is_upgraded_to_take_awaited_pins_and_a_service_role_keeps_writing() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    let endpoint: Endpoint = "10.1.1.1:8082".parse().unwrap();
+    assert!(store.pin_first_use(&endpoint, &cert("a")).unwrap());
+    drop(store);
+    // What version 3 was: no awaited table (and so no awaited_changed trigger).
+    psql(
+        &uri,
+        "DROP TABLE awaited; UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+    )
+    .unwrap();
+    let role = format!("tofu_svc3_{}", std::process::id());
+    let _ = psql(&uri, &format!("CREATE ROLE {role} LOGIN"));
+    psql(
+        &uri,
+        &format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON pin, quarantine, endpoint_state TO {role}; \
+             GRANT SELECT, INSERT ON audit TO {role}; GRANT SELECT ON meta TO {role}; \
+             GRANT SELECT, USAGE ON SEQUENCE generation TO {role}"
+        ),
+    )
+    .unwrap();
+    let store = Handle::open(&loc(&uri), false).expect("the owner upgrades it");
+    assert_eq!(
+        psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
+        "4"
+    );
+    assert_eq!(psql(&uri, "SELECT count(*) FROM awaited").unwrap(), "0");
+    let (pins, _, _) = store.load(&endpoint).unwrap();
+    assert_eq!(pins.len(), 1);
+    assert!(store.check().unwrap().is_sound());
+    // The role that could write pins can write awaited pins: the store stays writable.
+    let svc = uri.replacen("postgres@", &format!("{role}@"), 1);
+    let store = Handle::open(&loc(&svc), true).expect("the service's role opens it");
+    assert!(!store.is_read_only());
 }
 
 #[test]

@@ -22,7 +22,9 @@
 /// The PostgreSQL schema version this build writes (PostgreSQL's own series, from 1).
 /// Version 2: trigger functions with a fixed `search_path` and qualified names; triggers
 /// `ENABLE ALWAYS`. Version 3: `pin.match_kind`, what a pin matches (certificate or key).
-pub(super) const SCHEMA_VERSION: i64 = 3;
+/// Version 4: the `awaited` table, pins made from a fingerprint alone, with its
+/// `awaited_changed` trigger.
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// `pg_advisory_xact_lock` key under which the schema is created ("ToFUcert").
 pub(super) const SCHEMA_LOCK_KEY: i64 = 0x546f_4655_6365_7274;
@@ -180,10 +182,25 @@ ALTER TABLE {s}.pin ADD COLUMN match_kind text NOT NULL DEFAULT 'certificate'
 UPDATE {s}.meta SET value = '3' WHERE key = 'schema_version';
 "#;
 
-/// Version 3 to 4, in one transaction: pins made from a fingerprint alone.
+/// Version 3 to 4, in one transaction: pins made from a fingerprint alone. Every role
+/// granted privileges on `pin` (a service's role) gets the same on `awaited`, so that an
+/// upgrade by the owner does not leave the service's store read-only.
 pub(super) const UPGRADE_3_TO_4: &str = concat!(
     awaited_table!(),
-    r#"UPDATE {s}.meta SET value = '4' WHERE key = 'schema_version';
+    r#"DO $$
+DECLARE g record;
+BEGIN
+    FOR g IN SELECT a.grantee, a.privilege_type
+        FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = '{s}.pin'::pg_catalog.regclass AND a.grantee <> c.relowner
+          AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s ON {s}.awaited TO %s', g.privilege_type,
+            CASE WHEN g.grantee = 0 THEN 'PUBLIC'
+                 ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END);
+    END LOOP;
+END $$;
+UPDATE {s}.meta SET value = '4' WHERE key = 'schema_version';
 "#
 );
 

@@ -327,6 +327,7 @@ fn check_audit_explains_every_pin(store: &Store, peers: &[Peer]) -> (usize, usiz
                     );
                 }
                 AuditEvent::Imported => panic!("nothing was imported"),
+                AuditEvent::Awaited | AuditEvent::Filled => panic!("no pin was awaited"),
                 AuditEvent::MismatchRejected
                 | AuditEvent::UnpinnedRejected
                 | AuditEvent::Discarded => {}

@@ -2523,7 +2523,30 @@ fn awaited_pins_are_listed_in_endpoint_order_and_removed_with_their_endpoint(fix
     );
 }
 
+fn pinning_an_awaited_certificate_another_way_settles_the_awaited_pin(fixture: &Fixture) {
+    let store = fixture.open();
+    let e = ep("10.1.1.1:8082");
+    let (a, b) = (cert("prime-pri"), cert("prime-pri"));
+    store
+        .await_pin(&e, &fp(&a), PinMatch::Certificate, None)
+        .unwrap();
+    store
+        .await_pin(&e, &fp(&b), PinMatch::Certificate, None)
+        .unwrap();
+    // addcert of the certificate's file.
+    store.add_pin(&e, &a, PinState::Active, None).unwrap();
+    // accept of it once quarantined.
+    store.quarantine(&e, &b).unwrap();
+    store.accept_quarantined(&e, &fp(&b)).unwrap();
+    let record = store.endpoint(&e).unwrap();
+    assert!(record.awaited.is_empty(), "{:?}", record.awaited);
+    assert_eq!(record.pins.len(), 1);
+    let report = store.check().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+}
+
 contract! {
+    pinning_an_awaited_certificate_another_way_settles_the_awaited_pin,
     an_awaited_pin_pins_the_endpoint_until_a_matching_certificate_fills_it_in,
     an_awaited_key_pin_is_filled_by_any_certificate_of_the_key,
     awaited_pins_are_listed_in_endpoint_order_and_removed_with_their_endpoint,

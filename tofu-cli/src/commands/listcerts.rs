@@ -45,7 +45,8 @@ use crate::output::{date, name, paint, printable, readable_name, state_name, Out
 /// handshake that presents their certificate, have no subject yet: Prime's format prints
 /// `subject= (awaited: no certificate yet, FP)` in place of one (a real subject starts with
 /// `/`), the table the state `awaited` (or `awaited-next`), and JSON lists them under
-/// `awaited`. --expiring-within and --quarantined leave them out (they have no dates).
+/// `awaited`. --expiring-within leaves them out (they have no dates); --quarantined keeps
+/// those of endpoints with quarantined certificates.
 ///
 /// Staged pins (addcert --next) are listed too, after the endpoint's active pins; `--format
 /// table` shows which is which, with subjects, fingerprints, expiry, use and quarantined certificates
@@ -154,17 +155,11 @@ fn walk(
 ) -> Result<(), CliError> {
     let store_error = |e: tofu_core::Error| CliError::store(&e, ctx);
     let mut failed = None;
-    // Few (each is an operator's command), so read at once, in the store's endpoint order.
-    let mut awaited = Vec::new();
-    if filter.deadline.is_none() && !filter.only_quarantined {
-        store
-            .for_each_awaited(|a| {
-                awaited.push((a.endpoint.to_string(), a));
-                ControlFlow::Continue(())
-            })
-            .map_err(store_error)?;
-    }
-    let mut awaited = Awaited(awaited.into_iter().peekable());
+    let awaited = awaited_listed(store, filter)
+        .map_err(store_error)?
+        .into_iter()
+        .map(|a| (a.endpoint.to_string(), a));
+    let mut awaited = Awaited(awaited.collect::<Vec<_>>().into_iter().peekable());
     if !(sink.wants_quarantined() || filter.only_quarantined) {
         store
             .for_each_pin(|pin| {
@@ -234,6 +229,29 @@ fn walk(
             None => pins.and(quarantine).map_err(store_error),
         }
     })
+}
+
+/// The awaited pins the filters select, in the store's endpoint order: none under
+/// --expiring-within (they have no dates), under --quarantined those of endpoints with
+/// quarantined certificates. Few (each is an operator's command), so read at once.
+fn awaited_listed(store: &Store, filter: &Filter) -> Result<Vec<AwaitedPin>, tofu_core::Error> {
+    let mut awaited = Vec::new();
+    if filter.deadline.is_some() {
+        return Ok(awaited);
+    }
+    store.for_each_awaited(|a| {
+        awaited.push(a);
+        ControlFlow::Continue(())
+    })?;
+    if filter.only_quarantined && !awaited.is_empty() {
+        let mut with_quarantine = HashSet::new();
+        store.for_each_quarantined(|q| {
+            with_quarantine.insert(q.endpoint);
+            ControlFlow::Continue(())
+        })?;
+        awaited.retain(|a| with_quarantine.contains(&a.endpoint));
+    }
+    Ok(awaited)
 }
 
 /// The awaited pins not yet listed, with their endpoint as text, in the order of that text.
@@ -732,21 +750,8 @@ fn json(
     // Pins from a fingerprint, not yet presented: no certificate, so not among `pins`,
     // whose every object has one.
     let mut array = JsonArray::open(out, "awaited")?;
-    if filter.deadline.is_none() && !filter.only_quarantined {
-        store
-            .for_each_awaited(|a| {
-                array.element(out, &crate::json::awaited(&a)).map_or_else(
-                    |e| {
-                        failed = Some(e);
-                        ControlFlow::Break(())
-                    },
-                    ControlFlow::Continue,
-                )
-            })
-            .map_err(|e| CliError::store(&e, ctx))?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
+    for a in awaited_listed(store, filter).map_err(|e| CliError::store(&e, ctx))? {
+        array.element(out, &crate::json::awaited(&a))?;
     }
     array.close(out)?;
     out.write_all(b"\n}\n")?;

@@ -745,6 +745,7 @@ impl Store {
             let Some(&i) = index.get(endpoint) else {
                 return Ok(Vec::new());
             };
+            let awaited = loaded.awaited.clone();
             let planned = plan::import(
                 endpoint,
                 loaded,
@@ -754,7 +755,7 @@ impl Store {
                 actor,
             )?;
             reports[i] = planned.outcome;
-            Ok(planned.writes)
+            Ok(plan::settle_awaited(&awaited, planned.writes))
         })?;
         Ok(reports
             .into_iter()
@@ -847,9 +848,10 @@ impl Store {
         let mut outcome = None;
         let actor = self.actor.as_str();
         self.backend.update(&[endpoint], &mut |_, loaded| {
+            let awaited = loaded.awaited.clone();
             let planned = plan(loaded, Timestamp::now(), actor)?;
             outcome = Some(planned.outcome);
-            Ok(planned.writes)
+            Ok(plan::settle_awaited(&awaited, planned.writes))
         })?;
         // `update` returns `Ok` only after it planned (and committed) every endpoint given.
         Ok(outcome.expect("the backend planned the one endpoint it was given"))

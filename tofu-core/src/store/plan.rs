@@ -895,6 +895,33 @@ pub(crate) fn remove_awaited(
     }
 }
 
+/// Every change that writes a pin also settles the awaited pins it meets: an awaited pin
+/// whose certificate (or key, for a key pin) is now pinned another way (addcert of the file,
+/// accept, import, a fill) is done waiting, and is deleted before the pin is written, so that
+/// no awaited pin outlives its certificate's pin (which `check` reports). Run by the store
+/// on what every plan returns, with the awaited pins that were loaded.
+pub(crate) fn settle_awaited(awaited: &[AwaitedPin], writes: Vec<Write>) -> Vec<Write> {
+    if awaited.is_empty() {
+        return writes;
+    }
+    let mut out = Vec::with_capacity(writes.len() + 1);
+    for w in writes {
+        if let Write::InsertPin(pin) = &w {
+            for a in awaited.iter().filter(|a| {
+                a.is_met_by(&pin.details)
+                    && (a.matches == pin.matches || a.matches == PinMatch::Certificate)
+            }) {
+                let delete = Write::DeleteAwaited(a.fingerprint);
+                if !out.contains(&delete) {
+                    out.push(delete);
+                }
+            }
+        }
+        out.push(w);
+    }
+    out
+}
+
 /// A pin an operator or a compare-and-swap made: pinned now, never presented yet.
 #[allow(clippy::too_many_arguments)]
 fn unseen_pin(

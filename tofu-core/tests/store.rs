@@ -1889,6 +1889,47 @@ fn a_schema_5_store_is_upgraded_to_take_awaited_pins_and_keeps_its_pins() {
     assert_eq!(version, 6);
 }
 
+#[test]
+fn check_reports_an_awaited_row_that_a_pin_already_holds_and_one_that_does_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = Store::open(&store_dir).unwrap();
+    let der = cert("a");
+    store
+        .add_pin(&ep("a:1"), &der, PinState::Active, None)
+        .unwrap();
+    assert!(store.check().unwrap().is_sound());
+    drop(store);
+    // Written past the library: the fill's delete lost, and a row of an unknown match.
+    let conn = rusqlite::Connection::open(store_dir.join(DATABASE_FILE)).unwrap();
+    conn.execute(
+        "INSERT INTO awaited (endpoint, fingerprint, match_kind, state, pinned_at, source) \
+         VALUES ('a:1', ?1, 'certificate', 'active', 0, 'operator'), \
+         ('b:2', ?2, 'certificate', 'active', 0, 'nobody')",
+        rusqlite::params![
+            fp(&der).as_bytes().as_slice(),
+            fp(&cert("b")).as_bytes().as_slice()
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&store_dir).unwrap();
+    let report = store.check().unwrap();
+    let awaited: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == "awaited")
+        .map(|f| f.detail.as_str())
+        .collect();
+    assert_eq!(awaited.len(), 2, "{report:?}");
+    assert!(
+        awaited[0].contains("which a pin of the endpoint already holds"),
+        "{awaited:?}"
+    );
+    assert!(awaited[1].contains("nobody"), "{awaited:?}");
+    assert_eq!(report.awaited, 2);
+}
+
 /// Regression: a pin stored by an earlier version under an IPv4-mapped IPv6 address
 /// (`[::ffff:10.1.1.1]:8082`) was not found once such addresses became their IPv4
 /// endpoint, so the next handshake through the mapped address pinned whatever it was

@@ -27,7 +27,8 @@ use crate::output::{name, write_json, Out};
 /// next pin instead, as `addcert --fingerprint FP --next` does, and accept says so: the
 /// first connection that presents that certificate, once the server proved it holds its key,
 /// makes it the endpoint's pin and retires the active pins; until then any other
-/// certificate, the old one included, is still judged against the active pins.
+/// certificate, the old one included, is still judged against the active pins. Status 3,
+/// changing nothing, when the fingerprint is already a pin of the endpoint or awaited.
 #[derive(Debug, clap::Args)]
 #[command(override_usage = "tofu-certs accept host <HOST> --fingerprint FP [OPTIONS]")]
 pub(crate) struct Args {
@@ -141,17 +142,27 @@ fn accept_awaited(ctx: &Context, args: &Args, store: &tofu_core::Store) -> Resul
             ))
         )));
     }
-    let awaited = store
-        .await_pin_from(
-            endpoint,
-            fp,
-            PinMatch::Certificate,
-            PinState::Next,
-            false,
-            None,
-            PinSource::Accepted,
-        )
-        .map_err(|e| CliError::store(&e, ctx))?;
+    let awaited = match store.await_pin_from(
+        endpoint,
+        fp,
+        PinMatch::Certificate,
+        PinState::Next,
+        false,
+        None,
+        PinSource::Accepted,
+    ) {
+        // Already trusted, or already awaited (another operator, a moment ago): nothing to
+        // accept, as when nothing is quarantined.
+        Err(
+            e @ (tofu_core::Error::AlreadyPinned { .. } | tofu_core::Error::AlreadyAwaited { .. }),
+        ) => {
+            return Err(CliError::new(Exit::NotFound, e.to_string()).hint(format!(
+                "`{}` shows the endpoint's pins",
+                ctx.cmd(&format!("showcert host {endpoint}"))
+            )))
+        }
+        other => other.map_err(|e| CliError::store(&e, ctx))?,
+    };
     let mut out = Out::stdout();
     if args.format.json() {
         let doc = Document {

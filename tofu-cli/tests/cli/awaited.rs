@@ -199,6 +199,13 @@ fn an_awaited_pin_refuses_another_certificate_even_on_first_use_and_deletecert_r
         "{}",
         refused.stderr
     );
+    // Audited as the mismatch it is, not as an unpinned endpoint's refusal.
+    let log = env.run(&["log", "host", &endpoint]);
+    assert!(
+        log.success().stdout.contains("  mismatch-rejected  "),
+        "{}",
+        log.stdout
+    );
     // Quarantined, and the endpoint is listed with what it awaits.
     env.run(&["listcerts", "--quarantined"])
         .success()

@@ -441,7 +441,8 @@ pub(crate) fn quarantine(
     let mut writes = vec![Write::SetState(state)];
     writes.extend(kept);
     if audited {
-        let event = match loaded.pins.is_empty() {
+        // An endpoint with only an awaited pin is pinned: its refusal is a mismatch.
+        let event = match loaded.pins.is_empty() && loaded.awaited.is_empty() {
             false => AuditEvent::MismatchRejected,
             true => AuditEvent::UnpinnedRejected,
         };
@@ -455,6 +456,30 @@ pub(crate) fn quarantine(
     Planned {
         writes,
         outcome: admitted,
+    }
+}
+
+/// Deletes the active awaited pins other than `keep` (awaited by `addcert --fingerprint`
+/// without --next: trusted alongside the active pins, so replaced with them), each audited
+/// as retired.
+fn retire_awaited(
+    writes: &mut Vec<Write>,
+    audit: &Audit<'_>,
+    awaited: &[AwaitedPin],
+    keep: &Fingerprint,
+) {
+    for a in awaited
+        .iter()
+        .filter(|a| a.state == PinState::Active && a.fingerprint != *keep)
+    {
+        writes.push(Write::DeleteAwaited(a.fingerprint));
+        writes.push(awaited_audit(
+            audit.endpoint,
+            AuditEvent::Retired,
+            &a.fingerprint,
+            audit.now,
+            audit.actor,
+        ));
     }
 }
 
@@ -508,6 +533,7 @@ pub(crate) fn accept_quarantined(
     };
     let mut writes = Vec::new();
     let retired = retire_active(&mut writes, &audit, &loaded.pins, fingerprint);
+    retire_awaited(&mut writes, &audit, &loaded.awaited, fingerprint);
     // Pinned meanwhile (staged, or added or pinned by another process after it was
     // quarantined): the accepted pin takes its place.
     if find(&loaded.pins, fingerprint).is_some() {
@@ -562,6 +588,7 @@ pub(crate) fn promote_staged(
     };
     let mut writes = Vec::new();
     let retired = retire_active(&mut writes, &audit, &loaded.pins, fingerprint);
+    retire_awaited(&mut writes, &audit, &loaded.awaited, fingerprint);
     writes.push(Write::ActivatePin {
         fingerprint: *fingerprint,
         at: now,
@@ -848,6 +875,8 @@ pub(crate) fn fill(
     // Awaited as the next pin: it replaces the active pins, as a staged pin does.
     let retired = match awaited.state {
         PinState::Next => {
+            let keep = awaited.fingerprint;
+            retire_awaited(&mut writes, &audit, &loaded.awaited, &keep);
             retire_active(&mut writes, &audit, &loaded.pins, &pin.details.fingerprint)
         }
         PinState::Active => Vec::new(),
@@ -1901,5 +1930,28 @@ mod tests {
         let planned = remove_awaited(&ep(), loaded, &fp, NOW, ACTOR);
         assert_eq!(planned.writes[0], Write::DeleteAwaited(fp));
         assert!(planned.outcome.is_some());
+    }
+
+    #[test]
+    fn accepting_a_quarantined_certificate_retires_the_active_awaited_pins_too() {
+        let h = held(1, 1, 100);
+        let fp = h.entry.details.fingerprint;
+        let (active, next) = (Fingerprint::of(b"active"), Fingerprint::of(b"next"));
+        let loaded = Loaded {
+            quarantined: vec![h],
+            awaited: vec![
+                awaiting(active, PinMatch::Certificate, PinState::Active),
+                awaiting(next, PinMatch::Certificate, PinState::Next),
+            ],
+            ..Loaded::default()
+        };
+        let planned =
+            accept_quarantined(&ep(), loaded, &fp, PinMatch::Certificate, NOW, ACTOR).unwrap();
+        assert!(planned.writes.contains(&Write::DeleteAwaited(active)));
+        assert!(!planned.writes.contains(&Write::DeleteAwaited(next)));
+        assert_eq!(
+            audited(&planned.writes),
+            [AuditEvent::Retired, AuditEvent::Accepted]
+        );
     }
 }

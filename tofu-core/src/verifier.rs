@@ -513,7 +513,7 @@ impl TofuVerifier {
                 // server that copied the awaited certificate cannot fill the pin in.
                 Decision::Fill { awaited } => match self.store.fill_awaited(&self.endpoint, cert) {
                     Ok(Some(pin)) => {
-                        events::pinned(&self.endpoint, &pin.details.fingerprint);
+                        events::filled(&self.endpoint, &pin.details.fingerprint);
                         log::info!(
                             "{}: the awaited pin {awaited} was presented; it now holds {} ({})",
                             self.endpoint,

@@ -1527,7 +1527,7 @@ async fn apply(db: &Db, key: String, writes: Vec<Write>) -> Result<(), Failure> 
                     .await?;
                 if found.is_some() {
                     return Err(Failure::Corrupt(format!(
-                        "the pin table holds a pin of {key} that its index does not; nothing \
+                        "the pin table (or the awaited table) holds a pin of {key} that its index does not; nothing \
                          was pinned"
                     )));
                 }
@@ -1813,7 +1813,8 @@ impl Batch {
             let found = db
                 .query_opt(
                     "SELECT p.endpoint FROM pin p JOIN unnest($1::text[]) AS e(endpoint) \
-                     ON p.endpoint = e.endpoint LIMIT 1",
+                     ON p.endpoint = e.endpoint UNION ALL SELECT a.endpoint FROM awaited a \
+                     JOIN unnest($1::text[]) AS e(endpoint) ON a.endpoint = e.endpoint LIMIT 1",
                     &[&self.check],
                 )
                 .await?;
@@ -1826,7 +1827,7 @@ impl Batch {
             if let Some(r) = found {
                 let key: String = r.try_get(0)?;
                 return Err(Failure::Corrupt(format!(
-                    "the pin table holds a pin of {key} that its index does not; nothing \
+                    "the pin table (or the awaited table) holds a pin of {key} that its index does not; nothing \
                      was pinned"
                 )));
             }

@@ -358,7 +358,7 @@ impl SqliteBackend {
                 if pinned_in_table(tx, endpoint)? {
                     return Err(self
                         .corrupt(format!(
-                            "the pin table holds a pin of {endpoint} that its index does not; \
+                            "the pin table (or the awaited table) holds a pin of {endpoint} that its index does not; \
                              nothing was pinned. Run `tofu-certs check`"
                         ))
                         .into());
@@ -1690,8 +1690,9 @@ fn load(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<Loaded> {
     })
 }
 
-/// Whether the pin table itself, read without any index, holds a pin of `endpoint`. Scans
-/// the table (see BENCHMARKS.md for its cost); only the first-use write pays it.
+/// Whether the pin table or the awaited table itself, read without any index, holds a pin of
+/// `endpoint`. Scans both tables (see BENCHMARKS.md for the pin table's cost; the awaited
+/// table is small); only the first-use write pays it.
 fn pinned_in_table(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<bool> {
     tx.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM pin NOT INDEXED WHERE endpoint = ?1) \

@@ -46,19 +46,15 @@ const MAX_CERT_FILE: u64 = 1024 * 1024;
 #[derive(Debug, clap::Args)]
 #[command(
     override_usage = "tofu-certs addcert host <HOST> --cert FILE [OPTIONS]\n       \
-                      tofu-certs addcert host <HOST> --fingerprint FP [--match key] [OPTIONS]"
+                      tofu-certs addcert host <HOST> --fingerprint FP [--match key] [OPTIONS]",
+    group(clap::ArgGroup::new("pinned").required(true).args(["cert", "fingerprint"]))
 )]
 pub(crate) struct Args {
     #[command(flatten)]
     host: HostArgs,
 
     /// The certificate file, PEM or DER (`-` for standard input).
-    #[arg(
-        long,
-        value_name = "FILE",
-        required_unless_present = "fingerprint",
-        conflicts_with = "fingerprint"
-    )]
+    #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
     cert: Option<PathBuf>,
 
     /// Pin from a fingerprint alone, before any connection: the certificate's SHA-256, or

@@ -108,7 +108,7 @@ pub(crate) struct Args {
 struct OutcomeJson<'a> {
     #[serde(flatten)]
     head: json::Head,
-    /// match, promoted, pinned, mismatch, not-pinned or failed.
+    /// match, promoted, renewed, pinned, filled, mismatch, not-pinned or failed.
     outcome: &'static str,
     /// The certificate the endpoint presented; null when the probe failed before it did.
     certificate: Option<json::CertJson<'a>>,
@@ -121,6 +121,10 @@ struct OutcomeJson<'a> {
     quarantined: bool,
     /// Why the probe failed (outcome `failed`), else null.
     error: Option<String>,
+    /// For a mismatch of an endpoint with awaited pins (from a fingerprint), those pins;
+    /// absent otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    awaited: Vec<json::AwaitedJson<'a>>,
 }
 
 fn timeout(text: &str) -> Result<Duration, String> {
@@ -198,6 +202,7 @@ impl Outcome {
             change: None,
             quarantined: false,
             error: None,
+            awaited: Vec::new(),
         };
         match self {
             Outcome::Match(d)
@@ -210,6 +215,7 @@ impl Outcome {
             Outcome::Mismatch(TofuError::Mismatch(m)) => {
                 doc.certificate = Some(json::cert(&m.presented, now));
                 doc.pinned = json::pins(&m.pinned, now);
+                doc.awaited = json::all_awaited(&m.awaited);
                 doc.change = Some(m.change());
                 doc.quarantined = m.quarantined;
             }

@@ -199,6 +199,12 @@ fn an_awaited_pin_refuses_another_certificate_even_on_first_use_and_deletecert_r
         "{}",
         refused.stderr
     );
+    let json = env.run(&["probe", "host", &endpoint, "--format", "json"]);
+    json.code(4);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["outcome"], "mismatch");
+    assert_eq!(doc["pinned"], serde_json::json!([]));
+    assert_eq!(doc["awaited"][0]["fingerprint"], fp.to_string());
     // Audited as the mismatch it is, not as an unpinned endpoint's refusal.
     let log = env.run(&["log", "host", &endpoint]);
     assert!(

@@ -358,6 +358,42 @@ fn check_reports_a_pin_whose_details_are_not_its_certificates() {
 }
 
 #[test]
+fn check_reports_an_awaited_row_that_a_pin_already_holds_and_one_that_does_not_read() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    store
+        .pin_first_use(&endpoint("10.1.1.1:1"), &cert("x"))
+        .unwrap();
+    assert!(store.check().unwrap().is_sound());
+    // Past the library: an awaited row its fill should have deleted, and one of no source.
+    psql(
+        &uri,
+        "INSERT INTO awaited (endpoint, fingerprint, match_kind, state, pinned_at, source) \
+         SELECT endpoint, fingerprint, 'certificate', 'active', 0, 'operator' FROM pin; \
+         INSERT INTO awaited (endpoint, fingerprint, match_kind, state, pinned_at, source) \
+         VALUES ('10.1.1.2:1', decode(repeat('11', 32), 'hex'), 'key', 'next', 0, 'nobody')",
+    )
+    .unwrap();
+    let report = store.check().unwrap();
+    let awaited: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == "awaited")
+        .map(|f| f.detail.as_str())
+        .collect();
+    assert_eq!(awaited.len(), 2, "{:?}", report.findings);
+    assert!(
+        awaited
+            .iter()
+            .any(|d| d.contains("which a pin of the endpoint already holds")),
+        "{awaited:?}"
+    );
+    assert!(awaited.iter().any(|d| d.contains("nobody")), "{awaited:?}");
+    assert_eq!(report.awaited, 2);
+}
+
+#[test]
 fn the_generation_moves_after_a_change_through_another_connection_and_after_a_reconnect() {
     let Some(server) = server() else { return };
     let uri = fresh_db(&server);

@@ -4,6 +4,7 @@
 #![cfg(feature = "postgres")]
 
 mod pg_support;
+mod tls;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1182,4 +1183,48 @@ fn tls_to_the_server_is_verified_by_default_and_binds_scram_authentication_to_it
     assert_eq!(ssl, "t", "every connection of the store is over TLS");
     // require, said explicitly: encrypted, not verified.
     Handle::open(&loc(&url("sslmode=require")), true).expect("sslmode=require");
+}
+
+/// The verifier over a PostgreSQL store: an awaited pin refuses its certificate presented
+/// without the key (writing nothing another handle could see), and is filled by the real
+/// server's handshake, which another handle (another machine) then sees as an ordinary pin.
+#[test]
+fn an_awaited_pin_on_postgresql_is_filled_only_by_a_handshake_that_proves_the_key() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let location: tofu_core::StoreLocation = uri.parse().unwrap();
+    let store = Arc::new(tofu_core::Store::open_location(&location).unwrap());
+    let other = tofu_core::Store::open_location(&location).unwrap();
+    let id = tls::identity("prime-sec", tls::KeyKind::Ecdsa);
+    let impostor = tls::identity("impostor", tls::KeyKind::Ecdsa);
+    let peer = tls::Server::start_signed(
+        vec![id.cert.clone()],
+        tls::signer(&impostor.key),
+        tls::Version::Tls13,
+    );
+    let ep = Endpoint::new("127.0.0.1", peer.addr.port()).unwrap();
+    let fp = tofu_core::Fingerprint::of(&id.cert);
+    store
+        .await_pin(&ep, &fp, tofu_core::pin::PinMatch::Certificate, None)
+        .unwrap();
+    let verifier = tofu_core::TofuVerifier::builder(store.clone(), ep.clone())
+        .build()
+        .unwrap();
+    let config = verifier.client_config();
+    let err = tls::connect(&config, peer.addr, &ep.server_name()).unwrap_err();
+    assert_eq!(
+        tls::client_error(&err),
+        rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature)
+    );
+    let record = other.endpoint(&ep).unwrap();
+    assert!(record.pins.is_empty() && record.quarantined.is_empty());
+    assert_eq!(record.awaited.len(), 1);
+
+    peer.set_identity(&id);
+    tls::connect(&config, peer.addr, &ep.server_name()).unwrap();
+    let record = other.endpoint(&ep).unwrap();
+    assert!(record.awaited.is_empty());
+    assert_eq!(record.pins.len(), 1);
+    assert_eq!(record.pins[0].der, id.cert);
+    assert!(other.check().unwrap().is_sound());
 }

@@ -301,6 +301,7 @@ fn refuse_a_second_active_pin(
 /// `addcert --fingerprint FP`: an awaited pin.
 fn run_fingerprint(ctx: &Context, args: &Args) -> Result<Exit, CliError> {
     let endpoint = &args.host.endpoint;
+    // Called without --cert, so with --fingerprint: clap requires one of the two.
     let text = args.fingerprint.as_deref().unwrap_or_default();
     let matches: PinMatch = args.matches.into();
     if matches == PinMatch::Certificate && tofu_core::fingerprint::names_a_public_key(text) {

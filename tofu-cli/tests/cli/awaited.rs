@@ -248,6 +248,21 @@ fn an_awaited_pin_refuses_another_certificate_even_on_first_use_and_deletecert_r
         &fp.to_string(),
     ])
     .code(3);
+    // Awaited twice: refused, naming the command that shows it.
+    let fp_text = fp.to_string();
+    let add = ["addcert", "host", &endpoint, "--fingerprint", &fp_text];
+    env.run(&add).success();
+    env.run(&add).code(1).stderr(&format!(
+        "error: {endpoint} already awaits a certificate with fingerprint {fp} (a pin made from a fingerprint, not yet presented); nothing was changed\nhint: `tofu-certs showcert host {endpoint} --store [..]` shows the endpoint's pins\n"
+    ));
+    env.run(&[
+        "deletecert",
+        "host",
+        &endpoint,
+        "--fingerprint",
+        &fp.to_string(),
+    ])
+    .success();
     // Again, then the whole endpoint, in JSON.
     env.run(&[
         "addcert",

@@ -291,6 +291,9 @@ fn check_audit_explains_every_pin(store: &Store, peers: &[Peer]) -> (usize, usiz
         })
         .collect();
     let mut replayed: BTreeMap<String, BTreeMap<Fingerprint, PinState>> = BTreeMap::new();
+    // Pins from a fingerprint (`accept` of a certificate no longer in quarantine), not yet
+    // filled: no pin, but what a later `removed` may name.
+    let mut awaiting: BTreeMap<String, BTreeSet<Fingerprint>> = BTreeMap::new();
     let mut entries = 0;
     store
         .for_each_audit(None, |a| {
@@ -303,24 +306,33 @@ fn check_audit_explains_every_pin(store: &Store, peers: &[Peer]) -> (usize, usiz
                 a.id,
                 a.event
             );
+            let awaited = awaiting.entry(ep.clone()).or_default();
             let pins = replayed.entry(ep).or_default();
             match a.event {
+                // A pin of the certificate settles an awaited pin of it (no entry of its own).
                 AuditEvent::Pinned
                 | AuditEvent::Added
                 | AuditEvent::Accepted
-                | AuditEvent::Promoted => {
+                | AuditEvent::Promoted
+                | AuditEvent::Filled => {
+                    awaited.remove(&fp);
                     pins.insert(fp, PinState::Active);
                 }
                 AuditEvent::Staged => {
+                    awaited.remove(&fp);
                     pins.insert(fp, PinState::Next);
                 }
                 AuditEvent::Replaced | AuditEvent::Renewed => {
                     pins.remove(&a.previous.expect("a replacement names the previous pin"));
+                    awaited.remove(&fp);
                     pins.insert(fp, PinState::Active);
+                }
+                AuditEvent::Awaited => {
+                    awaited.insert(fp);
                 }
                 AuditEvent::Retired | AuditEvent::Removed => {
                     assert!(
-                        pins.remove(&fp).is_some(),
+                        pins.remove(&fp).is_some() || awaited.remove(&fp),
                         "audit entry {} removes {fp} from {}, which the log never pinned",
                         a.id,
                         a.endpoint

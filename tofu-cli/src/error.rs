@@ -129,12 +129,12 @@ impl CliError {
                 "give the server's leaf certificate as PEM or DER; `openssl x509 -in FILE \
                  -noout -text` shows what a file holds",
             ),
-            Error::AlreadyPinned { endpoint, .. } | Error::PinChanged { endpoint, .. } => {
-                Self::failure(message).hint(format!(
-                    "`{}` shows the endpoint's pins",
-                    ctx.cmd(&format!("showcert host {endpoint}"))
-                ))
-            }
+            Error::AlreadyPinned { endpoint, .. }
+            | Error::PinChanged { endpoint, .. }
+            | Error::AlreadyAwaited { endpoint, .. } => Self::failure(message).hint(format!(
+                "`{}` shows the endpoint's pins",
+                ctx.cmd(&format!("showcert host {endpoint}"))
+            )),
             Error::NotQuarantined { endpoint, .. } => {
                 Self::new(Exit::NotFound, message).hint(format!(
                     "`{}` lists the quarantined certificates and their fingerprints; a \

@@ -5,7 +5,7 @@
 
 use tofu_core::{
     cert::CertificateDetails,
-    pin::{Pin, PinMatch, PinSource, PinState, Quarantined},
+    pin::{AwaitedPin, Pin, PinMatch, PinSource, PinState, Quarantined},
     timestamp::Timestamp,
     Endpoint,
 };
@@ -65,6 +65,50 @@ pub(crate) struct PinJson<'a> {
     pub(crate) times_seen: u64,
     pub(crate) source: PinSource,
     pub(crate) label: Option<&'a str>,
+}
+
+/// An awaited pin: made from a fingerprint, no certificate presented yet. The fingerprint is
+/// `fingerprint` (of the certificate) or `spki_fingerprint` (of its public key) as `match`
+/// says, the other `null`; `subject` is `null` until the pin is filled in.
+#[derive(serde::Serialize)]
+pub(crate) struct AwaitedJson<'a> {
+    pub(crate) endpoint: String,
+    pub(crate) host_port: String,
+    pub(crate) state: PinState,
+    #[serde(rename = "match")]
+    pub(crate) matches: PinMatch,
+    pub(crate) awaited: bool,
+    pub(crate) fingerprint: Option<String>,
+    pub(crate) spki_fingerprint: Option<String>,
+    pub(crate) subject: Option<&'a str>,
+    pub(crate) pinned_at: Timestamp,
+    pub(crate) source: PinSource,
+    pub(crate) label: Option<&'a str>,
+}
+
+pub(crate) fn awaited(a: &AwaitedPin) -> AwaitedJson<'_> {
+    let fp = Some(a.fingerprint.to_string());
+    let (fingerprint, spki_fingerprint) = match a.matches {
+        PinMatch::Certificate => (fp, None),
+        PinMatch::Key => (None, fp),
+    };
+    AwaitedJson {
+        endpoint: a.endpoint.to_string(),
+        host_port: a.endpoint.host_port(),
+        state: a.state,
+        matches: a.matches,
+        awaited: true,
+        fingerprint,
+        spki_fingerprint,
+        subject: None,
+        pinned_at: a.pinned_at,
+        source: a.source,
+        label: a.label.as_deref(),
+    }
+}
+
+pub(crate) fn all_awaited(list: &[AwaitedPin]) -> Vec<AwaitedJson<'_>> {
+    list.iter().map(awaited).collect()
 }
 
 /// A quarantined certificate: presented, matched no pin, not trusted.

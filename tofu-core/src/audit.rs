@@ -50,6 +50,12 @@ pub enum AuditEvent {
     /// A quarantined certificate was discarded (its endpoint was deleted, or newer ones
     /// pushed it out).
     Discarded,
+    /// An operator pinned the endpoint from a fingerprint alone (an awaited pin, no
+    /// certificate yet).
+    Awaited,
+    /// A handshake presented the certificate an awaited pin named, and proved its key: the
+    /// pin now holds the certificate and its details.
+    Filled,
 }
 
 string_enum!(
@@ -67,6 +73,8 @@ string_enum!(
     AuditEvent::UnpinnedRejected => "unpinned-rejected",
     AuditEvent::Discarded => "discarded",
     AuditEvent::Renewed => "renewed",
+    AuditEvent::Awaited => "awaited",
+    AuditEvent::Filled => "filled",
     AuditEvent::MismatchReported => "mismatch-reported",
     AuditEvent::UnpinnedReported => "unpinned-reported",
     AuditEvent::ReportOnly => "report-only",

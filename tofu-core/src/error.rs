@@ -293,6 +293,18 @@ pub enum Error {
         state: crate::pin::PinState,
     },
 
+    /// The endpoint already awaits a certificate with this fingerprint.
+    #[error(
+        "{endpoint} already awaits a certificate with fingerprint {fingerprint} (a pin made \
+         from a fingerprint, not yet presented); nothing was changed"
+    )]
+    AlreadyAwaited {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The awaited fingerprint.
+        fingerprint: Fingerprint,
+    },
+
     /// A compare-and-swap found the endpoint's pins changed.
     #[error(
         "{endpoint} is no longer pinned to {expected} (another process changed it); nothing \

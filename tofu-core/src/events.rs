@@ -17,6 +17,7 @@
 //! | `pinned` | INFO | a first-use pin was written, after the server proved it holds the key |
 //! | `matched` | DEBUG | the certificate presented is an active pin (every full handshake) |
 //! | `promoted` | INFO | a staged (`next`) pin was presented and became the active pin |
+//! | `filled` | INFO | an awaited pin (made from a fingerprint) was presented, after the server proved it holds the key, and now holds the certificate |
 //! | `replaced_expired` | WARN | every active pin had expired and the policy replaced them |
 //! | `refused_mismatch` | WARN | the certificate matches none of the endpoint's pins |
 //! | `refused_not_pinned` | WARN | no pin and a policy that does not pin on first use |
@@ -71,6 +72,10 @@ pub(crate) fn pinned(endpoint: &Endpoint, fingerprint: &Fingerprint) {
 
 pub(crate) fn matched(endpoint: &Endpoint, fingerprint: &Fingerprint) {
     emit!(DEBUG, "matched", endpoint, fingerprint = fingerprint; "certificate matches a pin");
+}
+
+pub(crate) fn filled(endpoint: &Endpoint, fingerprint: &Fingerprint) {
+    emit!(INFO, "filled", endpoint, fingerprint = fingerprint; "awaited pin filled in");
 }
 
 pub(crate) fn promoted(endpoint: &Endpoint, fingerprint: &Fingerprint) {

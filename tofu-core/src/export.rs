@@ -229,6 +229,34 @@ pub fn write_export(store: &Store, mut out: impl Write) -> Result<usize, ExportE
     if let Some(e) = failure {
         return Err(e.into());
     }
+    // Awaited pins (from a fingerprint, no certificate yet) are not exported: an entry is a
+    // certificate, and import reads certificates. Each is named in a comment, with the
+    // command that makes it again, so that the file says what it leaves out.
+    store.for_each_awaited(|a| {
+        let key = match a.matches {
+            crate::pin::PinMatch::Certificate => "",
+            crate::pin::PinMatch::Key => " --match key",
+        };
+        let next = match a.state {
+            crate::pin::PinState::Active => "",
+            crate::pin::PinState::Next => " --next",
+        };
+        let line = format!(
+            "\n# Not exported: {} awaits {} (a pin from a fingerprint, no certificate yet).\n\
+             # Make it again with: tofu-certs addcert host {} --fingerprint {}{key}{next}\n",
+            a.endpoint, a.fingerprint, a.endpoint, a.fingerprint
+        );
+        match out.write_all(line.as_bytes()) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                failure = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
     out.flush()?;
     Ok(count)
 }

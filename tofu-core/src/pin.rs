@@ -105,6 +105,45 @@ pub struct Quarantined {
     pub times_seen: u64,
 }
 
+/// A pin made from a fingerprint alone, before any connection (`tofu-certs addcert host H
+/// --fingerprint FP`): the endpoint is pinned (never pinned on first use to whatever it
+/// presents), and the first handshake that presents a matching certificate, once the server
+/// proved it holds its key, fills in the certificate and its details and makes it an
+/// ordinary active [`Pin`] (audited as `filled`). Until then it has no certificate, subject
+/// or validity to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwaitedPin {
+    /// The endpoint the pin belongs to.
+    pub endpoint: Endpoint,
+    /// The fingerprint awaited: with [`PinMatch::Certificate`] the SHA-256 of the whole
+    /// certificate, with [`PinMatch::Key`] the SHA-256 of its SubjectPublicKeyInfo (an
+    /// RFC 7469 / OkHttp pin).
+    pub fingerprint: Fingerprint,
+    /// What the fingerprint is of, and what the filled-in pin will match.
+    pub matches: PinMatch,
+    /// [`PinState::Active`]: the filled-in pin joins the endpoint's active pins (`addcert`).
+    /// [`PinState::Next`]: it replaces them, as a staged pin does when presented (`addcert
+    /// --next`, and `accept --fingerprint` of a certificate no longer in quarantine).
+    pub state: PinState,
+    /// When the pin was written to the store.
+    pub pinned_at: Timestamp,
+    /// How the pin got here ([`PinSource::Operator`] for `addcert`, [`PinSource::Accepted`]
+    /// for `accept --fingerprint` of a certificate no longer in quarantine).
+    pub source: PinSource,
+    /// An operator's note.
+    pub label: Option<String>,
+}
+
+impl AwaitedPin {
+    /// Whether a certificate with these details is the one awaited.
+    pub fn is_met_by(&self, details: &CertificateDetails) -> bool {
+        match self.matches {
+            PinMatch::Certificate => details.fingerprint == self.fingerprint,
+            PinMatch::Key => details.spki_fingerprint == self.fingerprint,
+        }
+    }
+}
+
 /// Everything the store holds for one endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EndpointRecord {
@@ -112,6 +151,10 @@ pub struct EndpointRecord {
     pub pins: Vec<Pin>,
     /// Quarantined certificates, most recently presented first.
     pub quarantined: Vec<Quarantined>,
+    /// Pins made from a fingerprint, awaiting the first handshake that presents a matching
+    /// certificate; in the order they were pinned. They count as pins: an endpoint with one
+    /// is pinned.
+    pub awaited: Vec<AwaitedPin>,
     /// When the endpoint is in report-only mode: since when, and who put it there.
     pub report_only: Option<ReportOnly>,
 }
@@ -144,9 +187,9 @@ impl EndpointRecord {
         self.pins.iter().filter(|p| p.state == PinState::Next)
     }
 
-    /// Whether the endpoint has any pin, active or staged.
+    /// Whether the endpoint has any pin, active, staged or awaited.
     pub fn is_pinned(&self) -> bool {
-        !self.pins.is_empty()
+        !self.pins.is_empty() || !self.awaited.is_empty()
     }
 }
 

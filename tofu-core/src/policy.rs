@@ -6,7 +6,7 @@ use rustls::pki_types::CertificateDer;
 
 use crate::{
     cert::CertificateDetails,
-    pin::{Pin, PinMatch, PinState},
+    pin::{AwaitedPin, Pin, PinMatch, PinState},
     timestamp::Timestamp,
     Fingerprint,
 };
@@ -131,6 +131,12 @@ pub enum Decision {
         /// The key pin.
         fingerprint: Fingerprint,
     },
+    /// The certificate is the one an awaited pin names (by certificate or key fingerprint):
+    /// accept it and fill the pin in with it.
+    Fill {
+        /// The awaited fingerprint.
+        awaited: Fingerprint,
+    },
     /// The endpoint has no pin: accept and pin the certificate.
     PinFirstUse,
     /// Every active pin has expired and the policy lets a new certificate replace them.
@@ -157,6 +163,7 @@ impl Decision {
             self,
             Decision::Promote { .. }
                 | Decision::Renew { .. }
+                | Decision::Fill { .. }
                 | Decision::PinFirstUse
                 | Decision::ReplaceExpired { .. }
         )
@@ -193,6 +200,43 @@ pub fn decide(
     policy: &Policy,
     now: Timestamp,
 ) -> Decision {
+    decide_with_awaited(pins, &[], presented, policy, now)
+}
+
+/// [`decide`] for an endpoint that may also have awaited pins (pins made from a fingerprint,
+/// [`AwaitedPin`]). An awaited pin pins the endpoint: a certificate that meets none of its
+/// pins is a mismatch, never a first use, and never replaces expired pins. Only a
+/// certificate that is none of the pins, of an endpoint with an awaited pin, is hashed to
+/// compare with the awaited fingerprints.
+///
+/// ```
+/// use tofu_core::pin::{AwaitedPin, PinMatch, PinSource, PinState};
+/// use tofu_core::policy::{decide_with_awaited, Decision};
+/// use tofu_core::timestamp::Timestamp;
+/// use tofu_core::{Fingerprint, Policy};
+///
+/// # let der = rcgen::generate_simple_self_signed(vec!["a.example".into()])?.cert.der().clone();
+/// let awaited = AwaitedPin {
+///     endpoint: "a.example:443".parse()?,
+///     fingerprint: Fingerprint::of(&der),
+///     matches: PinMatch::Certificate,
+///     state: PinState::Active,
+///     pinned_at: Timestamp::now(),
+///     source: PinSource::Operator,
+///     label: None,
+/// };
+/// let policy = Policy::trust_on_first_use();
+/// let d = decide_with_awaited(&[], &[awaited], &der, &policy, Timestamp::now());
+/// assert!(matches!(d, Decision::Fill { .. }) && d.writes());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn decide_with_awaited(
+    pins: &[Pin],
+    awaited: &[AwaitedPin],
+    presented: &CertificateDer<'_>,
+    policy: &Policy,
+    now: Timestamp,
+) -> Decision {
     let presented = presented.as_ref();
     if let Some(pin) = pins
         .iter()
@@ -213,6 +257,17 @@ pub fn decide(
     }
     if let Some(decision) = match_key(pins, presented, now) {
         return decision;
+    }
+    if !awaited.is_empty() {
+        // Unparsable: nothing to compare; refused as any mismatch.
+        if let Ok(details) = CertificateDetails::from_der(presented) {
+            if let Some(a) = awaited.iter().find(|a| a.is_met_by(&details)) {
+                return Decision::Fill {
+                    awaited: a.fingerprint,
+                };
+            }
+        }
+        return Decision::RejectMismatch;
     }
     if pins.is_empty() {
         return match policy.pin_on_first_use {

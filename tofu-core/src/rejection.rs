@@ -63,6 +63,8 @@ pub struct Mismatch {
     pub endpoint: Endpoint,
     /// The endpoint's pins (active and staged).
     pub pinned: Vec<Pin>,
+    /// The endpoint's awaited pins (made from a fingerprint, no certificate yet).
+    pub awaited: Vec<crate::pin::AwaitedPin>,
     /// The certificate presented.
     pub presented: CertificateDetails,
     /// Whether the presented certificate was kept in quarantine (so it can be accepted by
@@ -468,6 +470,22 @@ impl fmt::Display for Mismatch {
                 f,
                 "  {:<10} pinned at    {} ({})",
                 "", pin.pinned_at, pin.source
+            )?;
+        }
+        for a in &self.awaited {
+            let of = match a.matches {
+                crate::pin::PinMatch::Certificate => "fingerprint",
+                crate::pin::PinMatch::Key => "key (SPKI) ",
+            };
+            writeln!(
+                f,
+                "  {:<10} {of}  {} (awaited: no certificate presented yet)",
+                "awaited", a.fingerprint
+            )?;
+            writeln!(
+                f,
+                "  {:<10} pinned at    {} ({})",
+                "", a.pinned_at, a.source
             )?;
         }
         write_cert(f, "presented", &self.presented)?;

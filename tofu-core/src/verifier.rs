@@ -23,13 +23,13 @@ use rustls::{
     ClientConfig, CommonState, DigitallySignedStruct, NamedGroup, RootCertStore, SignatureScheme,
 };
 
-use crate::policy::{decide, Decision, Policy};
+use crate::policy::{decide_with_awaited, Decision, Policy};
 use crate::rejection::{Mismatch, NotPinned, Refusal, TofuError};
 use crate::store::FirstUse;
 use crate::{
     cert::CertificateDetails,
     events,
-    pin::{Pin, PinSource, PinState},
+    pin::{AwaitedPin, Pin, PinSource, PinState},
     timestamp::Timestamp,
     Endpoint, Fingerprint, Store,
 };
@@ -76,6 +76,7 @@ pub type OnRefusal = Arc<dyn Fn(&Refusal) + Send + Sync>;
 struct View {
     generation: u64,
     pins: Vec<Pin>,
+    awaited: Vec<AwaitedPin>,
     /// The endpoint is in report-only mode: a refusal is recorded, and the handshake goes on.
     report_only: bool,
     counters: Vec<Arc<SeenCounter>>,
@@ -83,6 +84,10 @@ struct View {
 }
 
 impl View {
+    fn decide(&self, cert: &CertificateDer<'_>, policy: &Policy, now: Timestamp) -> Decision {
+        decide_with_awaited(&self.pins, &self.awaited, cert, policy, now)
+    }
+
     fn is_active(&self, fingerprint: &Fingerprint) -> bool {
         self.pins
             .iter()
@@ -247,11 +252,11 @@ impl TofuVerifier {
             // The exact certificate of an active pin, or the key of an active key pin.
             let active = presented.is_some_and(|leaf| {
                 matches!(
-                    decide(&v.pins, leaf, &self.policy, now),
+                    v.decide(leaf, &self.policy, now),
                     Decision::Accept { .. } | Decision::Renew { .. }
                 )
             });
-            (active, v.pins.clone(), v.report_only)
+            (active, (v.pins.clone(), v.awaited.clone()), v.report_only)
         })?;
         match presented {
             _ if active => Ok(()),
@@ -306,6 +311,7 @@ impl TofuVerifier {
             generation,
             report_only: record.report_only.is_some() && !self.enforce,
             pins: record.pins,
+            awaited: record.awaited,
             counters,
             warned_expired: AtomicBool::new(false),
         });
@@ -360,12 +366,12 @@ impl TofuVerifier {
     /// else's certificate can write nothing.
     fn refuse(
         &self,
-        pinned: Vec<Pin>,
+        pins: (Vec<Pin>, Vec<AwaitedPin>),
         presented: &CertificateDer<'_>,
         proof: Proof,
         let_through: bool,
     ) -> TofuError {
-        let error = self.record_refusal(pinned, presented, proof, let_through);
+        let error = self.record_refusal(pins, presented, proof, let_through);
         if let (Some(f), Some(mut refusal)) = (&self.on_refusal, error.refusal()) {
             refusal.let_through = let_through;
             let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&refusal)));
@@ -381,7 +387,7 @@ impl TofuVerifier {
 
     fn record_refusal(
         &self,
-        pinned: Vec<Pin>,
+        (pinned, awaited): (Vec<Pin>, Vec<AwaitedPin>),
         presented: &CertificateDer<'_>,
         proof: Proof,
         let_through: bool,
@@ -414,7 +420,7 @@ impl TofuVerifier {
             Proof::Failed | Proof::Earlier => false,
         };
         let key_proved = proof != Proof::Failed;
-        if pinned.is_empty() {
+        if pinned.is_empty() && awaited.is_empty() {
             events::refused_not_pinned(&self.endpoint, &details.fingerprint);
             return TofuError::NotPinned(Box::new(NotPinned {
                 endpoint: self.endpoint.clone(),
@@ -454,6 +460,7 @@ impl TofuVerifier {
         TofuError::Mismatch(Box::new(Mismatch {
             endpoint: self.endpoint.clone(),
             pinned,
+            awaited,
             presented: details,
             quarantined,
             key_proved,
@@ -467,7 +474,10 @@ impl TofuVerifier {
     fn refuse_unproved(&self, cert: &CertificateDer<'_>) -> Option<TofuError> {
         let now = Timestamp::now();
         let (decision, pins) = self
-            .with_view(|v| (decide(&v.pins, cert, &self.policy, now), v.pins.clone()))
+            .with_view(|v| {
+                let d = v.decide(cert, &self.policy, now);
+                (d, (v.pins.clone(), v.awaited.clone()))
+            })
             .ok()?;
         (!decision.accepts()).then(|| self.refuse(pins, cert, Proof::Failed, false))
     }
@@ -476,7 +486,7 @@ impl TofuVerifier {
     fn commit(&self, cert: &CertificateDer<'_>) -> Result<(), TofuError> {
         let now = Timestamp::now();
         let (mut decision, mut pins, mut report_only) = self.with_view(|v| {
-            let d = decide(&v.pins, cert, &self.policy, now);
+            let d = v.decide(cert, &self.policy, now);
             if let Decision::Accept {
                 fingerprint,
                 expired,
@@ -486,9 +496,9 @@ impl TofuVerifier {
                     self.note_seen(v, i, *expired, now);
                 }
                 events::matched(&self.endpoint, fingerprint);
-                return (d, Vec::new(), false);
+                return (d, (Vec::new(), Vec::new()), false);
             }
-            (d, v.pins.clone(), v.report_only)
+            (d, (v.pins.clone(), v.awaited.clone()), v.report_only)
         })?;
         // Each round either finishes or learns that another thread or process changed the
         // endpoint in between, and decides again on what is stored now.
@@ -555,6 +565,23 @@ impl TofuVerifier {
                         Err(e) => Some(e),
                     }
                 }
+                // Here only after the signature over the handshake verified with `cert`: a
+                // server that copied the awaited certificate cannot fill the pin in.
+                Decision::Fill { awaited } => match self.store.fill_awaited(&self.endpoint, cert) {
+                    Ok(Some(pin)) => {
+                        events::filled(&self.endpoint, &pin.details.fingerprint);
+                        log::info!(
+                            "{}: the awaited pin {awaited} was presented; it now holds {} ({})",
+                            self.endpoint,
+                            pin.details.fingerprint,
+                            pin.details.subject
+                        );
+                        self.refresh_view();
+                        return Ok(());
+                    }
+                    Ok(None) => None,
+                    Err(e) => Some(e),
+                },
                 Decision::ReplaceExpired { expired } => match self.replace_expired(expired, cert) {
                     Ok(true) => {
                         self.refresh_view();
@@ -571,9 +598,9 @@ impl TofuVerifier {
                 .store
                 .endpoint(&self.endpoint)
                 .map_err(|e| self.store_error(e))?;
-            decision = decide(&record.pins, cert, &self.policy, now);
+            decision = decide_with_awaited(&record.pins, &record.awaited, cert, &self.policy, now);
             report_only = record.report_only.is_some() && !self.enforce;
-            pins = record.pins;
+            pins = (record.pins, record.awaited);
         }
         Err(TofuError::Contended {
             endpoint: self.endpoint.clone(),
@@ -696,7 +723,7 @@ impl ServerCertVerifier for TofuVerifier {
         // key, so a server that copied someone's certificate cannot plant it. Nothing is
         // sent to the server before that check, which fails the handshake.
         let refused = self
-            .with_view(|view| !decide(&view.pins, end_entity, &self.policy, now).accepts())
+            .with_view(|view| !view.decide(end_entity, &self.policy, now).accepts())
             .map_err(TofuError::into_rustls)?;
         if refused {
             if let Err(reason) = CertificateDetails::from_der(end_entity) {

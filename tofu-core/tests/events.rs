@@ -166,6 +166,26 @@ fn decisions_are_events_with_the_documented_fields() {
     assert_eq!(refused[0].get("fingerprint"), fp2.to_string());
     assert_eq!(refused[0].get("pinned"), "");
 
+    // A pin from a fingerprint: filled in by the first handshake that presents it.
+    let third = tls::identity("third", tls::KeyKind::Ecdsa);
+    let fp3 = Fingerprint::of(&third.cert);
+    let awaited = tls::Server::start(vec![third.cert.clone()], &third.key, tls::Version::Tls13);
+    let awaited_ep = Endpoint::new("127.0.0.1", awaited.addr.port()).unwrap();
+    store
+        .await_pin(
+            &awaited_ep,
+            &fp3,
+            tofu_core::pin::PinMatch::Certificate,
+            None,
+        )
+        .unwrap();
+    handshake(&store, Policy::strict(), &awaited).unwrap();
+    let filled = capture.take("filled");
+    assert_eq!(filled.len(), 1, "{filled:?}");
+    assert_eq!(filled[0].level, Level::INFO);
+    assert_eq!(filled[0].get("endpoint"), awaited_ep.to_string());
+    assert_eq!(filled[0].get("fingerprint"), fp3.to_string());
+
     // The store's files are overwritten under a running service: the handshake fails closed.
     for entry in std::fs::read_dir(dir.path().join("tofu")).unwrap() {
         let path = entry.unwrap().path();

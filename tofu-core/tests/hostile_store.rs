@@ -504,8 +504,13 @@ fn a_symbolic_link_in_the_store_path_is_named_with_its_target() {
 /// lowering its root leaf page's cell count: the page stays well formed, so SQLite reads it
 /// without complaint, and a lookup of the endpoint whose key sorts last finds nothing.
 fn drop_last_index_entry(dir: &Path) {
+    drop_last_entry_of(dir, "sqlite_autoindex_pin_1");
+}
+
+/// [`drop_last_index_entry`] for the index `index`.
+fn drop_last_entry_of(dir: &Path, index: &str) {
     let db = dir.join(DATABASE_FILE);
-    let page = root_page(&db, "sqlite_autoindex_pin_1");
+    let page = root_page(&db, index);
     let mut bytes = fs::read(&db).unwrap();
     let header = (page - 1) * 4096 + if page == 1 { 100 } else { 0 };
     assert_eq!(bytes[header], 0x0a, "the index fits in one leaf page");
@@ -550,4 +555,39 @@ fn a_pin_missing_from_the_index_is_never_pinned_again_on_first_use() {
         report.findings.iter().any(|f| f.kind == "sqlite"),
         "integrity_check names the index: {report:?}"
     );
+}
+
+/// The same for a pin made from a fingerprint: with its index entry gone, the endpoint's
+/// awaited pin must not make way for a first use of whatever is presented.
+#[test]
+fn an_awaited_pin_missing_from_the_index_is_never_pinned_over_on_first_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = Store::open(&dir).unwrap();
+    for name in ["a.example:443", "b.example:443", "z.example:443"] {
+        let fp = tofu_core::Fingerprint::of(&cert(name));
+        store
+            .await_pin(&ep(name), &fp, tofu_core::pin::PinMatch::Certificate, None)
+            .unwrap();
+    }
+    drop(store);
+    drop_last_entry_of(&dir, "sqlite_autoindex_awaited_1");
+
+    let store = Store::open(&dir).unwrap();
+    let victim = ep("z.example:443");
+    // Through the index the endpoint now looks unpinned ...
+    assert!(!store.endpoint(&victim).unwrap().is_pinned());
+    // ... but the first-use write reads the tables themselves and fails closed.
+    match store.pin_first_use(&victim, &cert("attacker")) {
+        Err(Error::Corrupt { detail, .. }) => {
+            assert!(detail.contains("z.example:443"), "{detail}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.join(DATABASE_FILE)).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM pin NOT INDEXED", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0, "nothing was pinned");
 }

@@ -4,6 +4,7 @@
 #![cfg(feature = "postgres")]
 
 mod pg_support;
+mod tls;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -131,7 +132,7 @@ fn twenty_openers_of_a_fresh_database_create_the_schema_once_and_none_fails() {
     );
     assert_eq!(
         psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
-        "4"
+        "5"
     );
 }
 
@@ -355,6 +356,42 @@ fn check_reports_a_pin_whose_details_are_not_its_certificates() {
     let report = store.check().unwrap();
     assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
     assert_eq!(report.findings[0].kind, "pin");
+}
+
+#[test]
+fn check_reports_an_awaited_row_that_a_pin_already_holds_and_one_that_does_not_read() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    store
+        .pin_first_use(&endpoint("10.1.1.1:1"), &cert("x"))
+        .unwrap();
+    assert!(store.check().unwrap().is_sound());
+    // Past the library: an awaited row its fill should have deleted, and one of no source.
+    psql(
+        &uri,
+        "INSERT INTO awaited (endpoint, fingerprint, match_kind, state, pinned_at, source) \
+         SELECT endpoint, fingerprint, 'certificate', 'active', 0, 'operator' FROM pin; \
+         INSERT INTO awaited (endpoint, fingerprint, match_kind, state, pinned_at, source) \
+         VALUES ('10.1.1.2:1', decode(repeat('11', 32), 'hex'), 'key', 'next', 0, 'nobody')",
+    )
+    .unwrap();
+    let report = store.check().unwrap();
+    let awaited: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == "awaited")
+        .map(|f| f.detail.as_str())
+        .collect();
+    assert_eq!(awaited.len(), 2, "{:?}", report.findings);
+    assert!(
+        awaited
+            .iter()
+            .any(|d| d.contains("which a pin of the endpoint already holds")),
+        "{awaited:?}"
+    );
+    assert!(awaited.iter().any(|d| d.contains("nobody")), "{awaited:?}");
+    assert_eq!(report.awaited, 2);
 }
 
 #[test]
@@ -639,7 +676,7 @@ fn a_version_1_schema_is_upgraded_by_its_owner_and_another_role_is_told_to_ask_i
          CREATE OR REPLACE FUNCTION tofu_changed() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN PERFORM pg_notify('tofu_certs_changed', nextval('generation')::text); \
          RETURN NULL; END $$; \
-         ALTER TABLE pin DROP COLUMN match_kind; DROP TABLE endpoint_mode; \
+         ALTER TABLE pin DROP COLUMN match_kind; DROP TABLE awaited; DROP TABLE endpoint_mode; \
          UPDATE meta SET value = '1' WHERE key = 'schema_version'",
     )
     .unwrap();
@@ -670,7 +707,7 @@ fn a_version_1_schema_is_upgraded_by_its_owner_and_another_role_is_told_to_ask_i
     Handle::open(&loc(&uri), false).expect("the owner upgrades it");
     assert_eq!(
         psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
-        "4"
+        "5"
     );
     assert_eq!(
         psql(
@@ -678,7 +715,7 @@ fn a_version_1_schema_is_upgraded_by_its_owner_and_another_role_is_told_to_ask_i
             "SELECT count(*) FROM pg_trigger WHERE tgenabled = 'A' AND NOT tgisinternal"
         )
         .unwrap(),
-        "5"
+        "6"
     );
     let store = Handle::open(&loc(&svc), true).expect("then the service's role opens it");
     assert!(!store.is_read_only());
@@ -694,19 +731,59 @@ fn a_version_2_schema_is_upgraded_and_its_pins_match_their_certificate() {
     drop(store);
     psql(
         &uri,
-        "ALTER TABLE pin DROP COLUMN match_kind; DROP TABLE endpoint_mode; \
+        "ALTER TABLE pin DROP COLUMN match_kind; DROP TABLE awaited; DROP TABLE endpoint_mode; \
          UPDATE meta SET value = '2' WHERE key = 'schema_version'",
     )
     .unwrap();
     let store = Handle::open(&loc(&uri), false).expect("the owner upgrades it");
     assert_eq!(
         psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
-        "4"
+        "5"
     );
     let (pins, _, _) = store.load(&endpoint).unwrap();
     assert_eq!(pins.len(), 1);
     assert_eq!(pins[0].matches, tofu_core::pin::PinMatch::Certificate);
     assert!(store.check().unwrap().is_sound());
+}
+
+#[test]
+fn a_version_3_schema_is_upgraded_to_take_awaited_pins_and_a_service_role_keeps_writing() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let store = Handle::open(&loc(&uri), true).unwrap();
+    let endpoint: Endpoint = "10.1.1.1:8082".parse().unwrap();
+    assert!(store.pin_first_use(&endpoint, &cert("a")).unwrap());
+    drop(store);
+    // What version 3 was: no awaited table (and so no awaited_changed trigger).
+    psql(
+        &uri,
+        "DROP TABLE awaited; DROP TABLE endpoint_mode; UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+    )
+    .unwrap();
+    let role = format!("tofu_svc3_{}", std::process::id());
+    let _ = psql(&uri, &format!("CREATE ROLE {role} LOGIN"));
+    psql(
+        &uri,
+        &format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON pin, quarantine, endpoint_state TO {role}; \
+             GRANT SELECT, INSERT ON audit TO {role}; GRANT SELECT ON meta TO {role}; \
+             GRANT SELECT, USAGE ON SEQUENCE generation TO {role}"
+        ),
+    )
+    .unwrap();
+    let store = Handle::open(&loc(&uri), false).expect("the owner upgrades it");
+    assert_eq!(
+        psql(&uri, "SELECT value FROM meta WHERE key = 'schema_version'").unwrap(),
+        "5"
+    );
+    assert_eq!(psql(&uri, "SELECT count(*) FROM awaited").unwrap(), "0");
+    let (pins, _, _) = store.load(&endpoint).unwrap();
+    assert_eq!(pins.len(), 1);
+    assert!(store.check().unwrap().is_sound());
+    // The role that could write pins can write awaited pins: the store stays writable.
+    let svc = uri.replacen("postgres@", &format!("{role}@"), 1);
+    let store = Handle::open(&loc(&svc), true).expect("the service's role opens it");
+    assert!(!store.is_read_only());
 }
 
 #[test]
@@ -1109,21 +1186,21 @@ fn tls_to_the_server_is_verified_by_default_and_binds_scram_authentication_to_it
 }
 
 #[test]
-fn an_upgrade_to_version_4_gives_the_new_table_to_the_roles_that_had_the_old_ones() {
+fn an_upgrade_to_version_5_gives_the_new_table_to_the_roles_that_had_the_old_ones() {
     let Some(server) = server() else { return };
     let uri = fresh_db(&server);
     Handle::open(&loc(&uri), true).unwrap();
     psql(
         &uri,
-        "DROP TABLE endpoint_mode; UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+        "DROP TABLE endpoint_mode; UPDATE meta SET value = '4' WHERE key = 'schema_version'",
     )
     .unwrap();
-    let role = format!("tofu_v3svc_{}", std::process::id());
+    let role = format!("tofu_v4svc_{}", std::process::id());
     let _ = psql(&uri, &format!("CREATE ROLE {role} LOGIN"));
     psql(
         &uri,
         &format!(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON pin, quarantine, endpoint_state TO {role}; \
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON pin, quarantine, endpoint_state, awaited TO {role}; \
              GRANT SELECT, INSERT ON audit TO {role}; GRANT SELECT ON meta TO {role}; \
              GRANT SELECT, USAGE ON SEQUENCE generation TO {role}"
         ),
@@ -1137,4 +1214,48 @@ fn an_upgrade_to_version_4_gives_the_new_table_to_the_roles_that_had_the_old_one
     let endpoint: Endpoint = "10.1.1.1:8082".parse().unwrap();
     assert!(store.set_report_only(&endpoint, true).unwrap());
     assert!(store.endpoint(&endpoint).unwrap().report_only.is_some());
+}
+
+/// The verifier over a PostgreSQL store: an awaited pin refuses its certificate presented
+/// without the key (writing nothing another handle could see), and is filled by the real
+/// server's handshake, which another handle (another machine) then sees as an ordinary pin.
+#[test]
+fn an_awaited_pin_on_postgresql_is_filled_only_by_a_handshake_that_proves_the_key() {
+    let Some(server) = server() else { return };
+    let uri = fresh_db(&server);
+    let location: tofu_core::StoreLocation = uri.parse().unwrap();
+    let store = Arc::new(tofu_core::Store::open_location(&location).unwrap());
+    let other = tofu_core::Store::open_location(&location).unwrap();
+    let id = tls::identity("prime-sec", tls::KeyKind::Ecdsa);
+    let impostor = tls::identity("impostor", tls::KeyKind::Ecdsa);
+    let peer = tls::Server::start_signed(
+        vec![id.cert.clone()],
+        tls::signer(&impostor.key),
+        tls::Version::Tls13,
+    );
+    let ep = Endpoint::new("127.0.0.1", peer.addr.port()).unwrap();
+    let fp = tofu_core::Fingerprint::of(&id.cert);
+    store
+        .await_pin(&ep, &fp, tofu_core::pin::PinMatch::Certificate, None)
+        .unwrap();
+    let verifier = tofu_core::TofuVerifier::builder(store.clone(), ep.clone())
+        .build()
+        .unwrap();
+    let config = verifier.client_config();
+    let err = tls::connect(&config, peer.addr, &ep.server_name()).unwrap_err();
+    assert_eq!(
+        tls::client_error(&err),
+        rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature)
+    );
+    let record = other.endpoint(&ep).unwrap();
+    assert!(record.pins.is_empty() && record.quarantined.is_empty());
+    assert_eq!(record.awaited.len(), 1);
+
+    peer.set_identity(&id);
+    tls::connect(&config, peer.addr, &ep.server_name()).unwrap();
+    let record = other.endpoint(&ep).unwrap();
+    assert!(record.awaited.is_empty());
+    assert_eq!(record.pins.len(), 1);
+    assert_eq!(record.pins[0].der, id.cert);
+    assert!(other.check().unwrap().is_sound());
 }

@@ -1783,7 +1783,7 @@ fn a_store_from_a_newer_version_is_refused() {
                 e,
                 Error::NewerSchema {
                     found: 99,
-                    supported: 5,
+                    supported: 7,
                     written_by: Some(w),
                     ..
                 } if w.starts_with("tofu-core ")
@@ -1807,7 +1807,7 @@ fn a_store_with_the_first_schema_is_upgraded_on_open_and_keeps_its_pins() {
     conn.execute_batch(
         "DROP TABLE meta; DROP TABLE endpoint_state; \
          ALTER TABLE quarantine DROP COLUMN epoch; ALTER TABLE pin DROP COLUMN match_kind; \
-         PRAGMA user_version = 1",
+         DROP TABLE awaited; DROP TABLE endpoint_mode; PRAGMA user_version = 1",
     )
     .unwrap();
     drop(conn);
@@ -1826,7 +1826,7 @@ fn a_store_with_the_first_schema_is_upgraded_on_open_and_keeps_its_pins() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 7);
     assert!(upgraded_by.starts_with("tofu-core "), "{upgraded_by}");
 }
 
@@ -1841,14 +1841,93 @@ fn a_schema_4_store_is_upgraded_and_its_pins_match_their_certificate() {
     drop(store);
     let db = store_dir.join(DATABASE_FILE);
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("ALTER TABLE pin DROP COLUMN match_kind; PRAGMA user_version = 4")
-        .unwrap();
+    conn.execute_batch(
+        "ALTER TABLE pin DROP COLUMN match_kind; DROP TABLE awaited; DROP TABLE endpoint_mode; PRAGMA user_version = 4",
+    )
+    .unwrap();
     drop(conn);
     let store = Store::open(&store_dir).unwrap();
     let pins = store.endpoint(&ep("a:1")).unwrap().pins;
     assert_eq!(pins, [pin]);
     assert_eq!(pins[0].matches, PinMatch::Certificate);
     assert!(store.check().unwrap().is_sound());
+}
+
+#[test]
+fn a_schema_5_store_is_upgraded_to_take_awaited_pins_and_keeps_its_pins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = Store::open(&store_dir).unwrap();
+    let pin = store
+        .add_pin(&ep("a:1"), &cert("a"), PinState::Active, Some("kept"))
+        .unwrap();
+    drop(store);
+    // What version 5 was: no awaited table.
+    let db = store_dir.join(DATABASE_FILE);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("DROP TABLE awaited; DROP TABLE endpoint_mode; PRAGMA user_version = 5")
+        .unwrap();
+    drop(conn);
+    let store = Store::open(&store_dir).unwrap();
+    assert_eq!(store.endpoint(&ep("a:1")).unwrap().pins, [pin]);
+    let awaited = fp(&cert("b"));
+    store
+        .await_pin(&ep("b:2"), &awaited, PinMatch::Certificate, None)
+        .unwrap();
+    assert_eq!(
+        store.endpoint(&ep("b:2")).unwrap().awaited[0].fingerprint,
+        awaited
+    );
+    let report = store.check().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!((report.pins, report.awaited), (1, 1));
+    drop(store);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 7);
+}
+
+#[test]
+fn check_reports_an_awaited_row_that_a_pin_already_holds_and_one_that_does_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = Store::open(&store_dir).unwrap();
+    let der = cert("a");
+    store
+        .add_pin(&ep("a:1"), &der, PinState::Active, None)
+        .unwrap();
+    assert!(store.check().unwrap().is_sound());
+    drop(store);
+    // Written past the library: the fill's delete lost, and a row of an unknown match.
+    let conn = rusqlite::Connection::open(store_dir.join(DATABASE_FILE)).unwrap();
+    conn.execute(
+        "INSERT INTO awaited (endpoint, fingerprint, match_kind, state, pinned_at, source) \
+         VALUES ('a:1', ?1, 'certificate', 'active', 0, 'operator'), \
+         ('b:2', ?2, 'certificate', 'active', 0, 'nobody')",
+        rusqlite::params![
+            fp(&der).as_bytes().as_slice(),
+            fp(&cert("b")).as_bytes().as_slice()
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&store_dir).unwrap();
+    let report = store.check().unwrap();
+    let awaited: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == "awaited")
+        .map(|f| f.detail.as_str())
+        .collect();
+    assert_eq!(awaited.len(), 2, "{report:?}");
+    assert!(
+        awaited[0].contains("which a pin of the endpoint already holds"),
+        "{awaited:?}"
+    );
+    assert!(awaited[1].contains("nobody"), "{awaited:?}");
+    assert_eq!(report.awaited, 2);
 }
 
 /// Regression: a pin stored by an earlier version under an IPv4-mapped IPv6 address
@@ -1882,7 +1961,7 @@ fn an_upgrade_moves_pins_stored_under_a_mapped_ipv6_address_to_their_ipv4_endpoi
     conn.execute_batch(
         "UPDATE pin SET endpoint = '[::ffff:10.1.1.1]:8082' WHERE endpoint = '10.1.1.1:8082';
          UPDATE pin SET endpoint = '[::ffff:10.2.2.2]:443' WHERE endpoint = '10.2.2.2:9';
-         ALTER TABLE pin DROP COLUMN match_kind;
+         ALTER TABLE pin DROP COLUMN match_kind; DROP TABLE awaited; DROP TABLE endpoint_mode;
          PRAGMA user_version = 3",
     )
     .unwrap();
@@ -2374,7 +2453,207 @@ fn report_only_is_the_endpoints_setting_audited_listed_and_seen_by_other_handles
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// Awaited pins: pinned from a fingerprint alone, filled in by the first matching certificate
+
+fn awaited_events(store: &Store, e: &Endpoint) -> Vec<(AuditEvent, Option<Fingerprint>, bool)> {
+    audit(store, Some(e))
+        .into_iter()
+        .map(|a| (a.event, a.fingerprint, a.subject.is_some()))
+        .collect()
+}
+
+fn an_awaited_pin_pins_the_endpoint_until_a_matching_certificate_fills_it_in(fixture: &Fixture) {
+    let store = fixture.open();
+    let reader = fixture.open();
+    let e = ep("10.1.1.1:8082");
+    let real = cert("prime-pri");
+    let other = cert("prime-pri");
+    let g0 = reader.generation().unwrap();
+    let awaited = store
+        .await_pin(
+            &e,
+            &fp(&real),
+            PinMatch::Certificate,
+            Some("from the admin"),
+        )
+        .unwrap();
+    assert_eq!(awaited.fingerprint, fp(&real));
+    assert_eq!(awaited.state, PinState::Active);
+    assert_eq!(awaited.source, PinSource::Operator);
+    // Another handle (another process, another machine) sees the change.
+    fixture.next_generation(&reader, g0);
+    let record = reader.endpoint(&e).unwrap();
+    assert!(record.pins.is_empty());
+    assert_eq!(record.awaited, std::slice::from_ref(&awaited));
+    assert!(record.is_pinned());
+
+    // Pinned: first use refuses, and twice the same fingerprint is refused.
+    assert!(matches!(
+        store.pin_first_use(&e, &other).unwrap(),
+        FirstUse::AlreadyPinned(_)
+    ));
+    assert!(matches!(
+        store.await_pin(&e, &fp(&real), PinMatch::Certificate, None),
+        Err(Error::AlreadyAwaited { .. })
+    ));
+    // A certificate that is not the one awaited fills nothing.
+    assert_eq!(store.fill_awaited(&e, &other).unwrap(), None);
+    assert!(store.endpoint(&e).unwrap().pins.is_empty());
+
+    let pin = store
+        .fill_awaited(&e, &real)
+        .unwrap()
+        .expect("it is the one awaited");
+    assert_eq!(pin.der, real);
+    assert_eq!(
+        pin.details.subject,
+        "/C=US/ST=CA/L=SJ/O=Cisco Systems/OU=Prime Infra/CN=prime-pri"
+    );
+    assert_eq!(pin.label.as_deref(), Some("from the admin"));
+    assert_eq!(pin.pinned_at, awaited.pinned_at);
+    assert_eq!(pin.times_seen, 1);
+    let record = fixture.reopen().endpoint(&e).unwrap();
+    assert_eq!(record.pins, std::slice::from_ref(&pin));
+    assert!(record.awaited.is_empty());
+    assert_eq!(
+        awaited_events(&store, &e),
+        [
+            (AuditEvent::Awaited, Some(fp(&real)), false),
+            (AuditEvent::Filled, Some(fp(&real)), true)
+        ]
+    );
+    // Filled once: a second fill finds nothing awaited.
+    assert_eq!(store.fill_awaited(&e, &real).unwrap(), None);
+    let report = store.check().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!((report.pins, report.awaited), (1, 0));
+}
+
+fn an_awaited_key_pin_is_filled_by_any_certificate_of_the_key(fixture: &Fixture) {
+    let store = fixture.open();
+    let e = ep("prime-sec.example.com:443");
+    let key = KeyPair::generate().unwrap();
+    let der = prime_params("prime-sec")
+        .self_signed(&key)
+        .unwrap()
+        .der()
+        .clone();
+    let spki = Fingerprint::of(&key.subject_public_key_info());
+    assert_eq!(
+        CertificateDetails::from_der(&der).unwrap().spki_fingerprint,
+        spki
+    );
+    store.await_pin(&e, &spki, PinMatch::Key, None).unwrap();
+    // A certificate pin's fingerprint is not the key's: it does not meet a key pin.
+    assert_eq!(store.fill_awaited(&e, &cert("prime-sec")).unwrap(), None);
+    let pin = store
+        .fill_awaited(&e, &der)
+        .unwrap()
+        .expect("the key is the one awaited");
+    assert_eq!(pin.matches, PinMatch::Key);
+    assert_eq!(pin.details.spki_fingerprint, spki);
+    assert!(store.check().unwrap().is_sound());
+}
+
+fn awaited_pins_are_listed_in_endpoint_order_and_removed_with_their_endpoint(fixture: &Fixture) {
+    let store = fixture.open();
+    let (a, b) = (ep("10.1.1.9:443"), ep("10.1.1.1:8082"));
+    let (fa, fb, fb2) = (fp(&cert("a")), fp(&cert("b")), fp(&cert("b")));
+    store
+        .await_pin(&a, &fa, PinMatch::Certificate, None)
+        .unwrap();
+    store.await_pin(&b, &fb, PinMatch::Key, None).unwrap();
+    store
+        .await_pin_from(
+            &b,
+            &fb2,
+            PinMatch::Certificate,
+            PinState::Next,
+            false,
+            None,
+            PinSource::Accepted,
+        )
+        .unwrap();
+    let mut listed = Vec::new();
+    store
+        .for_each_awaited(|x| {
+            listed.push((x.endpoint.to_string(), x.fingerprint, x.state));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(
+        listed,
+        [
+            (b.to_string(), fb, PinState::Active),
+            (b.to_string(), fb2, PinState::Next),
+            (a.to_string(), fa, PinState::Active)
+        ]
+    );
+    let report = store.check().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!(report.awaited, 3);
+
+    // One by its fingerprint, then the rest with the endpoint.
+    assert_eq!(
+        store
+            .remove_awaited(&b, &fb)
+            .unwrap()
+            .map(|x| x.fingerprint),
+        Some(fb)
+    );
+    assert_eq!(store.remove_awaited(&b, &fb).unwrap(), None);
+    let removed = store.remove_endpoint(&b).unwrap();
+    assert_eq!(removed.awaited.len(), 1);
+    assert!(!store.endpoint(&b).unwrap().is_pinned());
+    // Unpinned again: first use pins.
+    assert!(matches!(
+        store.pin_first_use(&b, &cert("b")).unwrap(),
+        FirstUse::Pinned(_)
+    ));
+    let events: Vec<AuditEvent> = audit(&store, Some(&b))
+        .into_iter()
+        .map(|x| x.event)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            AuditEvent::Awaited,
+            AuditEvent::Awaited,
+            AuditEvent::Removed,
+            AuditEvent::Removed,
+            AuditEvent::Pinned
+        ]
+    );
+}
+
+fn pinning_an_awaited_certificate_another_way_settles_the_awaited_pin(fixture: &Fixture) {
+    let store = fixture.open();
+    let e = ep("10.1.1.1:8082");
+    let (a, b) = (cert("prime-pri"), cert("prime-pri"));
+    store
+        .await_pin(&e, &fp(&a), PinMatch::Certificate, None)
+        .unwrap();
+    store
+        .await_pin(&e, &fp(&b), PinMatch::Certificate, None)
+        .unwrap();
+    // addcert of the certificate's file.
+    store.add_pin(&e, &a, PinState::Active, None).unwrap();
+    // accept of it once quarantined.
+    store.quarantine(&e, &b).unwrap();
+    store.accept_quarantined(&e, &fp(&b)).unwrap();
+    let record = store.endpoint(&e).unwrap();
+    assert!(record.awaited.is_empty(), "{:?}", record.awaited);
+    assert_eq!(record.pins.len(), 1);
+    let report = store.check().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+}
+
 contract! {
+    pinning_an_awaited_certificate_another_way_settles_the_awaited_pin,
+    an_awaited_pin_pins_the_endpoint_until_a_matching_certificate_fills_it_in,
+    an_awaited_key_pin_is_filled_by_any_certificate_of_the_key,
+    awaited_pins_are_listed_in_endpoint_order_and_removed_with_their_endpoint,
     report_only_is_the_endpoints_setting_audited_listed_and_seen_by_other_handles,
     the_audit_log_cannot_be_rewritten_even_with_raw_sql,
     every_field_of_a_pin_survives_the_store_and_a_reopen,

@@ -1059,6 +1059,162 @@ fn report_only_lets_a_mismatch_through_recorded_and_reported_exactly_like_a_refu
     }
 }
 
+fn spki_of(cert: &rustls::pki_types::CertificateDer<'_>) -> Fingerprint {
+    tofu_core::cert::CertificateDetails::from_der(cert)
+        .unwrap()
+        .spki_fingerprint
+}
+
+#[test]
+fn an_awaited_pin_is_filled_only_after_the_server_proved_the_key_for_every_version() {
+    for version in VERSIONS {
+        for matches in [PinMatch::Certificate, PinMatch::Key] {
+            let ctx = format!("{version:?} {matches:?}");
+            let (_dir, store) = store();
+            let real = identity("prime-sec", KeyKind::Ecdsa);
+            let fp = match matches {
+                PinMatch::Certificate => Fingerprint::of(&real.cert),
+                PinMatch::Key => spki_of(&real.cert),
+            };
+            // Someone has the real certificate (it is public), not its key.
+            let impostor = identity("impostor", KeyKind::Ecdsa);
+            let server =
+                Server::start_signed(vec![real.cert.clone()], tls::signer(&impostor.key), version);
+            let endpoint = endpoint_of(&server);
+            store.await_pin(&endpoint, &fp, matches, None).unwrap();
+            let before = store.endpoint(&endpoint).unwrap();
+            let config = verifier(&store, &endpoint).client_config();
+            let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+            assert_eq!(
+                client_error(&err),
+                rustls::Error::InvalidCertificate(CertificateError::BadSignature),
+                "{ctx}"
+            );
+            // Nothing the peer presented was written: still awaited, nothing pinned.
+            assert_eq!(store.endpoint(&endpoint).unwrap(), before, "{ctx}");
+            assert_eq!(audit_events(&store, &endpoint), [AuditEvent::Awaited]);
+
+            // The real server proves the key: the pin is filled in with its certificate.
+            server.set_identity(&real);
+            connect(&config, server.addr, &name(&endpoint))
+                .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let record = store.endpoint(&endpoint).unwrap();
+            assert!(record.awaited.is_empty(), "{ctx}");
+            assert_eq!(record.pins.len(), 1, "{ctx}");
+            let pin = &record.pins[0];
+            assert_eq!(pin.der, real.cert, "{ctx}");
+            assert_eq!(pin.matches, matches);
+            assert_eq!(pin.state, PinState::Active);
+            assert_eq!(pin.source, PinSource::Operator);
+            assert_eq!(pin.times_seen, 1);
+            assert!(pin.details.subject.ends_with("/CN=prime-sec"), "{ctx}");
+            assert_eq!(
+                audit_events(&store, &endpoint),
+                [AuditEvent::Awaited, AuditEvent::Filled]
+            );
+            connect(&config, server.addr, &name(&endpoint)).expect("a normal pin now");
+        }
+    }
+}
+
+#[test]
+fn an_endpoint_with_an_awaited_pin_is_pinned_not_trusted_on_first_use() {
+    let (_dir, store) = store();
+    let awaited = identity("prime-sec", KeyKind::Ecdsa);
+    let other = identity("prime-sec", KeyKind::Ecdsa);
+    let server = Server::start(vec![other.cert.clone()], &other.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    let fp = Fingerprint::of(&awaited.cert);
+    store
+        .await_pin(
+            &endpoint,
+            &fp,
+            PinMatch::Certificate,
+            Some("from the admin"),
+        )
+        .unwrap();
+    // Trust on first use: still refused, as a mismatch of any pin is.
+    let config = verifier(&store, &endpoint).client_config();
+    let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+    let TofuError::Mismatch(m) = tofu_error(&err) else {
+        panic!("{err}")
+    };
+    assert!(m.pinned.is_empty());
+    assert_eq!(m.awaited.len(), 1);
+    assert_eq!(m.awaited[0].fingerprint, fp);
+    assert!(m.quarantined);
+    let text = m.to_string();
+    assert!(
+        text.contains(&format!("awaited    fingerprint  {fp} (awaited")),
+        "{text}"
+    );
+    let record = store.endpoint(&endpoint).unwrap();
+    assert!(record.pins.is_empty());
+    assert_eq!(record.awaited.len(), 1);
+    assert_eq!(record.quarantined[0].der, other.cert);
+    // The store's own first-use entry point refuses too.
+    let first = store.pin_first_use(&endpoint, &other.cert).unwrap();
+    assert!(matches!(
+        first,
+        tofu_core::store::FirstUse::AlreadyPinned(_)
+    ));
+    // A key pin of another key refuses a certificate of a different key alike.
+    let (_dir2, store2) = self::store();
+    store2
+        .await_pin(&endpoint, &spki_of(&awaited.cert), PinMatch::Key, None)
+        .unwrap();
+    let config = verifier(&store2, &endpoint).client_config();
+    let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+    assert!(matches!(tofu_error(&err), TofuError::Mismatch(_)), "{err}");
+    assert!(store2.endpoint(&endpoint).unwrap().pins.is_empty());
+}
+
+#[test]
+fn no_session_outlives_a_filled_awaited_pin() {
+    for version in VERSIONS {
+        let (_dir, store) = store();
+        let id = identity("prime-sec", KeyKind::Ecdsa);
+        let server = Server::start(vec![id.cert.clone()], &id.key, version);
+        let endpoint = endpoint_of(&server);
+        store
+            .await_pin(
+                &endpoint,
+                &Fingerprint::of(&id.cert),
+                PinMatch::Certificate,
+                None,
+            )
+            .unwrap();
+        let config = verifier(&store, &endpoint).client_config();
+        let first = connect(&config, server.addr, &name(&endpoint)).unwrap();
+        assert_eq!(first.kind, HandshakeKind::Full);
+        assert_eq!(
+            connect(&config, server.addr, &name(&endpoint))
+                .unwrap()
+                .kind,
+            HandshakeKind::Resumed,
+            "{version:?}: resumption works while the filled pin stays"
+        );
+        // The pin is deleted and another fingerprint awaited: the session of the old pin must
+        // not resume, and the certificate is refused.
+        store.remove_endpoint(&endpoint).unwrap();
+        let other = identity("prime-sec", KeyKind::Ecdsa);
+        store
+            .await_pin(
+                &endpoint,
+                &Fingerprint::of(&other.cert),
+                PinMatch::Certificate,
+                None,
+            )
+            .unwrap();
+        let err = connect(&config, server.addr, &name(&endpoint)).unwrap_err();
+        assert!(
+            matches!(tofu_error(&err), TofuError::Mismatch(_)),
+            "{version:?}: {err}"
+        );
+        assert!(store.endpoint(&endpoint).unwrap().pins.is_empty());
+    }
+}
+
 #[test]
 fn a_new_certificate_in_report_only_mode_is_audited_as_reported_and_the_mode_outlives_deletecert() {
     let (_dir, store) = store();
@@ -1088,4 +1244,46 @@ fn a_new_certificate_in_report_only_mode_is_audited_as_reported_and_the_mode_out
         record.report_only.is_some(),
         "until an operator enforces again"
     );
+}
+
+fn an_awaited_next_pin_replaces_the_active_pin_when_presented() {
+    let (_dir, store) = store();
+    let old = identity("prime-sec", KeyKind::Ecdsa);
+    let new = identity("prime-sec", KeyKind::Ecdsa);
+    let server = Server::start(vec![old.cert.clone()], &old.key, Version::Tls13);
+    let endpoint = endpoint_of(&server);
+    let config = verifier(&store, &endpoint).client_config();
+    connect(&config, server.addr, &name(&endpoint)).unwrap();
+    // As `accept --fingerprint` of a certificate no longer in quarantine does.
+    store
+        .await_pin_from(
+            &endpoint,
+            &Fingerprint::of(&new.cert),
+            PinMatch::Certificate,
+            PinState::Next,
+            false,
+            None,
+            PinSource::Accepted,
+        )
+        .unwrap();
+    // The old certificate is still the active pin until the new one is presented.
+    connect(&config, server.addr, &name(&endpoint)).unwrap();
+    server.set_identity(&new);
+    connect(&config, server.addr, &name(&endpoint)).unwrap();
+    let record = store.endpoint(&endpoint).unwrap();
+    assert!(record.awaited.is_empty());
+    assert_eq!(record.pins.len(), 1);
+    assert_eq!(record.pins[0].der, new.cert);
+    assert_eq!(record.pins[0].source, PinSource::Accepted);
+    assert_eq!(
+        audit_events(&store, &endpoint),
+        [
+            AuditEvent::Pinned,
+            AuditEvent::Awaited,
+            AuditEvent::Retired,
+            AuditEvent::Filled
+        ]
+    );
+    server.set_identity(&old);
+    assert!(connect(&config, server.addr, &name(&endpoint)).is_err());
 }

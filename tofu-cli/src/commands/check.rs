@@ -58,13 +58,19 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
             }
             writeln!(
                 out,
-                "{}: {} pins, {} quarantined, {} audit entries, {} findings",
+                "{}: {} pins, {}{} quarantined, {} audit entries, {} findings",
                 if report.is_sound() {
                     "sound"
                 } else {
                     "damaged"
                 },
                 report.pins,
+                // Only when there are some: the line stays as it was for other stores.
+                if report.awaited > 0 {
+                    format!("{} awaited, ", report.awaited)
+                } else {
+                    String::new()
+                },
                 report.quarantined,
                 report.audit_entries,
                 report.findings.len()

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use tofu_core::{
     cert::CertificateDetails,
-    pin::{Pin, Quarantined},
+    pin::{AwaitedPin, Pin, Quarantined},
     timestamp::Timestamp,
     Endpoint, Fingerprint,
 };
@@ -22,7 +22,8 @@ use crate::output::{name, state_name, write_json, Out};
 /// (10.1.1.1_8082) or in any other form (10.1.1.1:8082).
 ///
 /// With --fingerprint, removes only that pin, for an endpoint with several (an HA pair behind
-/// one address, or an active pin and a staged one).
+/// one address, or an active pin and a staged one). An awaited pin (addcert --fingerprint,
+/// no certificate presented yet) is removed by the fingerprint it awaits.
 ///
 /// Exits with status 3, changing nothing, when there is nothing to remove.
 #[derive(Debug, clap::Args)]
@@ -52,6 +53,7 @@ struct Document<'a> {
 struct Removed<'a> {
     pins: Vec<json::PinJson<'a>>,
     quarantined: Vec<json::QuarantinedJson<'a>>,
+    awaited: Vec<json::AwaitedJson<'a>>,
 }
 
 fn write_document(
@@ -59,6 +61,7 @@ fn write_document(
     endpoint: &Endpoint,
     pins: &[Pin],
     quarantined: &[Quarantined],
+    awaited: &[AwaitedPin],
 ) -> Result<(), CliError> {
     let now = Timestamp::now();
     let doc = Document {
@@ -66,6 +69,7 @@ fn write_document(
         removed: Removed {
             pins: json::pins(pins, now),
             quarantined: json::all_quarantined(quarantined, now),
+            awaited: json::all_awaited(awaited),
         },
     };
     write_json(out, &doc, true)
@@ -90,7 +94,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
             .map_err(|e| CliError::store(&e, ctx))?
         {
             Some(pin) if args.format.json() => {
-                write_document(&mut out, endpoint, std::slice::from_ref(&pin), &[])?;
+                write_document(&mut out, endpoint, std::slice::from_ref(&pin), &[], &[])?;
                 out.flush()?;
                 Ok(Exit::Success)
             }
@@ -103,21 +107,36 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
                 out.flush()?;
                 Ok(Exit::Success)
             }
-            None => Err(CliError::new(
-                Exit::NotFound,
-                format!("{endpoint} has no pin with fingerprint {fp}; nothing was removed"),
-            )
-            .hint(format!(
-                "`{}` shows the endpoint's pins and their fingerprints",
-                ctx.cmd(&format!("showcert host {endpoint}"))
-            ))),
+            None => match store
+                .remove_awaited(endpoint, fp)
+                .map_err(|e| CliError::store(&e, ctx))?
+            {
+                Some(a) if args.format.json() => {
+                    write_document(&mut out, endpoint, &[], &[], std::slice::from_ref(&a))?;
+                    out.flush()?;
+                    Ok(Exit::Success)
+                }
+                Some(a) => {
+                    writeln!(out, "{}", awaited_line(&a))?;
+                    out.flush()?;
+                    Ok(Exit::Success)
+                }
+                None => Err(CliError::new(
+                    Exit::NotFound,
+                    format!("{endpoint} has no pin with fingerprint {fp}; nothing was removed"),
+                )
+                .hint(format!(
+                    "`{}` shows the endpoint's pins and their fingerprints",
+                    ctx.cmd(&format!("showcert host {endpoint}"))
+                ))),
+            },
         };
     }
 
     let removed = store
         .remove_endpoint(endpoint)
         .map_err(|e| CliError::store(&e, ctx))?;
-    if removed.pins.is_empty() && removed.quarantined.is_empty() {
+    if removed.pins.is_empty() && removed.quarantined.is_empty() && removed.awaited.is_empty() {
         return Err(CliError::new(
             Exit::NotFound,
             format!("{endpoint} is not pinned; nothing was removed"),
@@ -128,7 +147,13 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         )));
     }
     if args.format.json() {
-        write_document(&mut out, endpoint, &removed.pins, &removed.quarantined)?;
+        write_document(
+            &mut out,
+            endpoint,
+            &removed.pins,
+            &removed.quarantined,
+            &removed.awaited,
+        )?;
         out.flush()?;
         return Ok(Exit::Success);
     }
@@ -139,9 +164,23 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
             line(&format!("{} pin", state_name(pin.state)), &pin.details)
         )?;
     }
+    for a in &removed.awaited {
+        writeln!(out, "{}", awaited_line(a))?;
+    }
     for q in &removed.quarantined {
         writeln!(out, "{}", line("quarantined", &q.details))?;
     }
     out.flush()?;
     Ok(Exit::Success)
+}
+
+/// `removed awaited pin host=…;  subject= (awaited: no certificate yet, FP)`, in the form of
+/// the other lines.
+fn awaited_line(a: &AwaitedPin) -> String {
+    format!(
+        "removed {} pin host={};  subject= (awaited: no certificate yet)  ({})",
+        super::listcerts::awaited_state(a).replace('-', " "),
+        a.endpoint.host_port(),
+        super::listcerts::awaited_what(a)
+    )
 }

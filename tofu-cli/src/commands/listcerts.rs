@@ -16,7 +16,7 @@ use std::sync::mpsc;
 
 use rustls::pki_types::CertificateDer;
 use tofu_core::{
-    pin::{Pin, Quarantined},
+    pin::{AwaitedPin, Pin, PinMatch, PinState, Quarantined},
     timestamp::Timestamp,
     Endpoint, Store,
 };
@@ -39,7 +39,16 @@ use crate::output::{date, name, paint, printable, readable_name, state_name, Out
 /// it is part of the subject, not a separator, and only the first `;  ` of a line ends the
 /// host. Bytes OpenSSL does not print, and the control, format and separator characters
 /// that could reorder or hide text (a right-to-left override, a zero-width space), are
-/// written `\xHH` per byte, as OpenSSL writes them; labels show them as `\u{202e}`. Staged pins (addcert --next) are listed too, after the endpoint's active pins; `--format
+/// written `\xHH` per byte, as OpenSSL writes them; labels show them as `\u{202e}`.
+///
+/// Pins made from a fingerprint alone (addcert --fingerprint), which await the first
+/// handshake that presents their certificate, have no subject yet: Prime's format prints
+/// `subject= (awaited: no certificate yet, FP)` in place of one (a real subject starts with
+/// `/`), the table the state `awaited` (or `awaited-next`), and JSON lists them under
+/// `awaited`. --expiring-within leaves them out (they have no dates); --quarantined keeps
+/// those of endpoints with quarantined certificates.
+///
+/// Staged pins (addcert --next) are listed too, after the endpoint's active pins; `--format
 /// table` shows which is which, with subjects, fingerprints, expiry, use and quarantined certificates
 /// (right after their endpoint's pins). `--format json` is for scripts; its schema is in the
 /// README.
@@ -130,6 +139,9 @@ trait Sink {
     fn wants_quarantined(&self) -> bool;
     /// A pin that the filters selected.
     fn pin(&mut self, pin: &Pin) -> Result<(), CliError>;
+    /// An awaited pin, after its endpoint's pins (an endpoint with none takes its place in
+    /// the endpoint order); never under --expiring-within or --quarantined.
+    fn awaited(&mut self, a: &AwaitedPin) -> Result<(), CliError>;
     /// A quarantined certificate to show: all of them, unless --expiring-within narrowed the
     /// pins, in which case those of the endpoints whose pins were listed. It comes right after
     /// its endpoint's pins (an endpoint with no pins takes its place in the endpoint order).
@@ -155,21 +167,32 @@ fn walk(
 ) -> Result<(), CliError> {
     let store_error = |e: tofu_core::Error| CliError::store(&e, ctx);
     let mut failed = None;
+    let awaited = awaited_listed(store, filter)
+        .map_err(store_error)?
+        .into_iter()
+        .map(|a| (a.endpoint.to_string(), a));
+    let mut awaited = Awaited(awaited.collect::<Vec<_>>().into_iter().peekable());
     if !(sink.wants_quarantined() || filter.only_quarantined) {
         store
             .for_each_pin(|pin| {
                 if !filter.expiring(&pin) {
                     return ControlFlow::Continue(());
                 }
-                sink.pin(&pin).map_or_else(
-                    |e| {
-                        failed = Some(e);
-                        ControlFlow::Break(())
-                    },
-                    ControlFlow::Continue,
-                )
+                awaited
+                    .before(Some(&pin.endpoint), sink)
+                    .and_then(|()| sink.pin(&pin))
+                    .map_or_else(
+                        |e| {
+                            failed = Some(e);
+                            ControlFlow::Break(())
+                        },
+                        ControlFlow::Continue,
+                    )
             })
             .map_err(store_error)?;
+        if failed.is_none() {
+            failed = awaited.before(None, sink).err();
+        }
         return failed.map_or(Ok(()), Err);
     }
 
@@ -187,6 +210,7 @@ fn walk(
         });
         let mut merge = Merge {
             queue: rx.into_iter().peekable(),
+            awaited,
             current: None,
             filter,
             sink,
@@ -202,7 +226,10 @@ fn walk(
         });
         if failed.is_none() && pins.is_ok() {
             // The quarantined certificates of endpoints after the last pinned one.
-            failed = merge.quarantined_before(None).err();
+            failed = merge
+                .quarantined_before(None)
+                .and_then(|()| merge.awaited.before(None, merge.sink))
+                .err();
         }
         // Closes the queue, so that a reader still sending stops, before waiting for it.
         drop(merge);
@@ -216,11 +243,56 @@ fn walk(
     })
 }
 
+/// The awaited pins the filters select, in the store's endpoint order: none under
+/// --expiring-within (they have no dates), under --quarantined those of endpoints with
+/// quarantined certificates. Few (each is an operator's command), so read at once.
+fn awaited_listed(store: &Store, filter: &Filter) -> Result<Vec<AwaitedPin>, tofu_core::Error> {
+    let mut awaited = Vec::new();
+    if filter.deadline.is_some() {
+        return Ok(awaited);
+    }
+    store.for_each_awaited(|a| {
+        awaited.push(a);
+        ControlFlow::Continue(())
+    })?;
+    if filter.only_quarantined && !awaited.is_empty() {
+        let mut with_quarantine = HashSet::new();
+        store.for_each_quarantined(|q| {
+            with_quarantine.insert(q.endpoint);
+            ControlFlow::Continue(())
+        })?;
+        awaited.retain(|a| with_quarantine.contains(&a.endpoint));
+    }
+    Ok(awaited)
+}
+
+/// The awaited pins not yet listed, with their endpoint as text, in the order of that text.
+struct Awaited(Peekable<std::vec::IntoIter<(String, AwaitedPin)>>);
+
+impl Awaited {
+    /// Hands the sink the awaited pins of the endpoints before `until` (all when `None`):
+    /// called before each pin, it lists an endpoint's awaited pins after its other pins.
+    fn before(&mut self, until: Option<&Endpoint>, sink: &mut impl Sink) -> Result<(), CliError> {
+        if self.0.peek().is_none() {
+            return Ok(());
+        }
+        let until = until.map(Endpoint::to_string);
+        while let Some((_, a)) = self
+            .0
+            .next_if(|(e, _)| until.as_deref().is_none_or(|u| e.as_str() < u))
+        {
+            sink.awaited(&a)?;
+        }
+        Ok(())
+    }
+}
+
 /// The state of [`walk`]'s merge of pins and quarantined certificates.
 struct Merge<'a, S> {
     /// Quarantined certificates not yet merged, with their endpoint as text, in the order of
     /// that text (as the store orders them).
     queue: Peekable<mpsc::IntoIter<(String, Quarantined)>>,
+    awaited: Awaited,
     /// The endpoint whose pins are being listed.
     current: Option<Current>,
     filter: &'a Filter,
@@ -239,6 +311,7 @@ struct Current {
 
 impl<S: Sink> Merge<'_, S> {
     fn pin(&mut self, pin: &Pin) -> Result<(), CliError> {
+        self.awaited.before(Some(&pin.endpoint), self.sink)?;
         if self.queue.peek().is_none() {
             // No quarantined certificate is left to merge (the usual case, soon): no endpoint
             // from here on has any.
@@ -310,8 +383,34 @@ impl Sink for Prime<'_> {
         Ok(())
     }
 
+    fn awaited(&mut self, a: &AwaitedPin) -> Result<(), CliError> {
+        writeln!(
+            self.out,
+            "host={};  subject= (awaited: no certificate yet, {})",
+            a.endpoint.host_port(),
+            awaited_what(a)
+        )?;
+        Ok(())
+    }
+
     fn quarantined(&mut self, _: &Quarantined) -> Result<(), CliError> {
         Ok(())
+    }
+}
+
+/// What an awaited pin waits for, in words: `SHA256:…`, or `key SHA256:…`.
+pub(crate) fn awaited_what(a: &AwaitedPin) -> String {
+    match a.matches {
+        PinMatch::Certificate => a.fingerprint.to_string(),
+        PinMatch::Key => format!("key {}", a.fingerprint),
+    }
+}
+
+/// The table's state of an awaited pin.
+pub(crate) fn awaited_state(a: &AwaitedPin) -> &'static str {
+    match a.state {
+        PinState::Active => "awaited",
+        PinState::Next => "awaited-next",
     }
 }
 
@@ -406,6 +505,7 @@ impl<'a> Table<'a> {
         let mut styles = [None; COLUMNS];
         styles[1] = match row[1].as_str() {
             "quarantined" => Some(Style::Red),
+            "awaited" | "awaited-next" => Some(Style::Yellow),
             "staged" => Some(Style::Yellow),
             _ => None,
         };
@@ -481,6 +581,24 @@ impl Sink for Table<'_> {
             p.matches.to_string(),
             readable_name(&p.details.subject),
             p.label.as_deref().map_or_else(never, printable),
+        ])
+    }
+
+    fn awaited(&mut self, a: &AwaitedPin) -> Result<(), CliError> {
+        let never = || "-".to_owned();
+        self.row([
+            a.endpoint.to_string(),
+            awaited_state(a).to_owned(),
+            a.fingerprint.to_string(),
+            never(),
+            never(),
+            never(),
+            never(),
+            "0".to_owned(),
+            a.source.to_string(),
+            a.matches.to_string(),
+            "(no certificate yet)".to_owned(),
+            a.label.as_deref().map_or_else(never, printable),
         ])
     }
 
@@ -574,6 +692,11 @@ impl Sink for JsonPins<'_> {
             .element(self.out, &crate::json::pin(pin, self.now))
     }
 
+    fn awaited(&mut self, _: &AwaitedPin) -> Result<(), CliError> {
+        // In the document's own `awaited` array, written after the walk.
+        Ok(())
+    }
+
     fn quarantined(&mut self, q: &Quarantined) -> Result<(), CliError> {
         if self.narrowed {
             self.listed_with_quarantine.insert(q.endpoint.clone());
@@ -632,6 +755,15 @@ fn json(
         .map_err(|e| CliError::store(&e, ctx))?;
     if let Some(e) = failed {
         return Err(e);
+    }
+    array.close(out)?;
+    out.write_all(b",\n")?;
+
+    // Pins from a fingerprint, not yet presented: no certificate, so not among `pins`,
+    // whose every object has one.
+    let mut array = JsonArray::open(out, "awaited")?;
+    for a in awaited_listed(store, filter).map_err(|e| CliError::store(&e, ctx))? {
+        array.element(out, &crate::json::awaited(&a))?;
     }
     array.close(out)?;
     out.write_all(b"\n}\n")?;

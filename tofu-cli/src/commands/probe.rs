@@ -108,7 +108,7 @@ pub(crate) struct Args {
 struct OutcomeJson<'a> {
     #[serde(flatten)]
     head: json::Head,
-    /// match, promoted, pinned, mismatch, not-pinned or failed.
+    /// match, promoted, renewed, pinned, filled, mismatch, not-pinned or failed.
     outcome: &'static str,
     /// The certificate the endpoint presented; null when the probe failed before it did.
     certificate: Option<json::CertJson<'a>>,
@@ -121,6 +121,10 @@ struct OutcomeJson<'a> {
     quarantined: bool,
     /// Why the probe failed (outcome `failed`), else null.
     error: Option<String>,
+    /// For a mismatch of an endpoint with awaited pins (from a fingerprint), those pins;
+    /// absent otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    awaited: Vec<json::AwaitedJson<'a>>,
 }
 
 fn timeout(text: &str) -> Result<Duration, String> {
@@ -155,6 +159,8 @@ enum Outcome {
     Renewed(CertificateDetails),
     /// The endpoint was not pinned; it is now (--pin).
     Pinned(CertificateDetails),
+    /// It met an awaited pin (made from a fingerprint), which now holds it.
+    Filled(CertificateDetails),
     Mismatch(TofuError),
     NotPinned(TofuError),
     Failed(Failure),
@@ -162,11 +168,12 @@ enum Outcome {
 
 impl Outcome {
     /// The outcomes, in the order the summary of `probe --from` lists them.
-    const NAMES: [&'static str; 7] = [
+    const NAMES: [&'static str; 8] = [
         "match",
         "promoted",
         "renewed",
         "pinned",
+        "filled",
         "mismatch",
         "not-pinned",
         "failed",
@@ -178,6 +185,7 @@ impl Outcome {
             Outcome::Promoted(_) => "promoted",
             Outcome::Renewed(_) => "renewed",
             Outcome::Pinned(_) => "pinned",
+            Outcome::Filled(_) => "filled",
             Outcome::Mismatch(_) => "mismatch",
             Outcome::NotPinned(_) => "not-pinned",
             Outcome::Failed(_) => "failed",
@@ -194,14 +202,20 @@ impl Outcome {
             change: None,
             quarantined: false,
             error: None,
+            awaited: Vec::new(),
         };
         match self {
-            Outcome::Match(d) | Outcome::Promoted(d) | Outcome::Renewed(d) | Outcome::Pinned(d) => {
+            Outcome::Match(d)
+            | Outcome::Promoted(d)
+            | Outcome::Renewed(d)
+            | Outcome::Pinned(d)
+            | Outcome::Filled(d) => {
                 doc.certificate = Some(json::cert(d, now));
             }
             Outcome::Mismatch(TofuError::Mismatch(m)) => {
                 doc.certificate = Some(json::cert(&m.presented, now));
                 doc.pinned = json::pins(&m.pinned, now);
+                doc.awaited = json::all_awaited(&m.awaited);
                 doc.change = Some(m.change());
                 doc.quarantined = m.quarantined;
             }
@@ -219,7 +233,11 @@ impl Outcome {
     /// what follows lines up), and the certificate (the one presented) or the failure.
     fn line(&self, endpoint: &Endpoint, width: usize) -> String {
         let detail = match self {
-            Outcome::Match(d) | Outcome::Promoted(d) | Outcome::Renewed(d) | Outcome::Pinned(d) => {
+            Outcome::Match(d)
+            | Outcome::Promoted(d)
+            | Outcome::Renewed(d)
+            | Outcome::Pinned(d)
+            | Outcome::Filled(d) => {
                 format!("{}  {}", d.fingerprint, name(&d.subject))
             }
             Outcome::Mismatch(e) => match e {
@@ -377,7 +395,11 @@ fn probe_one(
         out.flush()?;
     }
     match outcome {
-        Outcome::Match(_) | Outcome::Promoted(_) | Outcome::Renewed(_) | Outcome::Pinned(_)
+        Outcome::Match(_)
+        | Outcome::Promoted(_)
+        | Outcome::Renewed(_)
+        | Outcome::Pinned(_)
+        | Outcome::Filled(_)
             if json => {}
         Outcome::Match(d) => writeln!(
             out,
@@ -402,6 +424,13 @@ fn probe_one(
         Outcome::Pinned(d) => writeln!(
             out,
             "pinned: {endpoint} is now pinned to {} ({})",
+            d.fingerprint,
+            name(&d.subject)
+        )?,
+        Outcome::Filled(d) => writeln!(
+            out,
+            "filled: {endpoint} presented {} ({}), the certificate its awaited pin named; the \
+             pin now holds it",
             d.fingerprint,
             name(&d.subject)
         )?,
@@ -827,6 +856,8 @@ fn classify(
             .any(|p| p.matches_key(&details.spki_fingerprint))
     {
         Ok(Outcome::Promoted(details))
+    } else if before.awaited.iter().any(|a| a.is_met_by(&details)) && active_after {
+        Ok(Outcome::Filled(details))
     } else if !before.is_pinned() && active_after {
         Ok(Outcome::Pinned(details))
     } else {
@@ -967,6 +998,7 @@ mod tests {
                 })
                 .collect(),
             quarantined: Vec::new(),
+            awaited: Vec::new(),
             report_only: None,
         }
     }

@@ -21,6 +21,10 @@ use crate::output::{name, printable, state_name, write_json, Out, Style};
 /// print it, and of its public key), subject, issuer, names, validity, and for pins when
 /// they were pinned, first and last presented, how often, how and by whom (source), and the
 /// label. `--pem` prints the certificates themselves instead, to pipe into openssl.
+///
+/// A pin made from a fingerprint (addcert --fingerprint) is shown as awaited: the fingerprint
+/// it waits for and no subject, until the first handshake that presents a matching
+/// certificate fills it in. `--pem` has no certificate to print for it.
 #[derive(Debug, clap::Args)]
 #[command(override_usage = "tofu-certs showcert host <HOST> [OPTIONS]")]
 pub(crate) struct Args {
@@ -44,6 +48,7 @@ struct Document<'a> {
     head: json::Head,
     pins: Vec<json::PinJson<'a>>,
     quarantined: Vec<json::QuarantinedJson<'a>>,
+    awaited: Vec<json::AwaitedJson<'a>>,
     /// `null`, or since when and by whom the endpoint is in report-only mode.
     report_only: Option<ReportOnlyJson<'a>>,
 }
@@ -71,7 +76,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     let record = store
         .endpoint(endpoint)
         .map_err(|e| CliError::store(&e, ctx))?;
-    if record.pins.is_empty() && record.quarantined.is_empty() {
+    if record.pins.is_empty() && record.quarantined.is_empty() && record.awaited.is_empty() {
         return Err(CliError::new(
             Exit::NotFound,
             format!(
@@ -116,6 +121,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
             head: json::Head::new(endpoint),
             pins: json::pins(&record.pins, now),
             quarantined: json::all_quarantined(&record.quarantined, now),
+            awaited: json::all_awaited(&record.awaited),
             report_only: record.report_only.as_ref().map(|m| ReportOnlyJson {
                 since: m.since,
                 actor: &m.actor,
@@ -150,6 +156,35 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         };
         field(&mut out, "matches", matches)?;
         if let Some(label) = &pin.label {
+            field(&mut out, "label", &printable(label))?;
+        }
+    }
+    for a in &record.awaited {
+        let heading = match a.state {
+            PinState::Active => "awaited pin (from a fingerprint; no certificate presented yet)",
+            PinState::Next => {
+                "awaited next pin (from a fingerprint; replaces the active pins when presented)"
+            }
+        };
+        writeln!(out, "\n{}", out.paint(Style::Yellow, heading))?;
+        match a.matches {
+            tofu_core::pin::PinMatch::Certificate => {
+                field(&mut out, "fingerprint", &a.fingerprint.to_string())?;
+                field(&mut out, "sha256 (openssl)", &a.fingerprint.to_hex_colons())?;
+            }
+            tofu_core::pin::PinMatch::Key => {
+                field(&mut out, "public key sha256", &a.fingerprint.to_string())?;
+            }
+        }
+        field(&mut out, "subject", "none yet (no certificate presented)")?;
+        field(&mut out, "pinned at", &a.pinned_at.to_string())?;
+        field(&mut out, "source", a.source.as_str())?;
+        let matches = match a.matches {
+            tofu_core::pin::PinMatch::Certificate => "the certificate with this fingerprint",
+            tofu_core::pin::PinMatch::Key => "any certificate with this public key",
+        };
+        field(&mut out, "matches", matches)?;
+        if let Some(label) = &a.label {
             field(&mut out, "label", &printable(label))?;
         }
     }

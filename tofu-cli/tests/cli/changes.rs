@@ -57,7 +57,7 @@ hint: `tofu-certs showcert host 10.1.1.1:8082{}` shows the endpoint's pins
 }
 
 #[test]
-fn accept_needs_the_fingerprint_of_a_quarantined_certificate() {
+fn accept_of_a_certificate_not_in_quarantine_awaits_it_and_one_in_quarantine_is_pinned() {
     let env = Env::new();
     let (old, new, other) = (
         prime_cert("prime-pri"),
@@ -65,27 +65,32 @@ fn accept_needs_the_fingerprint_of_a_quarantined_certificate() {
         prime_cert("prime-pri"),
     );
     env.pin("10.1.1.1:8082", &old);
+    // Not quarantined (yet, or any more): awaited as the next pin, and said so.
     env.run(&["accept", "host", "10.1.1.1:8082", "--fingerprint", &new.fingerprint()])
-        .code(3)
-        .stderr(&format!(
-            "error: 10.1.1.1:8082 has no quarantined certificate with fingerprint {}; nothing was changed
-hint: `tofu-certs showcert host 10.1.1.1:8082{s}` lists the quarantined certificates and their fingerprints; a certificate is quarantined when `tofu-certs probe host 10.1.1.1:8082{s}` is refused
-",
-            new.fingerprint(),
-            s = env.store_arg()
+        .success()
+        .stdout(&format!(
+            "{} is not in the quarantine of 10.1.1.1:8082 (any more), so it is pinned as awaited: the first connection that presents that certificate (and proves it holds its key) makes it the pin of 10.1.1.1:8082 and retires the active pins\n",
+            new.fingerprint()
         ));
+    // With --match key the key is not known without the certificate: status 3, nothing done.
+    env.run(&[
+        "accept",
+        "host",
+        "10.1.1.1:8082",
+        "--fingerprint",
+        &other.fingerprint(),
+        "--match",
+        "key",
+    ])
+    .code(3)
+    .stderr(&format!(
+        "error: 10.1.1.1:8082 has no quarantined certificate with fingerprint {}, so its public key is not known; nothing was changed\nhint: [..]\nhint: [..]\n",
+        other.fingerprint()
+    ));
     let store = tofu_core::Store::open(env.store()).unwrap();
     store
         .quarantine(&"10.1.1.1:8082".parse().unwrap(), &new.der)
         .unwrap();
-    env.run(&[
-        "accept",
-        "host",
-        "10.1.1.1_8082",
-        "--fingerprint",
-        &other.fingerprint(),
-    ])
-    .code(3);
     // The fingerprint in openssl's hex form works as well.
     let hex = tofu_core::Fingerprint::of(&new.der).to_hex_colons();
     env.run(&["accept", "host", "10.1.1.1_8082", "--fingerprint", &hex])
@@ -100,6 +105,8 @@ hint: `tofu-certs showcert host 10.1.1.1:8082{s}` lists the quarantined certific
     assert_eq!(doc["pins"][0]["fingerprint"], new.fingerprint());
     assert_eq!(doc["pins"][0]["source"], "accepted");
     assert_eq!(doc["quarantined"], serde_json::json!([]));
+    // The awaited pin of the same certificate is settled by the accept.
+    assert_eq!(doc["awaited"], serde_json::json!([]));
 }
 
 #[test]

@@ -248,7 +248,7 @@ fn quarantined_certificates_follow_their_endpoints_pins() {
                 && text
                     .contains("\n    }\n  ],\n  \"quarantined\": [\n    {\n      \"endpoint\": ")
                 && text.contains("\n      \"sans\": [\n        \"DNS:")
-                && text.ends_with("\n      \"times_seen\": 1\n    }\n  ]\n}\n"),
+                && text.ends_with("\n      \"times_seen\": 1\n    }\n  ],\n  \"awaited\": []\n}\n"),
             "{text}"
         );
         let endpoints = |key: &str| -> Vec<String> {
@@ -464,7 +464,7 @@ fn json_has_the_documented_schema() {
         k.sort();
         k.join(",")
     };
-    assert_eq!(keys(&doc), "pins,quarantined,version");
+    assert_eq!(keys(&doc), "awaited,pins,quarantined,version");
     assert_eq!(doc["version"], 1);
     let pin = &doc["pins"][0];
     assert_eq!(
@@ -499,11 +499,11 @@ fn json_has_the_documented_schema() {
     let doc: serde_json::Value = serde_json::from_str(&empty.stdout).unwrap();
     assert_eq!(
         doc,
-        serde_json::json!({"version": 1, "pins": [], "quarantined": []})
+        serde_json::json!({"version": 1, "pins": [], "quarantined": [], "awaited": []})
     );
     assert_eq!(
         empty.stdout,
-        "{\n  \"version\": 1,\n  \"pins\": [],\n  \"quarantined\": []\n}\n"
+        "{\n  \"version\": 1,\n  \"pins\": [],\n  \"quarantined\": [],\n  \"awaited\": []\n}\n"
     );
 }
 

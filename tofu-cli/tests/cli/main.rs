@@ -2,6 +2,7 @@
 //! (cleared environment, temporary HOME, `--store` in a temporary directory), and against real
 //! `openssl s_server` processes on loopback ports.
 
+mod awaited;
 mod changes;
 mod check;
 mod completions;

@@ -182,3 +182,37 @@ fn probe_errors() {
         .run(&["probe", "host", "not a host:443"]);
     assert_snapshot(&t.text, snapbox::file!["snapshots/probe_errors.txt"]);
 }
+
+#[test]
+fn awaited_pins_in_every_listing() {
+    let env = Env::new();
+    env.pin("10.1.1.1:8082", &fixed_cert("prime-pri", 1));
+    let mut t = Transcript::new(&env);
+    // The SHA-256 of nothing, as openssl prints fingerprints: a certificate nobody presented.
+    let hex = "E3:B0:C4:42:98:FC:1C:14:9A:FB:F4:C8:99:6F:B9:24:27:AE:41:E4:64:9B:93:4C:A4:95:99:1B:78:52:B8:55";
+    t.run(&[
+        "addcert",
+        "host",
+        "10.1.1.3:8082",
+        "--fingerprint",
+        hex,
+        "--label",
+        "from the admin",
+    ])
+    .run(&[
+        "addcert",
+        "host",
+        "10.1.1.1:8082",
+        "--fingerprint",
+        "sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+        "--match",
+        "key",
+        "--next",
+    ])
+    .run(&["listcerts"])
+    .run(&["listcerts", "--format", "table"])
+    .run(&["listcerts", "--format", "json"])
+    .run(&["showcert", "host", "10.1.1.3_8082"])
+    .run(&["deletecert", "host", "10.1.1.3_8082"]);
+    assert_snapshot(&t.text, snapbox::file!["snapshots/awaited.txt"]);
+}

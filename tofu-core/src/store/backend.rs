@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 
 use crate::audit::{AuditEntry, AuditEvent};
 use crate::error::Result;
-use crate::pin::{Pin, Quarantined, ReportOnly};
+use crate::pin::{AwaitedPin, Pin, Quarantined, ReportOnly};
 use crate::store::CheckReport;
 use crate::StoreLocation;
 use crate::{Endpoint, Fingerprint, Timestamp};
@@ -25,6 +25,8 @@ pub(crate) struct Loaded {
     pub(crate) quarantined: Vec<Held>,
     /// The endpoint's counters (all zero when it has no row yet).
     pub(crate) state: EndpointState,
+    /// Pins from a fingerprint, awaiting their certificate, in the order pinned.
+    pub(crate) awaited: Vec<AwaitedPin>,
     /// Whether it is in report-only mode.
     pub(crate) report_only: Option<ReportOnly>,
 }
@@ -63,7 +65,7 @@ pub(crate) struct EndpointState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Write {
     /// Fails the transaction, writing nothing, with [`crate::Error::Corrupt`] unless the pin
-    /// table read *without its indexes* holds no pin of the endpoint. Made before the one
+    /// table and the awaited table, read *without their indexes*, hold no pin of the endpoint. Made before the one
     /// write that can open trust (a first-use pin), so that an index that lost an entry
     /// never makes a pinned endpoint look unpinned. A backend whose reads cannot miss a row
     /// this way may treat it as a no-op, and says so where it implements it.
@@ -91,8 +93,13 @@ pub(crate) enum Write {
         /// The latest of them.
         at: Timestamp,
     },
-    /// Deletes every pin, quarantined certificate and the counters of the endpoint.
+    /// Deletes every pin (awaited ones too), quarantined certificate and the counters of the
+    /// endpoint.
     DeleteEndpoint,
+    /// Inserts this awaited pin.
+    InsertAwaited(AwaitedPin),
+    /// Deletes the endpoint's awaited pin of this fingerprint (if any).
+    DeleteAwaited(Fingerprint),
     /// The endpoint's pins changed: `epoch` goes up by one (the row is created with epoch 1
     /// when missing) and the refusal counters start over (all zero, times `None`).
     PinsChanged,
@@ -190,6 +197,10 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// Every pin, ordered by endpoint (byte order of its text, `COLLATE "C"`), then active
     /// before staged, then in the order pinned; streamed, in one snapshot, until `f` breaks.
     fn for_each_pin(&self, f: &mut dyn FnMut(Pin) -> ControlFlow<()>) -> Result<()>;
+
+    /// Every awaited pin, ordered by endpoint (byte order), then in the order pinned; streamed,
+    /// in one snapshot.
+    fn for_each_awaited(&self, f: &mut dyn FnMut(AwaitedPin) -> ControlFlow<()>) -> Result<()>;
 
     /// Every quarantined certificate, ordered by endpoint, then most recently presented
     /// first; streamed, in one snapshot.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::audit::{Actor, AuditEntry};
 use crate::error::{Error, Result};
-use crate::pin::{EndpointRecord, Pin, PinMatch, PinSource, PinState, Quarantined};
+use crate::pin::{AwaitedPin, EndpointRecord, Pin, PinMatch, PinSource, PinState, Quarantined};
 use crate::{CertificateDetails, Endpoint, Fingerprint, StoreLocation, Timestamp};
 
 mod backend;
@@ -77,6 +77,8 @@ pub struct Removed {
     pub pins: Vec<Pin>,
     /// The quarantined certificates discarded.
     pub quarantined: Vec<Quarantined>,
+    /// The awaited pins removed.
+    pub awaited: Vec<AwaitedPin>,
 }
 
 /// A pin to be written by [`Store::import`], with the recorded history it carries.
@@ -111,6 +113,8 @@ pub struct CheckReport {
     pub pins: u64,
     /// Quarantined certificates read.
     pub quarantined: u64,
+    /// Awaited pins (pins from a fingerprint, no certificate yet) read.
+    pub awaited: u64,
     /// Audit entries read.
     pub audit_entries: u64,
     /// Each problem found, in the order the checks ran.
@@ -418,6 +422,138 @@ impl Store {
         })
     }
 
+    /// Pins `endpoint` from a fingerprint alone, before any connection: an awaited pin. With
+    /// [`PinMatch::Certificate`], `fingerprint` is the SHA-256 of the whole certificate; with
+    /// [`PinMatch::Key`], of its SubjectPublicKeyInfo (as RFC 7469 and OkHttp pin). The
+    /// endpoint is pinned from now on (a certificate that does not match is refused and
+    /// quarantined, never pinned on first use); the first handshake that presents a matching
+    /// certificate and proves its key fills the pin in (see [`Store::fill_awaited`]).
+    ///
+    /// ```
+    /// use tofu_core::pin::PinMatch;
+    /// use tofu_core::{Fingerprint, Store};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path().join("tofu"))?;
+    /// let endpoint = "10.1.1.1:8082".parse()?;
+    /// let fp: Fingerprint = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU".parse()?;
+    /// let awaited = store.await_pin(&endpoint, &fp, PinMatch::Key, None)?;
+    /// assert_eq!(awaited.fingerprint, fp);
+    /// assert!(store.endpoint(&endpoint)?.is_pinned());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::AlreadyPinned`] when a pin already matches the fingerprint,
+    /// [`Error::AlreadyAwaited`] when it is already awaited; when the database cannot be
+    /// written.
+    pub fn await_pin(
+        &self,
+        endpoint: &Endpoint,
+        fingerprint: &Fingerprint,
+        matches: PinMatch,
+        label: Option<&str>,
+    ) -> Result<AwaitedPin> {
+        self.await_pin_from(
+            endpoint,
+            fingerprint,
+            matches,
+            PinState::Active,
+            false,
+            label,
+            PinSource::Operator,
+        )
+    }
+
+    /// [`Store::await_pin`] in full: `state` [`PinState::Next`] awaits a certificate that
+    /// replaces the active pins when it is presented (as a staged pin does); `sole` refuses
+    /// an active awaited pin beside an active pin (as [`Store::add_sole_pin`] does); `source`
+    /// records how the pin got here (`accept --fingerprint` of a certificate no longer in
+    /// quarantine records [`PinSource::Accepted`]).
+    ///
+    /// # Errors
+    /// As [`Store::await_pin`], and [`Error::ActivePinExists`] when `sole` refuses.
+    #[allow(clippy::too_many_arguments)]
+    pub fn await_pin_from(
+        &self,
+        endpoint: &Endpoint,
+        fingerprint: &Fingerprint,
+        matches: PinMatch,
+        state: PinState,
+        sole: bool,
+        label: Option<&str>,
+        source: PinSource,
+    ) -> Result<AwaitedPin> {
+        self.update(endpoint, |loaded, now, actor| {
+            plan::add_awaited(
+                endpoint,
+                loaded,
+                fingerprint,
+                matches,
+                state,
+                sole,
+                source,
+                label,
+                now,
+                actor,
+            )
+        })
+    }
+
+    /// Fills in the awaited pin of `endpoint` that `der` meets: it becomes an active pin of
+    /// `der` (audited as `filled`). `None` when no awaited pin is met (another process
+    /// filled or removed it first). For the verifier, which calls it only after the server
+    /// proved it holds the certificate's key; call it yourself only with a certificate whose
+    /// key was proved likewise.
+    ///
+    /// # Errors
+    /// When `der` does not parse, or the database cannot be written.
+    pub fn fill_awaited(
+        &self,
+        endpoint: &Endpoint,
+        der: &CertificateDer<'_>,
+    ) -> Result<Option<Pin>> {
+        let details = details(endpoint, der)?;
+        self.update(endpoint, |loaded, now, actor| {
+            Ok(plan::fill(
+                endpoint,
+                loaded,
+                der,
+                details.clone(),
+                now,
+                actor,
+            ))
+        })
+    }
+
+    /// Removes one awaited pin of `endpoint` by its fingerprint; `None` when there is none.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn remove_awaited(
+        &self,
+        endpoint: &Endpoint,
+        fingerprint: &Fingerprint,
+    ) -> Result<Option<AwaitedPin>> {
+        self.update(endpoint, |loaded, now, actor| {
+            Ok(plan::remove_awaited(
+                endpoint,
+                loaded,
+                fingerprint,
+                now,
+                actor,
+            ))
+        })
+    }
+
+    /// Calls `f` with every awaited pin, by endpoint, in the order pinned, in one snapshot.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn for_each_awaited(&self, mut f: impl FnMut(AwaitedPin) -> ControlFlow<()>) -> Result<()> {
+        self.backend.for_each_awaited(&mut f)
+    }
+
     /// Removes one pin of `endpoint` by fingerprint; `None` when it had no such pin.
     ///
     /// # Errors
@@ -603,6 +739,7 @@ impl Store {
             let Some(&i) = index.get(endpoint) else {
                 return Ok(Vec::new());
             };
+            let awaited = loaded.awaited.clone();
             let planned = plan::import(
                 endpoint,
                 loaded,
@@ -612,7 +749,7 @@ impl Store {
                 actor,
             )?;
             reports[i] = planned.outcome;
-            Ok(planned.writes)
+            Ok(plan::settle_awaited(&awaited, planned.writes))
         })?;
         Ok(reports
             .into_iter()
@@ -761,9 +898,10 @@ impl Store {
         let mut outcome = None;
         let actor = self.actor.as_str();
         self.backend.update(&[endpoint], &mut |_, loaded| {
+            let awaited = loaded.awaited.clone();
             let planned = plan(loaded, Timestamp::now(), actor)?;
             outcome = Some(planned.outcome);
-            Ok(planned.writes)
+            Ok(plan::settle_awaited(&awaited, planned.writes))
         })?;
         // `update` returns `Ok` only after it planned (and committed) every endpoint given.
         Ok(outcome.expect("the backend planned the one endpoint it was given"))

@@ -12,7 +12,9 @@ use super::backend::{Loaded, Write};
 use super::{FirstUse, ImportReport, NewPin, Promoted, Removed};
 use crate::audit::AuditEvent;
 use crate::error::{Error, Result};
-use crate::pin::{EndpointRecord, Pin, PinMatch, PinSource, PinState, Quarantined, ReportOnly};
+use crate::pin::{
+    AwaitedPin, EndpointRecord, Pin, PinMatch, PinSource, PinState, Quarantined, ReportOnly,
+};
 use crate::quarantine::{self, Admission, Slot};
 use crate::{CertificateDetails, Endpoint, Fingerprint, Timestamp};
 
@@ -39,6 +41,7 @@ pub(crate) fn record(loaded: Loaded) -> EndpointRecord {
     EndpointRecord {
         pins: loaded.pins,
         quarantined: loaded.quarantined.into_iter().map(|h| h.entry).collect(),
+        awaited: loaded.awaited,
         report_only: loaded.report_only,
     }
 }
@@ -89,7 +92,9 @@ pub(crate) fn first_use(
     now: Timestamp,
     actor: &str,
 ) -> Result<Planned<FirstUse>> {
-    if !loaded.pins.is_empty() {
+    // An awaited pin pins the endpoint: what it presents is checked against the fingerprint,
+    // never trusted on first use.
+    if !loaded.pins.is_empty() || !loaded.awaited.is_empty() {
         return Ok(Planned::nothing(FirstUse::AlreadyPinned(record(loaded))));
     }
     let pin = Pin {
@@ -322,6 +327,12 @@ pub(crate) fn remove_endpoint(
         .map(|p| audit.entry(AuditEvent::Removed, &p.details, None))
         .chain(
             record
+                .awaited
+                .iter()
+                .map(|a| awaited_audit(endpoint, AuditEvent::Removed, &a.fingerprint, now, actor)),
+        )
+        .chain(
+            record
                 .quarantined
                 .iter()
                 .map(|q| audit.entry(AuditEvent::Discarded, &q.details, None)),
@@ -333,6 +344,7 @@ pub(crate) fn remove_endpoint(
         outcome: Removed {
             pins: record.pins,
             quarantined: record.quarantined,
+            awaited: record.awaited,
         },
     }
 }
@@ -432,7 +444,9 @@ pub(crate) fn quarantine(
     let mut writes = vec![Write::SetState(state)];
     writes.extend(kept);
     if audited {
-        let event = match (loaded.pins.is_empty(), loaded.report_only.is_some()) {
+        // An endpoint with only an awaited pin is pinned: its refusal is a mismatch.
+        let unpinned = loaded.pins.is_empty() && loaded.awaited.is_empty();
+        let event = match (unpinned, loaded.report_only.is_some()) {
             (false, false) => AuditEvent::MismatchRejected,
             (true, false) => AuditEvent::UnpinnedRejected,
             (false, true) => AuditEvent::MismatchReported,
@@ -476,6 +490,30 @@ pub(crate) fn set_report_only(
     Planned {
         writes: vec![write, Write::audit(endpoint, event, None, None, now, actor)],
         outcome: true,
+    }
+}
+
+/// Deletes the active awaited pins other than `keep` (awaited by `addcert --fingerprint`
+/// without --next: trusted alongside the active pins, so replaced with them), each audited
+/// as retired.
+fn retire_awaited(
+    writes: &mut Vec<Write>,
+    audit: &Audit<'_>,
+    awaited: &[AwaitedPin],
+    keep: &Fingerprint,
+) {
+    for a in awaited
+        .iter()
+        .filter(|a| a.state == PinState::Active && a.fingerprint != *keep)
+    {
+        writes.push(Write::DeleteAwaited(a.fingerprint));
+        writes.push(awaited_audit(
+            audit.endpoint,
+            AuditEvent::Retired,
+            &a.fingerprint,
+            audit.now,
+            audit.actor,
+        ));
     }
 }
 
@@ -529,6 +567,7 @@ pub(crate) fn accept_quarantined(
     };
     let mut writes = Vec::new();
     let retired = retire_active(&mut writes, &audit, &loaded.pins, fingerprint);
+    retire_awaited(&mut writes, &audit, &loaded.awaited, fingerprint);
     // Pinned meanwhile (staged, or added or pinned by another process after it was
     // quarantined): the accepted pin takes its place.
     if find(&loaded.pins, fingerprint).is_some() {
@@ -583,6 +622,7 @@ pub(crate) fn promote_staged(
     };
     let mut writes = Vec::new();
     let retired = retire_active(&mut writes, &audit, &loaded.pins, fingerprint);
+    retire_awaited(&mut writes, &audit, &loaded.awaited, fingerprint);
     writes.push(Write::ActivatePin {
         fingerprint: *fingerprint,
         at: now,
@@ -738,6 +778,211 @@ pub(crate) fn import(
         writes,
         outcome: report,
     })
+}
+
+/// An operator pins the endpoint from a fingerprint alone (`addcert --fingerprint`, or
+/// `accept --fingerprint` of a certificate no longer in quarantine): an awaited pin, which
+/// makes the endpoint pinned. Refused when a pin already matches that fingerprint, or the
+/// same fingerprint is already awaited.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn add_awaited(
+    endpoint: &Endpoint,
+    loaded: Loaded,
+    fingerprint: &Fingerprint,
+    matches: PinMatch,
+    state: PinState,
+    sole: bool,
+    source: PinSource,
+    label: Option<&str>,
+    now: Timestamp,
+    actor: &str,
+) -> Result<Planned<AwaitedPin>> {
+    let pinned = loaded.pins.iter().find(|p| match matches {
+        PinMatch::Certificate => p.fingerprint() == *fingerprint,
+        PinMatch::Key => p.matches_key(fingerprint),
+    });
+    if let Some(existing) = pinned {
+        return Err(Error::AlreadyPinned {
+            endpoint: endpoint.clone(),
+            fingerprint: existing.fingerprint(),
+            state: existing.state,
+        });
+    }
+    if loaded.awaited.iter().any(|a| a.fingerprint == *fingerprint) {
+        return Err(Error::AlreadyAwaited {
+            endpoint: endpoint.clone(),
+            fingerprint: *fingerprint,
+        });
+    }
+    if sole && state == PinState::Active {
+        let active: Vec<(Fingerprint, String)> = active(&loaded.pins)
+            .map(|p| (p.fingerprint(), p.details.subject.clone()))
+            .chain(
+                loaded
+                    .awaited
+                    .iter()
+                    .filter(|a| a.state == PinState::Active)
+                    .map(|a| (a.fingerprint, "awaited, no certificate yet".to_owned())),
+            )
+            .collect();
+        if !active.is_empty() {
+            return Err(Error::ActivePinExists {
+                endpoint: endpoint.clone(),
+                active,
+            });
+        }
+    }
+    let awaited = AwaitedPin {
+        endpoint: endpoint.clone(),
+        fingerprint: *fingerprint,
+        matches,
+        state,
+        pinned_at: now,
+        source,
+        label: label.map(|l| crate::text::bounded(l.to_owned(), crate::MAX_LABEL_CHARS)),
+    };
+    let writes = vec![
+        Write::InsertAwaited(awaited.clone()),
+        Write::PinsChanged,
+        awaited_audit(endpoint, AuditEvent::Awaited, fingerprint, now, actor),
+    ];
+    Ok(Planned {
+        writes,
+        outcome: awaited,
+    })
+}
+
+/// The audit entry of an awaited pin: its fingerprint, no subject (there is no certificate).
+fn awaited_audit(
+    endpoint: &Endpoint,
+    event: AuditEvent,
+    fingerprint: &Fingerprint,
+    now: Timestamp,
+    actor: &str,
+) -> Write {
+    Write::Audit(crate::audit::AuditEntry {
+        id: 0,
+        at: now,
+        endpoint: endpoint.clone(),
+        event,
+        fingerprint: Some(*fingerprint),
+        previous: None,
+        subject: None,
+        actor: actor.to_owned(),
+    })
+}
+
+/// A handshake presented `der`, and the server proved it holds its key: the awaited pin it
+/// meets becomes an active pin holding the certificate and its details (first seen now), with
+/// the awaited pin's time, source and label. Nothing (and `None`) when no awaited pin is met
+/// any more (another thread or process filled or removed it first).
+pub(crate) fn fill(
+    endpoint: &Endpoint,
+    loaded: Loaded,
+    der: &CertificateDer<'_>,
+    details: CertificateDetails,
+    now: Timestamp,
+    actor: &str,
+) -> Planned<Option<Pin>> {
+    let Some(awaited) = loaded.awaited.iter().find(|a| a.is_met_by(&details)) else {
+        return Planned::nothing(None);
+    };
+    let pin = Pin {
+        endpoint: endpoint.clone(),
+        state: PinState::Active,
+        der: der.clone().into_owned(),
+        details,
+        pinned_at: awaited.pinned_at,
+        first_seen: Some(now),
+        last_seen: Some(now),
+        times_seen: 1,
+        source: awaited.source,
+        label: awaited.label.clone(),
+        matches: awaited.matches,
+    };
+    let audit = Audit {
+        endpoint,
+        now,
+        actor,
+    };
+    let mut writes = vec![Write::DeleteAwaited(awaited.fingerprint)];
+    // Awaited as the next pin: it replaces the active pins, as a staged pin does.
+    let retired = match awaited.state {
+        PinState::Next => {
+            let keep = awaited.fingerprint;
+            retire_awaited(&mut writes, &audit, &loaded.awaited, &keep);
+            retire_active(&mut writes, &audit, &loaded.pins, &pin.details.fingerprint)
+        }
+        PinState::Active => Vec::new(),
+    };
+    // The certificate pinned meanwhile (addcert of the same certificate): the filled pin,
+    // with its history, takes its place.
+    if find(&loaded.pins, &pin.details.fingerprint).is_some() {
+        writes.push(Write::DeletePin(pin.details.fingerprint));
+    }
+    writes.push(Write::InsertPin(pin.clone()));
+    writes.push(Write::PinsChanged);
+    writes.push(audit.entry(
+        AuditEvent::Filled,
+        &pin.details,
+        retired.first().map(Pin::fingerprint),
+    ));
+    Planned {
+        writes,
+        outcome: Some(pin),
+    }
+}
+
+/// Removes one awaited pin by fingerprint; nothing (and `None`) when there is none.
+pub(crate) fn remove_awaited(
+    endpoint: &Endpoint,
+    loaded: Loaded,
+    fingerprint: &Fingerprint,
+    now: Timestamp,
+    actor: &str,
+) -> Planned<Option<AwaitedPin>> {
+    let Some(awaited) = loaded
+        .awaited
+        .into_iter()
+        .find(|a| a.fingerprint == *fingerprint)
+    else {
+        return Planned::nothing(None);
+    };
+    Planned {
+        writes: vec![
+            Write::DeleteAwaited(*fingerprint),
+            Write::PinsChanged,
+            awaited_audit(endpoint, AuditEvent::Removed, fingerprint, now, actor),
+        ],
+        outcome: Some(awaited),
+    }
+}
+
+/// Every change that writes a pin also settles the awaited pins it meets: an awaited pin
+/// whose certificate (or key, for a key pin) is now pinned another way (addcert of the file,
+/// accept, import, a fill) is done waiting, and is deleted before the pin is written, so that
+/// no awaited pin outlives its certificate's pin (which `check` reports). Run by the store
+/// on what every plan returns, with the awaited pins that were loaded.
+pub(crate) fn settle_awaited(awaited: &[AwaitedPin], writes: Vec<Write>) -> Vec<Write> {
+    if awaited.is_empty() {
+        return writes;
+    }
+    let mut out = Vec::with_capacity(writes.len() + 1);
+    for w in writes {
+        if let Write::InsertPin(pin) = &w {
+            for a in awaited.iter().filter(|a| {
+                a.is_met_by(&pin.details)
+                    && (a.matches == pin.matches || a.matches == PinMatch::Certificate)
+            }) {
+                let delete = Write::DeleteAwaited(a.fingerprint);
+                if !out.contains(&delete) {
+                    out.push(delete);
+                }
+            }
+        }
+        out.push(w);
+    }
+    out
 }
 
 /// A pin an operator or a compare-and-swap made: pinned now, never presented yet.
@@ -1136,6 +1381,7 @@ mod tests {
             pins: vec![pin(PinState::Active), pin(PinState::Next)],
             quarantined: vec![held(7, 1, 100)],
             state: EndpointState::default(),
+            awaited: Vec::new(),
             report_only: None,
         };
         let planned = remove_endpoint(&ep(), loaded, NOW, ACTOR);
@@ -1242,6 +1488,7 @@ mod tests {
                 audited: quarantine::MAX_AUDITED_REFUSALS,
                 ..EndpointState::default()
             },
+            awaited: Vec::new(),
             report_only: None,
         };
         for next_id in 100..120 {
@@ -1279,6 +1526,7 @@ mod tests {
             pins: vec![active_pin.clone(), staged.clone()],
             quarantined: vec![q.clone()],
             state: EndpointState::default(),
+            awaited: Vec::new(),
             report_only: None,
         };
         let planned = accept_quarantined(
@@ -1521,5 +1769,226 @@ mod tests {
             );
             assert!(planned.outcome.is_none() && planned.writes.is_empty());
         }
+    }
+
+    fn awaiting(fingerprint: Fingerprint, matches: PinMatch, state: PinState) -> AwaitedPin {
+        AwaitedPin {
+            endpoint: ep(),
+            fingerprint,
+            matches,
+            state,
+            pinned_at: Timestamp::from_unix(1_700_000_000),
+            source: PinSource::Operator,
+            label: Some("from the admin".into()),
+        }
+    }
+
+    #[test]
+    fn an_awaited_pin_is_inserted_and_audited_with_its_fingerprint_and_no_subject() {
+        let fp = Fingerprint::of(b"a certificate");
+        let planned = add_awaited(
+            &ep(),
+            Loaded::default(),
+            &fp,
+            PinMatch::Key,
+            PinState::Active,
+            true,
+            PinSource::Operator,
+            Some("admin"),
+            NOW,
+            ACTOR,
+        )
+        .unwrap();
+        assert!(
+            matches!(&planned.writes[0], Write::InsertAwaited(a) if a.fingerprint == fp
+            && a.matches == PinMatch::Key && a.pinned_at == NOW)
+        );
+        assert_eq!(planned.writes[1], Write::PinsChanged);
+        let Write::Audit(entry) = &planned.writes[2] else {
+            panic!("{:?}", planned.writes)
+        };
+        assert_eq!(entry.event, AuditEvent::Awaited);
+        assert_eq!(entry.fingerprint, Some(fp));
+        assert_eq!(entry.subject, None);
+    }
+
+    #[test]
+    fn an_awaited_pin_is_refused_twice_beside_its_pin_and_as_a_second_active_pin() {
+        let p = pin(PinState::Active);
+        let add = |loaded: Loaded, fp: &Fingerprint, matches, sole| {
+            add_awaited(
+                &ep(),
+                loaded,
+                fp,
+                matches,
+                PinState::Active,
+                sole,
+                PinSource::Operator,
+                None,
+                NOW,
+                ACTOR,
+            )
+        };
+        let same = add(
+            with_pins(vec![p.clone()]),
+            &p.fingerprint(),
+            PinMatch::Certificate,
+            false,
+        );
+        assert!(matches!(same, Err(Error::AlreadyPinned { .. })), "{same:?}");
+        let other = Fingerprint::of(b"other");
+        let loaded = Loaded {
+            awaited: vec![awaiting(other, PinMatch::Certificate, PinState::Active)],
+            ..Loaded::default()
+        };
+        let twice = add(loaded, &other, PinMatch::Certificate, false);
+        assert!(
+            matches!(twice, Err(Error::AlreadyAwaited { .. })),
+            "{twice:?}"
+        );
+        let sole = add(
+            with_pins(vec![p.clone()]),
+            &other,
+            PinMatch::Certificate,
+            true,
+        );
+        assert!(
+            matches!(sole, Err(Error::ActivePinExists { .. })),
+            "{sole:?}"
+        );
+        // Beside it, when asked (--additional): the SPKI of a certificate pin is another pin.
+        let beside = add(with_pins(vec![p]), &other, PinMatch::Key, false);
+        assert!(beside.is_ok());
+    }
+
+    #[test]
+    fn first_use_of_an_endpoint_with_only_an_awaited_pin_pins_nothing() {
+        let (der, details) = cert();
+        let loaded = Loaded {
+            awaited: vec![awaiting(
+                Fingerprint::of(b"x"),
+                PinMatch::Certificate,
+                PinState::Active,
+            )],
+            ..Loaded::default()
+        };
+        let planned = first_use(
+            &ep(),
+            loaded,
+            &der,
+            details,
+            PinMatch::Certificate,
+            NOW,
+            ACTOR,
+        )
+        .unwrap();
+        assert!(planned.writes.is_empty());
+        assert!(matches!(planned.outcome, FirstUse::AlreadyPinned(r) if r.awaited.len() == 1));
+    }
+
+    #[test]
+    fn a_fill_makes_the_awaited_pin_an_active_pin_of_the_certificate_keeping_its_label() {
+        let (der, details) = cert();
+        for (fp, matches) in [
+            (details.fingerprint, PinMatch::Certificate),
+            (details.spki_fingerprint, PinMatch::Key),
+        ] {
+            let loaded = Loaded {
+                awaited: vec![awaiting(fp, matches, PinState::Active)],
+                ..Loaded::default()
+            };
+            let planned = fill(&ep(), loaded, &der, details.clone(), NOW, ACTOR);
+            let pin = planned
+                .outcome
+                .expect("the certificate meets the awaited pin");
+            assert_eq!(pin.der, der);
+            assert_eq!(pin.matches, matches);
+            assert_eq!(pin.label.as_deref(), Some("from the admin"));
+            assert_eq!(pin.pinned_at, Timestamp::from_unix(1_700_000_000));
+            assert_eq!(pin.first_seen, Some(NOW));
+            assert_eq!(planned.writes[0], Write::DeleteAwaited(fp));
+            assert!(matches!(&planned.writes[1], Write::InsertPin(p) if *p == pin));
+            assert_eq!(planned.writes[2], Write::PinsChanged);
+            assert_eq!(audited(&planned.writes), [AuditEvent::Filled]);
+        }
+        // A certificate that meets none: nothing.
+        let (other, other_details) = cert();
+        let loaded = Loaded {
+            awaited: vec![awaiting(
+                details.fingerprint,
+                PinMatch::Certificate,
+                PinState::Active,
+            )],
+            ..Loaded::default()
+        };
+        let planned = fill(&ep(), loaded, &other, other_details, NOW, ACTOR);
+        assert!(planned.outcome.is_none() && planned.writes.is_empty());
+    }
+
+    #[test]
+    fn a_fill_of_an_awaited_next_pin_retires_the_active_pins_and_keeps_the_staged() {
+        let (der, details) = cert();
+        let active = pin(PinState::Active);
+        let staged = pin(PinState::Next);
+        let loaded = Loaded {
+            pins: vec![active.clone(), staged],
+            awaited: vec![awaiting(
+                details.fingerprint,
+                PinMatch::Certificate,
+                PinState::Next,
+            )],
+            ..Loaded::default()
+        };
+        let planned = fill(&ep(), loaded, &der, details, NOW, ACTOR);
+        assert!(planned
+            .writes
+            .contains(&Write::DeletePin(active.fingerprint())));
+        assert_eq!(
+            audited(&planned.writes),
+            [AuditEvent::Retired, AuditEvent::Filled]
+        );
+    }
+
+    #[test]
+    fn removing_the_endpoint_removes_and_audits_its_awaited_pins() {
+        let fp = Fingerprint::of(b"x");
+        let loaded = Loaded {
+            awaited: vec![awaiting(fp, PinMatch::Key, PinState::Active)],
+            ..Loaded::default()
+        };
+        let planned = remove_endpoint(&ep(), loaded, NOW, ACTOR);
+        assert_eq!(planned.outcome.awaited.len(), 1);
+        assert_eq!(audited(&planned.writes), [AuditEvent::Removed]);
+        assert_eq!(planned.writes.last(), Some(&Write::DeleteEndpoint));
+        let loaded = Loaded {
+            awaited: vec![awaiting(fp, PinMatch::Key, PinState::Active)],
+            ..Loaded::default()
+        };
+        let planned = remove_awaited(&ep(), loaded, &fp, NOW, ACTOR);
+        assert_eq!(planned.writes[0], Write::DeleteAwaited(fp));
+        assert!(planned.outcome.is_some());
+    }
+
+    #[test]
+    fn accepting_a_quarantined_certificate_retires_the_active_awaited_pins_too() {
+        let h = held(1, 1, 100);
+        let fp = h.entry.details.fingerprint;
+        let (active, next) = (Fingerprint::of(b"active"), Fingerprint::of(b"next"));
+        let loaded = Loaded {
+            quarantined: vec![h],
+            awaited: vec![
+                awaiting(active, PinMatch::Certificate, PinState::Active),
+                awaiting(next, PinMatch::Certificate, PinState::Next),
+            ],
+            ..Loaded::default()
+        };
+        let planned =
+            accept_quarantined(&ep(), loaded, &fp, PinMatch::Certificate, NOW, ACTOR).unwrap();
+        assert!(planned.writes.contains(&Write::DeleteAwaited(active)));
+        assert!(!planned.writes.contains(&Write::DeleteAwaited(next)));
+        assert_eq!(
+            audited(&planned.writes),
+            [AuditEvent::Retired, AuditEvent::Accepted]
+        );
     }
 }

@@ -15,7 +15,7 @@
 //! role that verifies and pins needs:
 //!
 //! ```sql
-//! GRANT SELECT, INSERT, UPDATE, DELETE ON pin, quarantine, endpoint_state, endpoint_mode TO tofu_service;
+//! GRANT SELECT, INSERT, UPDATE, DELETE ON pin, quarantine, endpoint_state, awaited, endpoint_mode TO tofu_service;
 //! GRANT SELECT, INSERT ON audit TO tofu_service;   -- append-only: never UPDATE or DELETE
 //! GRANT SELECT ON meta TO tofu_service;
 //! GRANT SELECT, USAGE ON SEQUENCE generation TO tofu_service;
@@ -32,6 +32,7 @@ macro_rules! count_triggers {
         "SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgenabled = 'A' AND (tgrelid, tgname) \
          IN (('pin'::regclass, 'pin_changed'::name), \
          ('quarantine'::regclass, 'quarantine_changed'::name), \
+         ('awaited'::regclass, 'awaited_changed'::name), \
          ('endpoint_mode'::regclass, 'endpoint_mode_changed'::name), \
          ('audit'::regclass, 'audit_is_append_only'::name), \
          ('audit'::regclass, 'audit_is_append_only_truncate'::name))"
@@ -61,7 +62,7 @@ use super::{CheckReport, Finding};
 use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
 use crate::location::{ChannelBinding, PostgresHost, PostgresLocation, SslMode};
-use crate::pin::{Pin, PinMatch, PinSource, PinState, Quarantined, ReportOnly};
+use crate::pin::{AwaitedPin, Pin, PinMatch, PinSource, PinState, Quarantined, ReportOnly};
 use crate::{CertificateDetails, Endpoint, Fingerprint, StoreLocation, Timestamp};
 
 use self::tls::MakeRustls;
@@ -114,6 +115,11 @@ const SELECT_MODE_OF: &str =
     "SELECT endpoint, since, actor FROM endpoint_mode WHERE endpoint = ANY($1::text[])";
 const SELECT_QUARANTINE: &str = "SELECT endpoint, der, first_seen, last_seen, times_seen, id, \
      epoch FROM quarantine WHERE endpoint = $1 ORDER BY last_seen DESC, id DESC";
+const AWAITED_COLUMNS: &str = "endpoint, fingerprint, match_kind, pinned_at, source, label, state";
+const SELECT_AWAITED: &str = "SELECT endpoint, fingerprint, match_kind, pinned_at, source, label, \
+     state FROM awaited WHERE endpoint = $1 ORDER BY id";
+const SELECT_AWAITED_OF: &str = "SELECT endpoint, fingerprint, match_kind, pinned_at, source, \
+     label, state FROM awaited WHERE endpoint = ANY($1::text[]) ORDER BY endpoint, id";
 const AUDIT_COLUMNS: &str = "id, at, endpoint, event, fingerprint, previous, subject, actor";
 
 /// Endpoints an update of many loads, plans and writes together, in a few statements each.
@@ -582,7 +588,7 @@ impl PostgresBackend {
         for endpoint in endpoints {
             let key = endpoint.to_string();
             let k = key.clone();
-            let (state, pins, quarantined, mode) =
+            let (state, pins, quarantined, awaited, mode) =
                 s.call("loading an endpoint", move |db| async move {
                     // The row lock is what keeps two first uses of one endpoint apart. A
                     // check-then-insert at READ COMMITTED without it pins twice.
@@ -590,10 +596,11 @@ impl PostgresBackend {
                     // READ COMMITTED: these statements see every commit up to the lock.
                     let pins = db.query(SELECT_PINS, &[&k]).await?;
                     let quarantined = db.query(SELECT_QUARANTINE, &[&k]).await?;
+                    let awaited = db.query(SELECT_AWAITED, &[&k]).await?;
                     let mode = db.query_opt(SELECT_MODE, &[&k]).await?;
-                    Ok((state, pins, quarantined, mode))
+                    Ok((state, pins, quarantined, awaited, mode))
                 })?;
-            let loaded = self.loaded(state, &pins, &quarantined, mode.as_ref())?;
+            let loaded = self.loaded(state, &pins, &quarantined, &awaited, mode.as_ref())?;
             let writes = plan(endpoint, loaded)?;
             if !writes.is_empty() {
                 s.call(
@@ -618,26 +625,29 @@ impl PostgresBackend {
         plan: &mut Plan<'_>,
     ) -> Result<(), Fail> {
         let keys: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
-        let (states, pins, quarantined, modes) =
+        let (states, pins, quarantined, awaited, modes) =
             s.call("loading endpoints", move |db| async move {
                 // As in the path one at a time: the locks first, then what they protect.
                 let states = db.query(LOCK_STATES, &[&keys]).await?;
                 let pins = db.query(SELECT_PINS_OF, &[&keys]).await?;
                 let quarantined = db.query(SELECT_QUARANTINE_OF, &[&keys]).await?;
+                let awaited = db.query(SELECT_AWAITED_OF, &[&keys]).await?;
                 let modes = db.query(SELECT_MODE_OF, &[&keys]).await?;
-                Ok((states, pins, quarantined, modes))
+                Ok((states, pins, quarantined, awaited, modes))
             })?;
         let mut states = self.by_endpoint(states, 6)?;
         let mut pins = self.by_endpoint(pins, 0)?;
         let mut quarantined = self.by_endpoint(quarantined, 0)?;
+        let mut awaited = self.by_endpoint(awaited, 0)?;
         let mut modes = self.by_endpoint(modes, 0)?;
         let mut batch = Batch::default();
         for (key, endpoint) in chunk {
             let state = states.remove(key).and_then(|rows| rows.into_iter().next());
             let p = pins.remove(key).unwrap_or_default();
             let q = quarantined.remove(key).unwrap_or_default();
+            let a = awaited.remove(key).unwrap_or_default();
             let m = modes.remove(key).and_then(|rows| rows.into_iter().next());
-            let loaded = self.loaded(state, &p, &q, m.as_ref())?;
+            let loaded = self.loaded(state, &p, &q, &a, m.as_ref())?;
             let writes = plan(endpoint, loaded)?;
             if writes.is_empty() {
                 continue;
@@ -681,6 +691,7 @@ impl PostgresBackend {
         state: Option<Row>,
         pins: &[Row],
         quarantined: &[Row],
+        awaited: &[Row],
         mode: Option<&Row>,
     ) -> Result<Loaded> {
         let state = match state {
@@ -705,6 +716,11 @@ impl PostgresBackend {
             })
             .collect::<Result<Vec<_>, String>>()
             .map_err(|e| self.corrupt(format!("a quarantined certificate: {e}")))?;
+        let awaited = awaited
+            .iter()
+            .map(awaited_from_row)
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|e| self.corrupt(format!("an awaited pin: {e}")))?;
         let report_only = mode
             .map(report_only_from_row)
             .transpose()
@@ -713,6 +729,7 @@ impl PostgresBackend {
             pins,
             quarantined,
             state,
+            awaited,
             report_only,
         })
     }
@@ -1245,7 +1262,7 @@ fn rand_u64() -> u64 {
 fn triggers_problem(found: i64) -> String {
     format!(
         "only {found} of the store's {} triggers are in place and ENABLE ALWAYS (pin_changed, \
-         quarantine_changed, endpoint_mode_changed, audit_is_append_only, audit_is_append_only_truncate): without them \
+         quarantine_changed, awaited_changed, endpoint_mode_changed, audit_is_append_only, audit_is_append_only_truncate): without them \
          other machines' changes go unnoticed or the audit log can be rewritten, so the store \
          is not used. Its owner restores them with ALTER TABLE pin ENABLE ALWAYS TRIGGER \
          pin_changed (and likewise for the others)",
@@ -1443,6 +1460,11 @@ async fn upgrade(db: &Db, store_schema: &str) -> Result<Option<SchemaState>, Fai
                 .batch_execute(&schema::ddl(schema::UPGRADE_3_TO_4, store_schema))
                 .await?;
         }
+        if (1..=4).contains(&version) {
+            db.client
+                .batch_execute(&schema::ddl(schema::UPGRADE_4_TO_5, store_schema))
+                .await?;
+        }
         if (1..schema::SCHEMA_VERSION).contains(&version) {
             db.client
                 .execute(
@@ -1510,7 +1532,11 @@ async fn apply(db: &Db, key: String, writes: Vec<Write>) -> Result<(), Failure> 
                     )
                     .await?;
                 let found = db
-                    .query_opt("SELECT 1 FROM pin WHERE endpoint = $1 LIMIT 1", &[&key])
+                    .query_opt(
+                        "SELECT 1 FROM pin WHERE endpoint = $1 UNION ALL \
+                         SELECT 1 FROM awaited WHERE endpoint = $1 LIMIT 1",
+                        &[&key],
+                    )
                     .await?;
                 db.client
                     .batch_execute(
@@ -1520,7 +1546,7 @@ async fn apply(db: &Db, key: String, writes: Vec<Write>) -> Result<(), Failure> 
                     .await?;
                 if found.is_some() {
                     return Err(Failure::Corrupt(format!(
-                        "the pin table holds a pin of {key} that its index does not; nothing \
+                        "the pin table (or the awaited table) holds a pin of {key} that its index does not; nothing \
                          was pinned"
                     )));
                 }
@@ -1596,7 +1622,32 @@ async fn apply(db: &Db, key: String, writes: Vec<Write>) -> Result<(), Failure> 
                 )
                 .await?;
             }
+            Write::InsertAwaited(a) => {
+                db.execute(
+                    "INSERT INTO awaited (endpoint, fingerprint, match_kind, pinned_at, source, \
+                     label, state) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &key,
+                        &a.fingerprint.as_bytes().as_slice(),
+                        &a.matches.as_str(),
+                        &a.pinned_at.unix(),
+                        &a.source.as_str(),
+                        &a.label,
+                        &a.state.as_str(),
+                    ],
+                )
+                .await?;
+            }
+            Write::DeleteAwaited(fp) => {
+                db.execute(
+                    "DELETE FROM awaited WHERE endpoint = $1 AND fingerprint = $2",
+                    &[&key, &fp.as_bytes().as_slice()],
+                )
+                .await?;
+            }
             Write::DeleteEndpoint => {
+                db.execute("DELETE FROM awaited WHERE endpoint = $1", &[&key])
+                    .await?;
                 db.execute("DELETE FROM pin WHERE endpoint = $1", &[&key])
                     .await?;
                 db.execute("DELETE FROM quarantine WHERE endpoint = $1", &[&key])
@@ -1794,7 +1845,8 @@ impl Batch {
             let found = db
                 .query_opt(
                     "SELECT p.endpoint FROM pin p JOIN unnest($1::text[]) AS e(endpoint) \
-                     ON p.endpoint = e.endpoint LIMIT 1",
+                     ON p.endpoint = e.endpoint UNION ALL SELECT a.endpoint FROM awaited a \
+                     JOIN unnest($1::text[]) AS e(endpoint) ON a.endpoint = e.endpoint LIMIT 1",
                     &[&self.check],
                 )
                 .await?;
@@ -1807,7 +1859,7 @@ impl Batch {
             if let Some(r) = found {
                 let key: String = r.try_get(0)?;
                 return Err(Failure::Corrupt(format!(
-                    "the pin table holds a pin of {key} that its index does not; nothing \
+                    "the pin table (or the awaited table) holds a pin of {key} that its index does not; nothing \
                      was pinned"
                 )));
             }
@@ -1988,6 +2040,18 @@ fn refusals_from_row(r: &Row) -> Result<crate::health::Refusals, String> {
     })
 }
 
+fn awaited_from_row(r: &Row) -> Result<AwaitedPin, String> {
+    Ok(AwaitedPin {
+        endpoint: endpoint(&get::<String>(r, 0)?)?,
+        fingerprint: fingerprint(&get::<Vec<u8>>(r, 1)?)?,
+        matches: get::<String>(r, 2)?.parse()?,
+        pinned_at: Timestamp::from_unix(get(r, 3)?),
+        source: get::<String>(r, 4)?.parse()?,
+        label: get(r, 5)?,
+        state: get::<String>(r, 6)?.parse()?,
+    })
+}
+
 fn state_from_row(r: &Row) -> Result<EndpointState, String> {
     Ok(EndpointState {
         epoch: get(r, 0)?,
@@ -2137,17 +2201,18 @@ impl Backend for PostgresBackend {
         s.begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .map_err(|f| self.final_error(f))?;
         let k = endpoint.to_string();
-        let (state, pins, quarantined, mode) = s
+        let (state, pins, quarantined, awaited, mode) = s
             .call("reading an endpoint", move |db| async move {
                 let state = db.query_opt(SELECT_STATE, &[&k]).await?;
                 let pins = db.query(SELECT_PINS, &[&k]).await?;
                 let quarantined = db.query(SELECT_QUARANTINE, &[&k]).await?;
+                let awaited = db.query(SELECT_AWAITED, &[&k]).await?;
                 let mode = db.query_opt(SELECT_MODE, &[&k]).await?;
-                Ok((state, pins, quarantined, mode))
+                Ok((state, pins, quarantined, awaited, mode))
             })
             .map_err(|f| self.final_error(f))?;
         s.commit().map_err(|f| self.final_error(f))?;
-        self.loaded(state, &pins, &quarantined, mode.as_ref())
+        self.loaded(state, &pins, &quarantined, &awaited, mode.as_ref())
     }
 
     fn update(&self, endpoints: &[&Endpoint], plan: &mut Plan<'_>) -> Result<()> {
@@ -2195,6 +2260,18 @@ impl Backend for PostgresBackend {
             |r| {
                 let pin = pin_from_row(r, 0).map_err(|e| self.corrupt(format!("a pin: {e}")))?;
                 Ok(f(pin))
+            },
+        )
+    }
+
+    fn for_each_awaited(&self, f: &mut dyn FnMut(AwaitedPin) -> ControlFlow<()>) -> Result<()> {
+        self.stream(
+            format!("SELECT {AWAITED_COLUMNS} FROM awaited ORDER BY endpoint, id"),
+            None,
+            |r| {
+                let a = awaited_from_row(r)
+                    .map_err(|e| self.corrupt(format!("an awaited pin: {e}")))?;
+                Ok(f(a))
             },
         )
     }
@@ -2373,6 +2450,42 @@ impl Backend for PostgresBackend {
                     }
                     Ok(_) => {}
                     Err(e) => find(&mut report, "quarantine", format!("quarantined {id}: {e}")),
+                }
+            },
+        )?;
+        batches(
+            &mut s,
+            // Each awaited row, and whether a pin of its endpoint already holds what it
+            // awaits (a fill that left it behind).
+            "SELECT a.endpoint, a.fingerprint, a.match_kind, a.pinned_at, a.source, a.label, \
+             a.state, a.id, EXISTS (SELECT 1 FROM pin p WHERE p.endpoint = a.endpoint \
+             AND p.match_kind = a.match_kind AND (CASE a.match_kind WHEN 'key' \
+             THEN p.spki_fingerprint ELSE p.fingerprint END) = a.fingerprint) FROM awaited a",
+            &mut |r| {
+                report.awaited += 1;
+                let id: i64 = r.try_get(7).unwrap_or(-1);
+                match awaited_from_row(r) {
+                    Ok(a) if r.try_get::<_, String>(0).ok() != Some(a.endpoint.to_string()) => {
+                        find(
+                            &mut report,
+                            "awaited",
+                            format!(
+                                "awaited pin {id}: endpoint {} is not in canonical form",
+                                a.endpoint
+                            ),
+                        )
+                    }
+                    Ok(a) if r.try_get::<_, bool>(8).unwrap_or(false) => find(
+                        &mut report,
+                        "awaited",
+                        format!(
+                            "awaited pin {id}: {}: awaits {}, which a pin of the endpoint \
+                             already holds",
+                            a.endpoint, a.fingerprint
+                        ),
+                    ),
+                    Ok(_) => {}
+                    Err(e) => find(&mut report, "awaited", format!("awaited pin {id}: {e}")),
                 }
             },
         )?;

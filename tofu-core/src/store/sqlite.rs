@@ -29,7 +29,7 @@ use super::backend::{Backend, EndpointState, Held, Loaded, Plan, Write};
 use super::{CheckReport, Finding};
 use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
-use crate::pin::{Pin, PinMatch, PinSource, PinState, Quarantined, ReportOnly};
+use crate::pin::{AwaitedPin, Pin, PinMatch, PinSource, PinState, Quarantined, ReportOnly};
 use crate::{CertificateDetails, Endpoint, Fingerprint, StoreLocation, Timestamp};
 
 /// How long a write waits for another process's write to finish before giving up.
@@ -72,7 +72,21 @@ const MIGRATIONS: &[&str] = &[
     // 5: what a pin matches, the exact certificate (every pin until now) or its public key.
     "ALTER TABLE pin ADD COLUMN match_kind TEXT NOT NULL DEFAULT 'certificate' \
         CHECK (match_kind IN ('certificate', 'key'));",
-    // 6: endpoints in report-only mode (`pin::ReportOnly`); a row only while it is.
+    // 6: pins made from a fingerprint alone, awaiting the certificate (`AwaitedPin`). A
+    // table of their own rather than `pin` rows without a certificate: every `pin` row keeps
+    // its certificate, and `check` keeps comparing the stored details with it.
+    "CREATE TABLE awaited (
+        id          INTEGER PRIMARY KEY,
+        endpoint    TEXT    NOT NULL,
+        fingerprint BLOB    NOT NULL CHECK (length(fingerprint) = 32),
+        match_kind  TEXT    NOT NULL CHECK (match_kind IN ('certificate', 'key')),
+        state       TEXT    NOT NULL CHECK (state IN ('active', 'next')),
+        pinned_at   INTEGER NOT NULL,
+        source      TEXT    NOT NULL,
+        label       TEXT,
+        UNIQUE (endpoint, fingerprint)
+    );",
+    // 7: endpoints in report-only mode (`pin::ReportOnly`); a row only while it is.
     "CREATE TABLE endpoint_mode (
         endpoint TEXT    PRIMARY KEY,
         mode     TEXT    NOT NULL CHECK (mode IN ('report-only')),
@@ -141,6 +155,8 @@ CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
 CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 ";
+
+const AWAITED_COLUMNS: &str = "endpoint, fingerprint, match_kind, pinned_at, source, label, state";
 
 const PIN_COLUMNS: &str = "endpoint, state, der, fingerprint, spki_fingerprint, subject, issuer, \
      sans, not_before, not_after, pinned_at, first_seen, last_seen, times_seen, source, label, \
@@ -349,7 +365,7 @@ impl SqliteBackend {
                 if pinned_in_table(tx, endpoint)? {
                     return Err(self
                         .corrupt(format!(
-                            "the pin table holds a pin of {endpoint} that its index does not; \
+                            "the pin table (or the awaited table) holds a pin of {endpoint} that its index does not; \
                              nothing was pinned. Run `tofu-certs check`"
                         ))
                         .into());
@@ -382,7 +398,28 @@ impl SqliteBackend {
                     i64::try_from(*count).unwrap_or(i64::MAX)
                 ])?;
             }
+            Write::InsertAwaited(a) => {
+                tx.execute(
+                    &format!("INSERT INTO awaited ({AWAITED_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                    params![
+                        a.endpoint.to_string(),
+                        a.fingerprint.as_bytes().as_slice(),
+                        a.matches.as_str(),
+                        a.pinned_at.unix(),
+                        a.source.as_str(),
+                        a.label,
+                        a.state.as_str(),
+                    ],
+                )?;
+            }
+            Write::DeleteAwaited(fp) => {
+                tx.execute(
+                    "DELETE FROM awaited WHERE endpoint = ?1 AND fingerprint = ?2",
+                    params![key, fp.as_bytes().as_slice()],
+                )?;
+            }
             Write::DeleteEndpoint => {
+                tx.execute("DELETE FROM awaited WHERE endpoint = ?1", [&key])?;
                 tx.execute("DELETE FROM pin WHERE endpoint = ?1", [&key])?;
                 tx.execute("DELETE FROM quarantine WHERE endpoint = ?1", [&key])?;
                 tx.execute("DELETE FROM endpoint_state WHERE endpoint = ?1", [&key])?;
@@ -660,6 +697,11 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
+    fn for_each_awaited(&self, f: &mut dyn FnMut(AwaitedPin) -> ControlFlow<()>) -> Result<()> {
+        let sql = format!("SELECT {AWAITED_COLUMNS} FROM awaited ORDER BY endpoint, id");
+        self.stream(&sql, [], awaited_from_row, f)
+    }
+
     fn for_each_quarantined(
         &self,
         f: &mut dyn FnMut(Quarantined) -> ControlFlow<()>,
@@ -821,6 +863,54 @@ impl Backend for SqliteBackend {
                 &mut report,
                 "quarantine",
                 format!("the quarantine {}", failed(e)),
+            );
+        }
+
+        let awaited = (|| -> rusqlite::Result<()> {
+            let mut st = tx.prepare(&format!(
+                "SELECT {AWAITED_COLUMNS}, id FROM awaited NOT INDEXED"
+            ))?;
+            let mut rows = st.query([])?;
+            while let Some(row) = rows.next()? {
+                report.awaited += 1;
+                let id: i64 = row.get(7)?;
+                let problem = match awaited_from_row(row) {
+                    Ok(a) if a.endpoint.to_string() != row.get::<_, String>(0)? => {
+                        Some(format!("endpoint {} is not in canonical form", a.endpoint))
+                    }
+                    Ok(a) => {
+                        // A pin of the endpoint that meets it: the fill left it behind.
+                        let mut pins = tx.prepare(&format!(
+                            "SELECT {PIN_COLUMNS} FROM pin NOT INDEXED WHERE endpoint = ?1"
+                        ))?;
+                        let met = pins
+                            .query_map([a.endpoint.to_string()], pin_from_row)?
+                            .filter_map(|p| p.ok())
+                            .any(|p| a.is_met_by(&p.details) && p.matches == a.matches);
+                        met.then(|| {
+                            format!(
+                                "{}: awaits {}, which a pin of the endpoint already holds",
+                                a.endpoint, a.fingerprint
+                            )
+                        })
+                    }
+                    Err(e) => Some(e.to_string()),
+                };
+                if let Some(problem) = problem {
+                    find(
+                        &mut report,
+                        "awaited",
+                        format!("awaited pin {id}: {problem}"),
+                    );
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = awaited {
+            find(
+                &mut report,
+                "awaited",
+                format!("the awaited table {}", failed(e)),
             );
         }
 
@@ -1638,10 +1728,17 @@ fn load(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<Loaded> {
         .query_map([&key], report_only_from_row)?
         .next()
         .transpose()?;
+    let awaited = tx
+        .prepare_cached(&format!(
+            "SELECT {AWAITED_COLUMNS} FROM awaited WHERE endpoint = ?1 ORDER BY id"
+        ))?
+        .query_map([&key], awaited_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Loaded {
         pins,
         quarantined,
         state,
+        awaited,
         report_only,
     })
 }
@@ -1654,11 +1751,15 @@ fn report_only_from_row(row: &Row<'_>) -> rusqlite::Result<ReportOnly> {
     })
 }
 
-/// Whether the pin table itself, read without any index, holds a pin of `endpoint`. Scans
-/// the table (see BENCHMARKS.md for its cost); only the first-use write pays it.
+/// Whether the pin table or the awaited table itself, read without any index, holds a pin of
+/// `endpoint`. Scans both tables (see BENCHMARKS.md for the pin table's cost; the awaited
+/// table is small); only the first-use write pays it.
 fn pinned_in_table(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<bool> {
-    tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM pin NOT INDEXED WHERE endpoint = ?1)")?
-        .query_row([endpoint.to_string()], |r| r.get(0))
+    tx.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM pin NOT INDEXED WHERE endpoint = ?1) \
+         OR EXISTS (SELECT 1 FROM awaited NOT INDEXED WHERE endpoint = ?1)",
+    )?
+    .query_row([endpoint.to_string()], |r| r.get(0))
 }
 
 fn delete_pin(tx: &Transaction<'_>, endpoint: &Endpoint, fp: &Fingerprint) -> rusqlite::Result<()> {
@@ -1839,6 +1940,18 @@ fn pin_from_row(row: &Row<'_>) -> rusqlite::Result<Pin> {
         source: parsed_col(row, 14)?,
         label: row.get(15)?,
         matches: parsed_col(row, 16)?,
+    })
+}
+
+fn awaited_from_row(row: &Row<'_>) -> rusqlite::Result<AwaitedPin> {
+    Ok(AwaitedPin {
+        endpoint: endpoint_col(row, 0)?,
+        fingerprint: fingerprint_col(row, 1)?,
+        matches: parsed_col(row, 2)?,
+        pinned_at: Timestamp::from_unix(row.get(3)?),
+        source: parsed_col(row, 4)?,
+        label: row.get(5)?,
+        state: parsed_col(row, 6)?,
     })
 }
 

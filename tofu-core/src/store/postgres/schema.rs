@@ -22,8 +22,10 @@
 /// The PostgreSQL schema version this build writes (PostgreSQL's own series, from 1).
 /// Version 2: trigger functions with a fixed `search_path` and qualified names; triggers
 /// `ENABLE ALWAYS`. Version 3: `pin.match_kind`, what a pin matches (certificate or key).
-/// Version 4: `endpoint_mode`, the endpoints in report-only mode, with its notify trigger.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+/// Version 4: the `awaited` table, pins made from a fingerprint alone, with its
+/// `awaited_changed` trigger.
+/// Version 5: `endpoint_mode`, the endpoints in report-only mode, with its notify trigger.
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// `pg_advisory_xact_lock` key under which the schema is created ("ToFUcert").
 pub(super) const SCHEMA_LOCK_KEY: i64 = 0x546f_4655_6365_7274;
@@ -54,6 +56,27 @@ BEGIN
         pg_catalog.format('%I.generation', TG_TABLE_SCHEMA)::pg_catalog.regclass)::pg_catalog.text);
     RETURN NULL;
 END $$;
+"#
+    };
+}
+
+/// The table of awaited pins (version 4), created with the schema and by the upgrade.
+macro_rules! awaited_table {
+    () => {
+        r#"CREATE TABLE {s}.awaited (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    endpoint    text COLLATE "C" NOT NULL,
+    fingerprint bytea  NOT NULL CHECK (length(fingerprint) = 32),
+    match_kind  text   NOT NULL CHECK (match_kind IN ('certificate', 'key')),
+    state       text   NOT NULL CHECK (state IN ('active', 'next')),
+    pinned_at   bigint NOT NULL,
+    source      text   NOT NULL,
+    label       text,
+    UNIQUE (endpoint, fingerprint)
+);
+CREATE TRIGGER awaited_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {s}.awaited
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.tofu_changed();
+ALTER TABLE {s}.awaited ENABLE ALWAYS TRIGGER awaited_changed;
 "#
     };
 }
@@ -144,7 +167,8 @@ ALTER TABLE {s}.audit ENABLE ALWAYS TRIGGER audit_is_append_only_truncate;
 ALTER TABLE {s}.pin ENABLE ALWAYS TRIGGER pin_changed;
 ALTER TABLE {s}.quarantine ENABLE ALWAYS TRIGGER quarantine_changed;
 ALTER TABLE {s}.endpoint_mode ENABLE ALWAYS TRIGGER endpoint_mode_changed;
-"#
+"#,
+    awaited_table!()
 );
 
 /// Version 1 to 2, in one transaction: needs the tables' owner.
@@ -168,10 +192,32 @@ ALTER TABLE {s}.pin ADD COLUMN match_kind text NOT NULL DEFAULT 'certificate'
 UPDATE {s}.meta SET value = '3' WHERE key = 'schema_version';
 "#;
 
-/// Version 3 to 4, in one transaction: the endpoints in report-only mode. A change to them
+/// Version 3 to 4, in one transaction: pins made from a fingerprint alone. Every role
+/// granted privileges on `pin` (a service's role) gets the same on `awaited`, so that an
+/// upgrade by the owner does not leave the service's store read-only.
+pub(super) const UPGRADE_3_TO_4: &str = concat!(
+    awaited_table!(),
+    r#"DO $$
+DECLARE g record;
+BEGIN
+    FOR g IN SELECT a.grantee, a.privilege_type
+        FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = '{s}.pin'::pg_catalog.regclass AND a.grantee <> c.relowner
+          AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s ON {s}.awaited TO %s', g.privilege_type,
+            CASE WHEN g.grantee = 0 THEN 'PUBLIC'
+                 ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END);
+    END LOOP;
+END $$;
+UPDATE {s}.meta SET value = '4' WHERE key = 'schema_version';
+"#
+);
+
+/// Version 4 to 5, in one transaction: the endpoints in report-only mode. A change to them
 /// moves the generation, as one to the pins does: every verifier must see it. Every role
 /// granted privileges on `endpoint_state` is granted the same on the new table.
-pub(super) const UPGRADE_3_TO_4: &str = r#"
+pub(super) const UPGRADE_4_TO_5: &str = r#"
 CREATE TABLE {s}.endpoint_mode (
     endpoint text COLLATE "C" PRIMARY KEY,
     mode     text   NOT NULL CHECK (mode IN ('report-only')),
@@ -195,7 +241,7 @@ BEGIN
             '{s}.endpoint_mode'::pg_catalog.regclass, r.grantee);
     END LOOP;
 END $$;
-UPDATE {s}.meta SET value = '4' WHERE key = 'schema_version';
+UPDATE {s}.meta SET value = '5' WHERE key = 'schema_version';
 "#;
 
 /// The schema that holds the store: the one of the `meta` table the role's `search_path`
@@ -224,12 +270,12 @@ pub(super) fn search_path(schema: &str) -> String {
     format!("pg_catalog, {}", quote_ident(schema))
 }
 
-/// How many of the store's four triggers are there and `ENABLE ALWAYS`: 4, or the store's
+/// How many of the store's five triggers are there and `ENABLE ALWAYS`: 4, or the store's
 /// changes may go unnoticed (a disabled notify trigger) or its audit log be rewritten.
 pub(super) const TRIGGERS: &str = count_triggers!();
 
 /// What [`TRIGGERS`] must count.
-pub(super) const TRIGGER_COUNT: i64 = 5;
+pub(super) const TRIGGER_COUNT: i64 = 6;
 
 /// Is there a `meta` table (in the search path), and what does it say: `None` when there is
 /// no table; else (application, schema_version, written_by).
@@ -249,6 +295,8 @@ pub(super) const PRIVILEGES: &str = "SELECT
              ELSE 'INSERT, UPDATE, DELETE on pin' END,
         CASE WHEN has_table_privilege('quarantine', 'INSERT') AND has_table_privilege('quarantine', 'UPDATE') AND has_table_privilege('quarantine', 'DELETE') THEN NULL
              ELSE 'INSERT, UPDATE, DELETE on quarantine' END,
+        CASE WHEN has_table_privilege('awaited', 'INSERT') AND has_table_privilege('awaited', 'DELETE') THEN NULL
+             ELSE 'INSERT, DELETE on awaited' END,
         CASE WHEN has_table_privilege('endpoint_state', 'SELECT') AND has_table_privilege('endpoint_state', 'INSERT') AND has_table_privilege('endpoint_state', 'UPDATE') AND has_table_privilege('endpoint_state', 'DELETE') THEN NULL
              ELSE 'SELECT, INSERT, UPDATE, DELETE on endpoint_state' END,
         CASE WHEN has_table_privilege('endpoint_mode', 'INSERT') AND has_table_privilege('endpoint_mode', 'UPDATE') AND has_table_privilege('endpoint_mode', 'DELETE') THEN NULL

@@ -1246,6 +1246,7 @@ fn a_new_certificate_in_report_only_mode_is_audited_as_reported_and_the_mode_out
     );
 }
 
+#[test]
 fn an_awaited_next_pin_replaces_the_active_pin_when_presented() {
     let (_dir, store) = store();
     let old = identity("prime-sec", KeyKind::Ecdsa);

@@ -635,6 +635,25 @@ pub(crate) fn record_seen(fingerprint: &Fingerprint, count: u64, at: Timestamp) 
 /// parsed), against what the store has. Pins with the same certificate in the same state
 /// are left as they are; other pins of the endpoint are a conflict, or, when `replace` is
 /// set, removed first.
+/// Whether one entry of an import file is to be added to its endpoint's `group` (the file's
+/// pins of that endpoint so far): the same certificate twice is kept once (`false`), but not
+/// in two states (an error).
+pub(crate) fn import_entry<'g>(
+    mut group: impl Iterator<Item = (&'g NewPin, &'g CertificateDetails)>,
+    p: &NewPin,
+    details: &CertificateDetails,
+) -> Result<bool> {
+    match group.find(|(_, d)| d.fingerprint == details.fingerprint) {
+        None => Ok(true),
+        Some((q, _)) if q.state == p.state => Ok(false),
+        Some(_) => Err(Error::ImportConflict {
+            endpoint: p.endpoint.clone(),
+            existing: details.fingerprint,
+            imported: details.fingerprint,
+        }),
+    }
+}
+
 pub(crate) fn import(
     endpoint: &Endpoint,
     loaded: Loaded,

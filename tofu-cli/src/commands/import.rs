@@ -4,7 +4,9 @@ use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use tofu_core::{
-    export::{detect_format, import_export, read_export, ExportFormat, ImportError},
+    export::{
+        detect_format, import_export, read_export, ExportFormat, ImportError, MAX_EXPORT_LEN,
+    },
     store::ImportReport,
     Error,
 };
@@ -76,6 +78,12 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         Err(e) => return Err(file_error(e)),
         // Checked whole before the store is opened (or created).
         Ok(ExportFormat::Toml) => {
+            // A file known to be over the cap is refused before 256 MiB of it are read.
+            let len = std::fs::metadata(&args.file).map_or(0, |m| m.len());
+            if args.file != Path::new("-") && len > MAX_EXPORT_LEN {
+                let max = MAX_EXPORT_LEN;
+                return Err(file_error(ImportError::TooLarge { max }));
+            }
             let pins = read_export(&mut input).map_err(file_error)?;
             let store = ctx.open()?;
             store

@@ -22,6 +22,12 @@ use crate::{CertificateDetails, Fingerprint, Store};
 /// The longest line read: a certificate of 700 kB in PEM, and the other fields, fit.
 pub(super) const MAX_LINE_LEN: usize = 1024 * 1024;
 
+/// The most pins one endpoint may have in a JSON-lines file: its pins are held until the
+/// next endpoint's line, and each is compared with the others, so this bounds the memory
+/// and the time a hostile file can take. Far above any real endpoint (an HA group with its
+/// staged successors).
+pub(super) const MAX_PINS_PER_ENDPOINT: usize = 10_000;
+
 /// Lines parsed together, on the machine's cores, while the block before is written.
 const BLOCK: usize = 4096;
 
@@ -460,6 +466,16 @@ impl Order {
                 endpoint: p.pin.endpoint.clone(),
                 fingerprint,
             });
+        }
+        if self.seen.len() >= MAX_PINS_PER_ENDPOINT {
+            return Err(entry_error(p.entry, p.line)(
+                "endpoint",
+                format!(
+                    "{} has more than {MAX_PINS_PER_ENDPOINT} pins in the file, more than a \
+                     streamed import holds for one endpoint; this is not an export",
+                    p.pin.endpoint
+                ),
+            ));
         }
         self.seen.push((fingerprint, p.entry, p.line));
         Ok(())

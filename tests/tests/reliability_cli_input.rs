@@ -214,7 +214,11 @@ fn import_is_all_or_nothing_whatever_is_wrong_with_the_file() {
     let other_fp = Fingerprint::of(&ids[2].cert);
     let huge = "x".repeat(2_000_000);
     let cases: Vec<(String, &str)> = vec![
-        (env.write("json.toml", "{\"version\": 1}"), "not valid TOML"),
+        // A JSON document, not JSON lines: taken for JSON lines by its `{`, and refused there.
+        (
+            env.write("json.toml", "{\n  \"version\": 1\n}\n"),
+            "line 1 is not valid JSON",
+        ),
         (env.write("noise.toml", noise(5000)), "not UTF-8"),
         (
             env.write("v2.toml", format!("version = 2\n{good}")),

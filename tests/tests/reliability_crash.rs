@@ -472,3 +472,107 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
 }
+
+/// Issue 15: a JSON-lines import is streamed in blocks, but into one transaction. A real
+/// `tofu-certs import --replace` of a file of 20 000 pins, killed with SIGKILL at moments
+/// spread over its run, leaves the store as it was (the pin it would replace included) or,
+/// when the kill came after the commit, with the whole file: never part of it.
+#[test]
+fn a_streamed_import_killed_at_any_moment_is_all_or_nothing() {
+    use std::fmt::Write as _;
+    use tofu_core::Endpoint;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let ids: Vec<_> = (0..4)
+        .map(|i| examples::prime_identity(&format!("stream-{i}")))
+        .collect();
+    let n = 20_000;
+    let mut file = String::from("{\"version\":1}\n");
+    for i in 0..n {
+        let pem = &ids[i % ids.len()].cert_pem;
+        writeln!(
+            file,
+            "{{\"endpoint\":\"host-{i:05}.crash:443\",\"label\":\"pin {i}\",\"times_seen\":{i},\"certificate\":{}}}",
+            serde_json::to_string(pem).unwrap()
+        )
+        .unwrap();
+    }
+    let path = tmp.path().join("pins.jsonl");
+    std::fs::write(&path, &file).unwrap();
+    let replaced: Endpoint = "host-00007.crash:443".parse().unwrap();
+    let kept: Endpoint = "outside.crash:443".parse().unwrap();
+    let other = examples::prime_identity("already-there");
+    let import = |store: &Path| {
+        Command::new(examples::tofu_certs_binary())
+            .arg("--store")
+            .arg(store)
+            .arg("import")
+            .arg(&path)
+            .arg("--replace")
+            .env_remove("TOFU_CERTS_STORE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let prepare = |dir: &Path| {
+        let store = Store::open(dir).unwrap();
+        store.pin_first_use(&replaced, &other.cert).unwrap();
+        store.pin_first_use(&kept, &other.cert).unwrap();
+    };
+
+    // How long a whole import takes here, to spread the kills over it.
+    let timed = tmp.path().join("timed");
+    prepare(&timed);
+    let started = Instant::now();
+    let out = import(&timed).wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let whole = started.elapsed();
+
+    let kills = 10;
+    let (mut none, mut all) = (0, 0);
+    for k in 0..kills {
+        let dir = tmp.path().join(format!("store-{k}"));
+        prepare(&dir);
+        let mut child = import(&dir);
+        // Over the first 90 % of the timed run: a later run may be faster (warm caches).
+        std::thread::sleep(whole.mul_f64(0.9 * (k as f64 + 0.5) / kills as f64));
+        child.kill().expect("SIGKILL");
+        let status = child.wait().unwrap();
+        let store = Store::open(&dir).unwrap();
+        store.integrity_check().unwrap();
+        assert!(store.check().unwrap().is_sound());
+        let mut count = 0;
+        store
+            .for_each_pin(|_| {
+                count += 1;
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        let replaced_now = store.endpoint(&replaced).unwrap().pins;
+        assert_eq!(store.endpoint(&kept).unwrap().pins.len(), 1, "kill {k}");
+        if count == n + 1 {
+            all += 1;
+            assert_eq!(
+                replaced_now[0].fingerprint(),
+                Fingerprint::of(&ids[7 % 4].cert)
+            );
+        } else {
+            assert_eq!(
+                count, 2,
+                "kill {k} ({status}): part of the file was imported"
+            );
+            assert_eq!(replaced_now[0].fingerprint(), Fingerprint::of(&other.cert));
+            none += 1;
+        }
+    }
+    println!("{kills} kills over a {whole:?} import: {none} left the store as it was, {all} after the commit");
+    assert!(
+        none >= kills / 2,
+        "most kills should land inside the import ({none} of {kills})"
+    );
+}

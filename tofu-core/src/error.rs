@@ -349,6 +349,24 @@ pub enum Error {
         /// The imported fingerprint.
         imported: Fingerprint,
     },
+
+    /// A streamed import was used after an error ended it.
+    #[error("an earlier error ended this import, and nothing of it was written; start it again")]
+    ImportEnded,
+
+    /// A streamed import ([`crate::store::ImportStream`]) was given an endpoint out of order.
+    #[error(
+        "{endpoint} comes after {previous} in a streamed import, which takes the endpoints in \
+         the byte order of their text and each endpoint's pins together (as `tofu-certs export \
+         --format jsonl` writes them); nothing was imported. Sort the pins by endpoint, or \
+         import them all at once"
+    )]
+    ImportOutOfOrder {
+        /// The endpoint out of order.
+        endpoint: Endpoint,
+        /// The endpoint before it.
+        previous: Endpoint,
+    },
 }
 
 /// The store's result type.

@@ -29,7 +29,7 @@
 //! that names the entry, its line and the field, and nothing is imported.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::ops::ControlFlow;
 
 use rustls::pki_types::CertificateDer;
@@ -38,16 +38,19 @@ use crate::text::MAX_LABEL_CHARS;
 use crate::{
     cert::{read_certificates, to_pem},
     pin::{Pin, PinMatch, PinSource, PinState},
-    store::NewPin,
+    store::{ImportReport, NewPin},
     timestamp::Timestamp,
     Endpoint, Fingerprint, Store,
 };
 
+mod jsonl;
+
 /// The version of the export format that this build writes and reads.
 pub const EXPORT_VERSION: i64 = 1;
 
-/// The largest export file read (256 MiB): far above a million pins, and a bound on the memory
-/// a hostile or mistaken file can take.
+/// The largest TOML export file read (256 MiB, about 320 000 pins), a bound on the memory a
+/// hostile or mistaken file can take: TOML is read whole. The JSON-lines form
+/// ([`ExportFormat::JsonLines`]) is streamed, at any size.
 pub const MAX_EXPORT_LEN: u64 = 256 * 1024 * 1024;
 
 /// Entries parsed together, on the machine's cores, before the next ones are taken.
@@ -76,10 +79,11 @@ pub enum ImportError {
     #[error("cannot read the export file: {0}")]
     Io(#[from] io::Error),
 
-    /// The file is larger than [`MAX_EXPORT_LEN`].
+    /// The file is TOML and larger than [`MAX_EXPORT_LEN`].
     #[error(
-        "the export file is larger than {} MiB, the most an import reads; split it into \
-         several files and import each",
+        "the export file is TOML and larger than {} MiB, the most an import reads of TOML \
+         (which is read whole); export the store as JSON lines instead (`tofu-certs export \
+         --format jsonl`), which import streams at any size",
         max / (1024 * 1024)
     )]
     TooLarge {
@@ -144,6 +148,11 @@ pub enum ImportError {
         reason: String,
     },
 
+    /// The store refused the import (a conflict, a certificate it cannot pin) or could not
+    /// be written; nothing was imported.
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+
     /// Two entries pin the same certificate for the same endpoint.
     #[error(
         "pin entry {entry} (line {line}) repeats entry {first_entry} (line {first_line}): both \
@@ -163,6 +172,21 @@ pub enum ImportError {
         /// The certificate's fingerprint.
         fingerprint: Fingerprint,
     },
+}
+
+/// The two forms of an export file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExportFormat {
+    /// TOML (`version = 1`, then `[[pin]]` entries): for reading and editing by hand. Read
+    /// whole, so at most [`MAX_EXPORT_LEN`] bytes.
+    #[default]
+    Toml,
+    /// JSON lines (`{"version":1}`, then one JSON object per pin, with the fields of a
+    /// `[[pin]]` entry): streamed both ways, at any size, in bounded memory. The pins come in
+    /// the store's order (endpoints in the byte order of their text, each endpoint's pins
+    /// together), and an import requires that order.
+    JsonLines,
 }
 
 /// Why an export could not be written.
@@ -259,6 +283,98 @@ pub fn write_export(store: &Store, mut out: impl Write) -> Result<usize, ExportE
     }
     out.flush()?;
     Ok(count)
+}
+
+/// [`write_export`], in the form `format`.
+///
+/// ```
+/// use tofu_core::export::{import_export, write_export_as, ExportFormat};
+/// use tofu_core::{Endpoint, Store};
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let der = rcgen::generate_simple_self_signed(vec!["a.example".into()])?.cert.der().clone();
+/// let primary = Store::open(dir.path().join("primary"))?;
+/// let endpoint: Endpoint = "10.1.1.1:8082".parse()?;
+/// primary.pin_first_use(&endpoint, &der)?;
+///
+/// let mut file = Vec::new();
+/// assert_eq!(write_export_as(&primary, &mut file, ExportFormat::JsonLines)?, 1);
+/// assert!(file.starts_with(b"{\"version\":1}\n{\"endpoint\":\"10.1.1.1:8082\""));
+///
+/// // The form is recognised by its first bytes.
+/// let secondary = Store::open(dir.path().join("secondary"))?;
+/// assert_eq!(import_export(&secondary, file.as_slice(), false)?.added, 1);
+/// assert!(secondary.endpoint(&endpoint)?.is_pinned());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// Those of [`write_export`].
+pub fn write_export_as(
+    store: &Store,
+    out: impl Write,
+    format: ExportFormat,
+) -> Result<usize, ExportError> {
+    match format {
+        ExportFormat::Toml => write_export(store, out),
+        ExportFormat::JsonLines => jsonl::write(store, out),
+    }
+}
+
+/// Imports an export file into `store`, all or nothing, in whichever form it is: JSON lines
+/// when its first character other than white space is `{`, else TOML. A TOML file is read
+/// whole ([`read_export`], at most [`MAX_EXPORT_LEN`] bytes) and given to [`Store::import`];
+/// a JSON-lines file is streamed, a block at a time, into one [`Store::import_stream`]
+/// transaction, in bounded memory whatever its size. Either way, a wrong entry anywhere
+/// leaves the store as it was and is reported with its number, line and field.
+///
+/// # Errors
+/// Those of [`read_export`] and [`parse_export`] for either form, [`ImportError::Entry`]
+/// naming the endpoint for a JSON-lines file whose endpoints are out of order, and
+/// [`ImportError::Store`] with what the store refused ([`crate::Error::ImportConflict`]) or
+/// why it could not be written.
+pub fn import_export(
+    store: &Store,
+    mut reader: impl BufRead + Send,
+    replace: bool,
+) -> Result<ImportReport, ImportError> {
+    import_capped(store, &mut reader, replace, MAX_EXPORT_LEN)
+}
+
+fn import_capped(
+    store: &Store,
+    mut input: impl BufRead + Send,
+    replace: bool,
+    max: u64,
+) -> Result<ImportReport, ImportError> {
+    match detect_format(&mut input)? {
+        ExportFormat::JsonLines => jsonl::import(store, input, replace),
+        ExportFormat::Toml => {
+            let pins = read_export_capped(input, max)?;
+            Ok(store.import(&pins, replace)?)
+        }
+    }
+}
+
+/// The form of the export file `input` starts: [`ExportFormat::JsonLines`] when the first
+/// character other than white space that its first read gives is `{` (no TOML document starts
+/// so), else [`ExportFormat::Toml`]. Consumes nothing.
+///
+/// ```
+/// use tofu_core::export::{detect_format, ExportFormat};
+/// assert_eq!(detect_format(&mut &b"\n{\"version\":1}\n"[..])?, ExportFormat::JsonLines);
+/// assert_eq!(detect_format(&mut &b"version = 1\n"[..])?, ExportFormat::Toml);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+/// When `input` cannot be read.
+pub fn detect_format(input: &mut impl BufRead) -> io::Result<ExportFormat> {
+    Ok(if jsonl::looks_like(input)? {
+        ExportFormat::JsonLines
+    } else {
+        ExportFormat::Toml
+    })
 }
 
 /// One `[[pin]]` entry, preceded by a blank line and a comment with the subject.
@@ -592,12 +708,7 @@ fn parse_entry(
     entry: usize,
     line: usize,
 ) -> Result<(NewPin, Fingerprint), ImportError> {
-    let err = |field: &str, reason: String| ImportError::Entry {
-        entry,
-        line,
-        field: field.chars().take(80).collect(),
-        reason,
-    };
+    let err = entry_error(entry, line);
     if let Some(key) = table.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(err(
             key,
@@ -614,92 +725,17 @@ fn parse_entry(
             )),
         }
     };
-    let required = |field: &str| -> Result<&str, ImportError> {
-        string(field)?.ok_or_else(|| err(field, "missing; every pin needs it".into()))
-    };
-    let time = |field: &str| -> Result<Option<Timestamp>, ImportError> {
-        let text = match table.get(field) {
-            None => return Ok(None),
-            Some(toml::Value::String(s)) => s.clone(),
+    let time = |field: &str| -> Result<Option<std::borrow::Cow<'_, str>>, ImportError> {
+        match table.get(field) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.as_str().into())),
             // A TOML datetime written without quotes: take it as RFC 3339 text.
-            Some(toml::Value::Datetime(d)) => d.to_string(),
-            Some(other) => {
-                return Err(err(
-                    field,
-                    format!("expected an RFC 3339 time, found {}", other.type_str()),
-                ))
-            }
-        };
-        text.parse()
-            .map(Some)
-            .map_err(|e| err(field, format!("{e}")))
-    };
-
-    let endpoint: Endpoint = required("endpoint")?
-        .parse()
-        .map_err(|e| err("endpoint", format!("{e}")))?;
-
-    let certs = read_certificates(required("certificate")?.as_bytes())
-        .map_err(|e| err("certificate", format!("{e}")))?;
-    let der: CertificateDer<'static> = match <[_; 1]>::try_from(certs) {
-        Ok([der]) => der,
-        Err(certs) => {
-            return Err(err(
-                "certificate",
-                format!(
-                    "it holds {} certificates; a pin is one leaf certificate",
-                    certs.len()
-                ),
-            ))
+            Some(toml::Value::Datetime(d)) => Ok(Some(d.to_string().into())),
+            Some(other) => Err(err(
+                field,
+                format!("expected an RFC 3339 time, found {}", other.type_str()),
+            )),
         }
-    };
-    // `read_certificates` checked that it parses; the store works out the details once, when
-    // it imports. Here only the fingerprint is needed.
-    let fingerprint = Fingerprint::of(&der);
-
-    if let Some(text) = string("fingerprint")? {
-        let claimed: Fingerprint = text
-            .parse()
-            .map_err(|e| err("fingerprint", format!("{e}")))?;
-        if claimed != fingerprint {
-            return Err(err(
-                "fingerprint",
-                format!(
-                    "it is {claimed}, but the certificate's fingerprint is {}; the entry was \
-                     altered or damaged",
-                    fingerprint
-                ),
-            ));
-        }
-    }
-
-    let state = match string("state")? {
-        None => PinState::Active,
-        Some(s) => s.parse::<PinState>().map_err(|e| err("state", e))?,
-    };
-    let source = match string("source")? {
-        None => PinSource::Imported,
-        Some(s) => s.parse::<PinSource>().map_err(|e| err("source", e))?,
-    };
-    let matches = match string("match")? {
-        None => PinMatch::Certificate,
-        Some(s) => s.parse::<PinMatch>().map_err(|e| err("match", e))?,
-    };
-    let label = match string("label")? {
-        None => None,
-        Some(s) if s.chars().any(char::is_control) => {
-            return Err(err(
-                "label",
-                "it contains a control character (such as a newline)".into(),
-            ))
-        }
-        Some(s) if s.chars().count() > MAX_LABEL_CHARS => {
-            return Err(err(
-                "label",
-                format!("it is longer than {MAX_LABEL_CHARS} characters"),
-            ))
-        }
-        Some(s) => Some(s.to_owned()),
     };
     let times_seen = match table.get("times_seen") {
         None => 0,
@@ -713,20 +749,145 @@ fn parse_entry(
             ))
         }
     };
-
-    let pin = NewPin {
-        endpoint,
-        der,
-        state,
-        source,
-        label,
+    let raw = RawEntry {
+        endpoint: string("endpoint")?,
+        certificate: string("certificate")?,
+        state: string("state")?,
+        fingerprint: string("fingerprint")?,
+        label: string("label")?,
+        source: string("source")?,
+        matches: string("match")?,
         pinned_at: time("pinned_at")?,
         first_seen: time("first_seen")?,
         last_seen: time("last_seen")?,
         times_seen,
-        matches,
     };
-    Ok((pin, fingerprint))
+    raw.check(&err)
+}
+
+/// The maker of [`ImportError::Entry`] for one entry.
+fn entry_error(entry: usize, line: usize) -> impl Fn(&str, String) -> ImportError {
+    move |field: &str, reason: String| ImportError::Entry {
+        entry,
+        line,
+        field: field.chars().take(80).collect(),
+        reason,
+    }
+}
+
+/// One entry's fields, of the right types, in either form of the file; [`RawEntry::check`]
+/// holds every rule about their values, once.
+struct RawEntry<'a> {
+    endpoint: Option<&'a str>,
+    certificate: Option<&'a str>,
+    state: Option<&'a str>,
+    fingerprint: Option<&'a str>,
+    label: Option<&'a str>,
+    source: Option<&'a str>,
+    matches: Option<&'a str>,
+    pinned_at: Option<std::borrow::Cow<'a, str>>,
+    first_seen: Option<std::borrow::Cow<'a, str>>,
+    last_seen: Option<std::borrow::Cow<'a, str>>,
+    times_seen: u64,
+}
+
+impl RawEntry<'_> {
+    fn check(
+        self,
+        err: &dyn Fn(&str, String) -> ImportError,
+    ) -> Result<(NewPin, Fingerprint), ImportError> {
+        let required = |field: &str, value: Option<&str>| -> Result<String, ImportError> {
+            value
+                .map(str::to_owned)
+                .ok_or_else(|| err(field, "missing; every pin needs it".into()))
+        };
+        let time = |field: &str, value: Option<&str>| -> Result<Option<Timestamp>, ImportError> {
+            value
+                .map(|text| text.parse().map_err(|e| err(field, format!("{e}"))))
+                .transpose()
+        };
+
+        let endpoint: Endpoint = required("endpoint", self.endpoint)?
+            .parse()
+            .map_err(|e| err("endpoint", format!("{e}")))?;
+
+        let certs = read_certificates(required("certificate", self.certificate)?.as_bytes())
+            .map_err(|e| err("certificate", format!("{e}")))?;
+        let der: CertificateDer<'static> = match <[_; 1]>::try_from(certs) {
+            Ok([der]) => der,
+            Err(certs) => {
+                return Err(err(
+                    "certificate",
+                    format!(
+                        "it holds {} certificates; a pin is one leaf certificate",
+                        certs.len()
+                    ),
+                ))
+            }
+        };
+        // `read_certificates` checked that it parses; the store works out the details once,
+        // when it imports. Here only the fingerprint is needed.
+        let fingerprint = Fingerprint::of(&der);
+
+        if let Some(text) = self.fingerprint {
+            let claimed: Fingerprint = text
+                .parse()
+                .map_err(|e| err("fingerprint", format!("{e}")))?;
+            if claimed != fingerprint {
+                return Err(err(
+                    "fingerprint",
+                    format!(
+                        "it is {claimed}, but the certificate's fingerprint is {}; the entry \
+                         was altered or damaged",
+                        fingerprint
+                    ),
+                ));
+            }
+        }
+
+        let state = match self.state {
+            None => PinState::Active,
+            Some(s) => s.parse::<PinState>().map_err(|e| err("state", e))?,
+        };
+        let source = match self.source {
+            None => PinSource::Imported,
+            Some(s) => s.parse::<PinSource>().map_err(|e| err("source", e))?,
+        };
+        let matches = match self.matches {
+            None => PinMatch::Certificate,
+            Some(s) => s.parse::<PinMatch>().map_err(|e| err("match", e))?,
+        };
+        let label = match self.label {
+            None => None,
+            Some(s) if s.chars().any(char::is_control) => {
+                return Err(err(
+                    "label",
+                    "it contains a control character (such as a newline)".into(),
+                ))
+            }
+            Some(s) if s.chars().count() > MAX_LABEL_CHARS => {
+                return Err(err(
+                    "label",
+                    format!("it is longer than {MAX_LABEL_CHARS} characters"),
+                ))
+            }
+            Some(s) => Some(s.to_owned()),
+        };
+
+        let pin = NewPin {
+            endpoint,
+            der,
+            state,
+            source,
+            label,
+            pinned_at: time("pinned_at", self.pinned_at.as_deref())?,
+            first_seen: time("first_seen", self.first_seen.as_deref())?,
+            last_seen: time("last_seen", self.last_seen.as_deref())?,
+            times_seen: self.times_seen,
+            matches,
+        };
+        Ok((pin, fingerprint))
+    }
 }
 
 #[cfg(test)]
@@ -797,6 +958,167 @@ mod tests {
             other => panic!("expected the duplicate first, got {other:?}"),
         }
         assert_eq!(parse_export(&file(None, None)).unwrap().len(), n);
+    }
+
+    /// A JSON-lines line for `endpoint` with `extra` fields.
+    fn json_line(endpoint: &str, der: &CertificateDer<'_>, extra: &str) -> String {
+        format!(
+            "{{\"endpoint\":\"{endpoint}\",{extra}\"certificate\":{}}}\n",
+            serde_json::to_string(&to_pem(der)).unwrap()
+        )
+    }
+
+    /// Issue 15: a file over the TOML cap imports as JSON lines. The cap is lowered so that
+    /// the test stays small: the same pins are refused as TOML, with the way out in the
+    /// message, and import as JSON lines, which has no cap.
+    #[test]
+    fn a_file_over_the_toml_cap_imports_as_json_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let der = cert("big");
+        let mut toml_text = String::from("version = 1\n");
+        let mut jsonl_text = String::from("{\"version\":1}\n");
+        for i in 0..2000 {
+            toml_text.push_str(&entry(&format!("h{i:04}.example:1"), &der, ""));
+            jsonl_text.push_str(&json_line(&format!("h{i:04}.example:1"), &der, ""));
+        }
+        let cap = 64 * 1024;
+        assert!(toml_text.len() > cap && jsonl_text.len() > cap);
+        let e = import_capped(&store, toml_text.as_bytes(), false, cap as u64).unwrap_err();
+        assert!(matches!(e, ImportError::TooLarge { .. }), "{e:?}");
+        assert!(e.to_string().contains("--format jsonl"), "{e}");
+        let report = import_capped(&store, jsonl_text.as_bytes(), false, cap as u64).unwrap();
+        assert_eq!(report.added, 2000);
+        // Blank lines and CRLF line endings are fine.
+        let other = Store::open(dir.path().join("t")).unwrap();
+        let text = format!("\n{}", jsonl_text.replace('\n', "\r\n\n"));
+        assert_eq!(
+            import_export(&other, text.as_bytes(), false).unwrap().added,
+            2000
+        );
+    }
+
+    #[test]
+    fn json_lines_errors_name_the_entry_its_line_and_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let der = cert("a");
+        let run = |lines: &[String]| {
+            let text = format!("{{\"version\":1}}\n{}", lines.concat());
+            import_export(&store, text.as_bytes(), false).unwrap_err()
+        };
+        let good = json_line("a.example:1", &der, "");
+        let cases = [
+            (
+                json_line("b.example:1", &der, "\"times_seen\":-1,"),
+                "times_seen",
+            ),
+            (
+                json_line("b.example:1", &der, "\"times_seen\":\"3\","),
+                "times_seen",
+            ),
+            (json_line("b.example:1", &der, "\"label\":7,"), "label"),
+            (
+                json_line("b.example:1", &der, "\"label\":\"a\\nb\","),
+                "label",
+            ),
+            (
+                json_line("b.example:1", &der, "\"pinned_at\":\"yesterday\","),
+                "pinned_at",
+            ),
+            (
+                json_line("b.example:1", &der, "\"match\":\"subject\","),
+                "match",
+            ),
+            (json_line("https://b.example", &der, ""), "endpoint"),
+            ("{\"endpoint\":\"b.example:1\"}\n".to_owned(), "certificate"),
+            (
+                "{\"endpoint\":\"b.example:1\",\"certificate\":\"junk\"}\n".to_owned(),
+                "certificate",
+            ),
+        ];
+        for (bad, field_at_fault) in cases {
+            match run(&[good.clone(), "\n".into(), bad.clone()]) {
+                ImportError::Entry {
+                    entry, line, field, ..
+                } => {
+                    assert_eq!(
+                        (entry, line, field.as_str()),
+                        (2, 4, field_at_fault),
+                        "{bad}"
+                    )
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let e = run(&[good.clone(), "{\"endpoint\": \n".into()]);
+        assert!(matches!(e, ImportError::Syntax { .. }), "{e:?}");
+        assert!(e.to_string().contains("line 3"), "{e}");
+
+        // The same certificate twice for an endpoint, whatever the state.
+        let again = json_line("a.example:1", &der, "\"state\":\"next\",");
+        match run(&[good.clone(), again]) {
+            ImportError::Duplicate {
+                entry,
+                line,
+                first_entry,
+                first_line,
+                ..
+            } => {
+                assert_eq!((entry, line, first_entry, first_line), (2, 3, 1, 2))
+            }
+            other => panic!("{other:?}"),
+        }
+        // Out of order: named, with the entry before and the way to sort.
+        let e = run(&[json_line("b.example:1", &der, ""), good.clone()]);
+        match &e {
+            ImportError::Entry {
+                entry: 2,
+                line: 3,
+                field,
+                reason,
+            } if field == "endpoint" => {
+                assert!(
+                    reason.contains("comes after b.example:1 (entry 1, line 2)"),
+                    "{reason}"
+                );
+                assert!(reason.contains("LC_ALL=C sort"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!store
+            .endpoint(&"a.example:1".parse().unwrap())
+            .unwrap()
+            .is_pinned());
+
+        // The header.
+        let header = |text: &str| import_export(&store, text.as_bytes(), false).unwrap_err();
+        assert!(matches!(
+            header("{\"version\":2}\n"),
+            ImportError::UnsupportedVersion { .. }
+        ));
+        assert!(matches!(header(&good), ImportError::MissingVersion));
+        assert!(
+            matches!(header("{\"version\":1,\"x\":1}\n"), ImportError::UnknownKey { ref key } if key == "x")
+        );
+        assert!(matches!(
+            header("{\"version\":1}\n\u{ff}\n"),
+            ImportError::Entry { .. } | ImportError::Syntax { .. } | ImportError::NotText { .. }
+        ));
+        assert!(matches!(
+            import_export(&store, &b"{\"version\":1}\n\xff\n"[..], false),
+            Err(ImportError::NotText { offset: 14 })
+        ));
+    }
+
+    #[test]
+    fn a_line_longer_than_any_pin_is_refused_before_it_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s")).unwrap();
+        let long = io::repeat(b' ').take(jsonl::MAX_LINE_LEN as u64 * 3);
+        let input = io::BufReader::new(b"{\"version\":1}\n{".chain(long));
+        let e = import_export(&store, input, false).unwrap_err();
+        assert!(e.to_string().contains("longer than 1 MiB"), "{e}");
     }
 
     #[test]

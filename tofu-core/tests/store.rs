@@ -1196,6 +1196,149 @@ fn import_is_all_or_nothing(fixture: &Fixture) {
     assert_eq!(audit(&store, None), log);
 }
 
+/// A store with history (an HA pair, a staged key pin, a label with quotes, handshakes
+/// counted) exported as JSON lines and imported into another store of the same backend:
+/// every pin and every field comes back, and the copy exports to the same bytes.
+fn a_store_round_trips_through_json_lines_with_its_history(fixture: &Fixture) {
+    use tofu_core::export::{import_export, write_export_as, ExportFormat};
+    let store = fixture.open();
+    let (a, b, c) = (cert("prime-pri"), cert("prime-sec"), cert("prime-next"));
+    let ha = ep("10.1.1.1:8082");
+    store.pin_first_use(&ha, &a).unwrap();
+    store
+        .add_pin(
+            &ha,
+            &b,
+            PinState::Active,
+            Some("HA \"secondary\" \\ ü \u{202e}"),
+        )
+        .unwrap();
+    store
+        .add_pin_matching(
+            &ep("[fd00::5]:8443"),
+            &c,
+            PinState::Next,
+            None,
+            PinMatch::Key,
+            false,
+        )
+        .unwrap();
+    store
+        .record_seen(&ha, &fp(&a), 4, Timestamp::from_unix(1_900_000_000))
+        .unwrap();
+    let original = all_pins(&store);
+
+    let mut file = Vec::new();
+    assert_eq!(
+        write_export_as(&store, &mut file, ExportFormat::JsonLines).unwrap(),
+        3
+    );
+    let copy_fixture = fixture.fresh();
+    let copy = copy_fixture.open();
+    let report = import_export(&copy, file.as_slice(), false).unwrap();
+    assert_eq!((report.added, report.unchanged, report.replaced), (3, 0, 0));
+    assert_eq!(all_pins(&copy), original);
+    let mut again = Vec::new();
+    write_export_as(&copy, &mut again, ExportFormat::JsonLines).unwrap();
+    assert_eq!(
+        String::from_utf8(again).unwrap(),
+        String::from_utf8(file.clone()).unwrap()
+    );
+
+    // Again: everything is already there. With --replace over a changed store: replaced.
+    let report = import_export(&copy, file.as_slice(), false).unwrap();
+    assert_eq!((report.added, report.unchanged), (0, 3));
+    copy.remove_endpoint(&ep("[fd00::5]:8443")).unwrap();
+    copy.add_pin(
+        &ep("[fd00::5]:8443"),
+        &cert("other"),
+        PinState::Active,
+        None,
+    )
+    .unwrap();
+    let report = import_export(&copy, file.as_slice(), true).unwrap();
+    assert_eq!((report.added, report.unchanged, report.replaced), (1, 2, 1));
+    assert_eq!(all_pins(&copy), original);
+}
+
+/// A streamed import is one transaction: a bad entry, an out-of-order endpoint or a
+/// conflict found thousands of lines in (after blocks were written inside the transaction)
+/// leaves the store exactly as it was, audit log included, and names the line.
+fn a_bad_line_deep_in_a_json_lines_file_leaves_the_store_unchanged(fixture: &Fixture) {
+    use tofu_core::export::{import_export, ImportError};
+    let store = fixture.open();
+    let taken = ep("host-09990.example:443");
+    store
+        .add_pin(&taken, &cert("existing"), PinState::Active, None)
+        .unwrap();
+    let before = (all_pins(&store), audit(&store, None));
+
+    let pem = tofu_core::cert::to_pem(&cert("many"));
+    let pem = serde_json::to_string(&pem).unwrap();
+    let n = 10_000;
+    let file = |bad: Option<(usize, &str)>| {
+        let mut text = String::from("{\"version\":1}\n");
+        for i in 0..n {
+            let line = match bad {
+                Some((at, what)) if at == i => what.replace("{pem}", &pem),
+                _ => {
+                    format!("{{\"endpoint\":\"host-{i:05}.example:443\",\"certificate\":{pem}}}\n")
+                }
+            };
+            text.push_str(&line);
+        }
+        text
+    };
+    let cases: [(usize, &str, &str); 3] = [
+        (
+            9000,
+            "{\"endpoint\":\"host-09000.example:443\",\"state\":\"later\",\"certificate\":{pem}}\n",
+            "state",
+        ),
+        (
+            9500,
+            "{\"endpoint\":\"host-00001.example:443\",\"certificate\":{pem}}\n",
+            "endpoint",
+        ),
+        (
+            9700,
+            "{\"endpoint\":\"host-09700.example:443\",\"colour\":\"blue\",\"certificate\":{pem}}\n",
+            "colour",
+        ),
+    ];
+    for (at, line, field_at_fault) in cases {
+        match import_export(&store, file(Some((at, line))).as_bytes(), false) {
+            Err(ImportError::Entry {
+                entry, line, field, ..
+            }) => {
+                assert_eq!(
+                    (entry, line, field.as_str()),
+                    (at + 1, at + 2, field_at_fault)
+                );
+            }
+            other => panic!("expected an entry error at line {}, got {other:?}", at + 2),
+        }
+        assert_eq!(
+            (all_pins(&store), audit(&store, None)),
+            before,
+            "line {}",
+            at + 2
+        );
+    }
+    // The conflict is the store's: the endpoint is pinned to another certificate.
+    match import_export(&store, file(None).as_bytes(), false) {
+        Err(ImportError::Store(Error::ImportConflict { endpoint, .. })) => {
+            assert_eq!(endpoint, taken)
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!((all_pins(&store), audit(&store, None)), before);
+    // And the handle still works, and the whole file imports with --replace.
+    let report = import_export(&store, file(None).as_bytes(), true).unwrap();
+    assert_eq!((report.added, report.replaced), (n, 1));
+    assert_eq!(all_pins(&store).len(), n);
+}
+
 fn import_keeps_pins_of_one_endpoint_together(fixture: &Fixture) {
     let store = fixture.open();
     let e = ep("prime-vip:443");
@@ -2649,7 +2792,51 @@ fn pinning_an_awaited_certificate_another_way_settles_the_awaited_pin(fixture: &
     assert!(report.is_sound(), "{report:?}");
 }
 
+fn a_large_import_sees_an_endpoint_pinned_only_by_an_awaited_pin_or_in_report_only_mode(
+    fixture: &Fixture,
+) {
+    // Enough endpoints for a backend to load them together (and SQLite to look up first
+    // which of them hold anything): an endpoint whose only row is an awaited pin is pinned,
+    // and one whose only row is its mode keeps it.
+    let store = fixture.open();
+    let awaited_at = ep("awaited.example:443");
+    let mode_at = ep("mode.example:443");
+    let expected = cert("expected");
+    store
+        .await_pin(&awaited_at, &fp(&expected), PinMatch::Certificate, None)
+        .unwrap();
+    store.set_report_only(&mode_at, true).unwrap();
+    let other = cert("other");
+    let mut file: Vec<NewPin> = (0..40)
+        .map(|i| {
+            new_pin(
+                &ep(&format!("h{i:02}.example:443")),
+                &other,
+                PinState::Active,
+            )
+        })
+        .collect();
+    file.push(new_pin(&awaited_at, &other, PinState::Active));
+    match store.import(&file, false).unwrap_err() {
+        Error::ImportConflict { endpoint, .. } => assert_eq!(endpoint, awaited_at),
+        other => panic!("expected ImportConflict, got {other}"),
+    }
+    file.pop();
+    file.push(new_pin(&awaited_at, &expected, PinState::Active));
+    file.push(new_pin(&mode_at, &other, PinState::Active));
+    store.import(&file, false).unwrap();
+    let record = store.endpoint(&awaited_at).unwrap();
+    assert!(
+        record.awaited.is_empty(),
+        "the import settled the awaited pin"
+    );
+    assert_eq!(record.pins.len(), 1);
+    assert_eq!(record.pins[0].der, expected);
+    assert!(store.endpoint(&mode_at).unwrap().report_only.is_some());
+}
+
 contract! {
+    a_large_import_sees_an_endpoint_pinned_only_by_an_awaited_pin_or_in_report_only_mode,
     pinning_an_awaited_certificate_another_way_settles_the_awaited_pin,
     an_awaited_pin_pins_the_endpoint_until_a_matching_certificate_fills_it_in,
     an_awaited_key_pin_is_filled_by_any_certificate_of_the_key,
@@ -2674,6 +2861,8 @@ contract! {
     the_audit_log_records_every_kind_of_change_with_who_made_it,
     the_default_actor_names_the_executable,
     import_is_all_or_nothing,
+    a_store_round_trips_through_json_lines_with_its_history,
+    a_bad_line_deep_in_a_json_lines_file_leaves_the_store_unchanged,
     import_keeps_pins_of_one_endpoint_together,
     import_adds_a_staged_successor_beside_the_active_pin_it_already_has,
     import_with_replace_swaps_an_endpoints_pins_for_the_files,

@@ -167,7 +167,7 @@ fn a_bad_import_names_the_entry_and_imports_nothing() {
     );
     env.run(&["import", &bad_endpoint]).code(1).stdout("").stderr(&format!(
         "error: {bad_endpoint}: pin entry 2 (line {line}), field `endpoint`: \"10.1.1.2\" is not an endpoint: no port; write host:port, for example example.com:443; nothing was imported
-hint: an export file is what `tofu-certs export` writes; its schema is in the README (`version = 1`, then `[[pin]]` entries with endpoint and certificate)
+hint: an export file is what `tofu-certs export` writes; its schema is in the README (TOML: `version = 1`, then `[[pin]]` entries with endpoint and certificate; JSON lines: `{{\"version\":1}}`, then one object per pin, docs/json.md)
 "
     ));
     // Nothing was imported: the first, good entry is not in the store either.
@@ -287,4 +287,74 @@ fn an_export_names_awaited_pins_in_comments_and_imports_the_rest() {
         .run(&["listcerts"])
         .success()
         .stdout(&format!("host=10.1.1.1_8082;  subject= {PRIME_SUBJECT}\n"));
+}
+
+/// Issue 15: the JSON-lines form through the real command, both ways: `import` recognises
+/// it with no flag, and a bad line deep in the file names its entry and line and imports
+/// nothing (the good lines before it were written inside the transaction, then rolled back).
+#[test]
+fn json_lines_round_trip_and_a_bad_line_imports_nothing() {
+    let env = Env::new();
+    let (a, b) = (prime_cert("a"), prime_cert("b"));
+    env.run(&[
+        "addcert",
+        "host",
+        "10.1.1.1:8082",
+        "--cert",
+        &env.write("a.pem", &a.pem),
+    ])
+    .code(0);
+    env.run(&[
+        "addcert",
+        "host",
+        "10.1.1.2:8082",
+        "--cert",
+        &env.write("b.pem", &b.pem),
+        "--label",
+        "HA \"two\"",
+    ])
+    .code(0);
+    env.run(&["export", "--format", "jsonl", "-o", "pins.jsonl"])
+        .code(0)
+        .stderr("exported 2 pins to pins.jsonl\n");
+    let text = std::fs::read_to_string(env.path("pins.jsonl")).unwrap();
+    assert!(
+        text.starts_with("{\"version\":1}\n{\"endpoint\":\"10.1.1.1:8082\","),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 3);
+    assert!(text.contains(",\"label\":\"HA \\\"two\\\"\","), "{text}");
+
+    let other = Env::new();
+    let file = env.path("pins.jsonl");
+    let file = file.to_str().unwrap();
+    other.run(&["import", file]).code(0).stdout(&format!(
+        "imported 2 pins from {file} (0 already present, 0 replaced)\n"
+    ));
+    other
+        .run(&["export", "--format", "jsonl"])
+        .code(0)
+        .stdout(&text);
+
+    // 5000 good lines, then one with an unknown state.
+    let line = |i: usize, extra: &str| {
+        format!(
+            "{{\"endpoint\":\"h{i:05}.example:443\",{extra}\"certificate\":{}}}\n",
+            serde_json::to_string(&a.pem).unwrap()
+        )
+    };
+    let mut big = String::from("{\"version\":1}\n");
+    for i in 0..5000 {
+        big.push_str(&line(i, ""));
+    }
+    big.push_str(&line(5000, "\"state\":\"later\","));
+    let bad = other.write("bad.jsonl", big);
+    other.run(&["import", &bad]).code(1).stdout("").stderr(&format!(
+        "error: {bad}: pin entry 5001 (line 5002), field `state`: [..]; nothing was imported\nhint: [..]\n"
+    ));
+    // The store is exactly as it was.
+    other
+        .run(&["export", "--format", "jsonl"])
+        .code(0)
+        .stdout(&text);
 }

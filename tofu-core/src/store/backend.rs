@@ -161,6 +161,19 @@ impl Write {
 /// have effects outside what it returns.
 pub(crate) type Plan<'a> = dyn FnMut(&Endpoint, Loaded) -> Result<Vec<Write>> + 'a;
 
+/// A write transaction opened by [`Backend::begin`]: rolled back when dropped uncommitted.
+pub(crate) trait WriteTx {
+    /// As [`Backend::update`], inside this transaction, and never retried: a serialization
+    /// failure or deadlock is an error (the caller's input may be gone), and the transaction
+    /// must then be dropped. The endpoints of one call are distinct, and distinct from every
+    /// endpoint of an earlier call: a load sees the writes of earlier calls, but `plan` is
+    /// not told which pins they wrote.
+    fn update(&mut self, endpoints: &[&Endpoint], plan: &mut Plan<'_>) -> Result<()>;
+
+    /// Commits durably, all or nothing.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
 /// A place pins are stored. `Send + Sync`: one per process, shared by every thread.
 ///
 /// Errors are [`crate::Error`]s that name the store ([`Backend::location`]) and never a
@@ -193,6 +206,13 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// writes touch only them (and append to the audit log). So `plan` must not depend on
     /// the order it is called in.
     fn update(&self, endpoints: &[&Endpoint], plan: &mut Plan<'_>) -> Result<()>;
+
+    /// Opens one write transaction that several [`WriteTx::update`]s run in, for an import
+    /// streamed in blocks: nothing is visible to anyone else, and nothing is durable, until
+    /// [`WriteTx::commit`]; dropped without it (an error, a panic, the process killed), it
+    /// writes nothing. Other writers of the store wait, or fail, meanwhile (SQLite: the whole
+    /// store; PostgreSQL: the endpoints written so far).
+    fn begin(&self) -> Result<Box<dyn WriteTx + '_>>;
 
     /// Every pin, ordered by endpoint (byte order of its text, `COLLATE "C"`), then active
     /// before staged, then in the order pinned; streamed, in one snapshot, until `f` breaks.

@@ -714,22 +714,10 @@ impl Store {
                 groups.push((&p.endpoint, Vec::new()));
                 groups.len() - 1
             });
-            // The same certificate twice for one endpoint: once is enough, but not in two states.
-            if let Some((q, _)) = groups[slot]
-                .1
-                .iter()
-                .find(|(_, d)| d.fingerprint == details.fingerprint)
-            {
-                if q.state == p.state {
-                    continue;
-                }
-                return Err(Error::ImportConflict {
-                    endpoint: p.endpoint.clone(),
-                    existing: details.fingerprint,
-                    imported: details.fingerprint,
-                });
+            let group = &mut groups[slot].1;
+            if plan::import_entry(group.iter().map(|(p, d)| (*p, d)), p, &details)? {
+                group.push((p, details));
             }
-            groups[slot].1.push((p, details));
         }
         let endpoints: Vec<&Endpoint> = groups.iter().map(|(e, _)| *e).collect();
         let mut reports = vec![ImportReport::default(); groups.len()];
@@ -758,6 +746,55 @@ impl Store {
                 unchanged: sum.unchanged + r.unchanged,
                 replaced: sum.replaced + r.replaced,
             }))
+    }
+
+    /// Starts an import streamed in blocks, for more pins than fit in memory: give them to
+    /// [`ImportStream::add`] a block at a time, then [`ImportStream::finish`]. It is one
+    /// transaction, all or nothing, with the rules of [`Store::import`]; dropped before
+    /// `finish` (an error, a panic, the process killed), nothing is written. Memory is bounded
+    /// by one block and one endpoint's pins, because the pins must come in the order
+    /// [`Store::for_each_pin`] gives them (and `tofu-certs export` writes them): the endpoints
+    /// in the byte order of their text, each endpoint's pins together.
+    ///
+    /// Meanwhile, other writers wait for the store (SQLite: the whole store, up to its busy
+    /// timeout; PostgreSQL: the endpoints written so far).
+    ///
+    /// ```
+    /// use tofu_core::{pin::{PinMatch, PinSource, PinState}, store::NewPin, Endpoint, Store};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let der = |n: &str| rcgen::generate_simple_self_signed(vec![n.into()]).unwrap().cert.der().clone();
+    /// let store = Store::open(dir.path().join("store"))?;
+    /// let pin = |endpoint: &str, der| NewPin {
+    ///     endpoint: endpoint.parse().unwrap(), der, state: PinState::Active,
+    ///     source: PinSource::Imported, label: None, pinned_at: None, first_seen: None,
+    ///     last_seen: None, times_seen: 0, matches: PinMatch::Certificate,
+    /// };
+    /// let mut import = store.import_stream(false)?;
+    /// import.add(vec![pin("a.example:443", der("a")), pin("b.example:443", der("b"))])?;
+    /// import.add(vec![pin("c.example:443", der("c"))])?;
+    /// assert_eq!(import.finish()?.added, 3);
+    ///
+    /// // Out of order: refused, and nothing of it is written.
+    /// let mut import = store.import_stream(false)?;
+    /// import.add(vec![pin("e.example:443", der("e"))])?;
+    /// assert!(import.add(vec![pin("d.example:443", der("d"))]).is_err());
+    /// drop(import);
+    /// assert!(!store.endpoint(&"e.example:443".parse()?)?.is_pinned());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// When the store cannot be written (a read-only store, the database unreachable).
+    pub fn import_stream(&self, replace: bool) -> Result<ImportStream<'_>> {
+        Ok(ImportStream {
+            tx: Some(self.backend.begin()?),
+            actor: self.actor.as_str(),
+            replace,
+            pending: Vec::new(),
+            previous: None,
+            report: ImportReport::default(),
+        })
     }
 
     /// Calls `f` with every pin, ordered by endpoint (then active before staged, then age),
@@ -905,6 +942,146 @@ impl Store {
         })?;
         // `update` returns `Ok` only after it planned (and committed) every endpoint given.
         Ok(outcome.expect("the backend planned the one endpoint it was given"))
+    }
+}
+
+/// An import in progress, from [`Store::import_stream`]: one open transaction, rolled back
+/// when dropped before [`ImportStream::finish`].
+pub struct ImportStream<'a> {
+    /// `None` once an error made the transaction unusable: every later call fails.
+    tx: Option<Box<dyn backend::WriteTx + 'a>>,
+    actor: &'a str,
+    replace: bool,
+    /// The last endpoint's pins, held back until a later pin (or `finish`) shows that no
+    /// more of that endpoint's pins follow.
+    pending: Vec<(NewPin, CertificateDetails)>,
+    /// The text of the endpoint of the pins written (or held) last.
+    previous: Option<(String, Endpoint)>,
+    report: ImportReport,
+}
+
+impl std::fmt::Debug for ImportStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportStream")
+            .field("replace", &self.replace)
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ImportStream<'_> {
+    /// Adds the next block of pins, in the order [`Store::import_stream`] requires; each
+    /// certificate is parsed here, on the machine's cores.
+    ///
+    /// # Errors
+    /// [`Error::ImportOutOfOrder`], [`Error::ImportConflict`] and those of reading
+    /// certificates or writing the database. After an error, nothing of the import will be
+    /// written and every later call fails: drop it.
+    pub fn add(&mut self, pins: Vec<NewPin>) -> Result<()> {
+        let all_details = crate::parallel::map_in_order(&pins, |p| details(&p.endpoint, &p.der));
+        let mut detailed = Vec::with_capacity(pins.len());
+        for (p, d) in pins.into_iter().zip(all_details) {
+            match d {
+                Ok(d) => detailed.push((p, d)),
+                Err(e) => {
+                    self.tx = None;
+                    return Err(e);
+                }
+            }
+        }
+        self.add_detailed(detailed)
+    }
+
+    /// [`ImportStream::add`], the certificates' details already made.
+    pub(crate) fn add_detailed(&mut self, pins: Vec<(NewPin, CertificateDetails)>) -> Result<()> {
+        let result = self.try_add(pins);
+        if result.is_err() {
+            self.tx = None;
+        }
+        result
+    }
+
+    fn try_add(&mut self, pins: Vec<(NewPin, CertificateDetails)>) -> Result<()> {
+        if self.tx.is_none() {
+            return Err(Self::unusable());
+        }
+        // Complete groups, each an endpoint's pins, in order; the last stays pending.
+        let mut groups: Vec<Vec<(NewPin, CertificateDetails)>> = Vec::new();
+        for (p, d) in pins {
+            let key = p.endpoint.to_string();
+            match &self.previous {
+                Some((prev, _)) if *prev == key => {}
+                Some((prev, previous)) if key < *prev => {
+                    return Err(Error::ImportOutOfOrder {
+                        endpoint: p.endpoint,
+                        previous: previous.clone(),
+                    })
+                }
+                _ => {
+                    if !self.pending.is_empty() {
+                        groups.push(std::mem::take(&mut self.pending));
+                    }
+                    self.previous = Some((key, p.endpoint.clone()));
+                }
+            }
+            if plan::import_entry(self.pending.iter().map(|(p, d)| (p, d)), &p, &d)? {
+                self.pending.push((p, d));
+            }
+        }
+        self.write(groups)
+    }
+
+    /// Plans and writes complete groups, in the transaction.
+    fn write(&mut self, groups: Vec<Vec<(NewPin, CertificateDetails)>>) -> Result<()> {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<Vec<(&NewPin, CertificateDetails)>> = groups
+            .iter()
+            .map(|g| g.iter().map(|(p, d)| (p, d.clone())).collect())
+            .collect();
+        let endpoints: Vec<&Endpoint> = groups.iter().map(|g| &g[0].0.endpoint).collect();
+        let index: std::collections::HashMap<&Endpoint, usize> =
+            endpoints.iter().enumerate().map(|(i, e)| (*e, i)).collect();
+        let mut reports = vec![ImportReport::default(); groups.len()];
+        let (replace, actor) = (self.replace, self.actor);
+        let tx = self.tx.as_mut().ok_or_else(Self::unusable)?;
+        tx.update(&endpoints, &mut |endpoint, loaded| {
+            let Some(&i) = index.get(endpoint) else {
+                return Ok(Vec::new());
+            };
+            let planned =
+                plan::import(endpoint, loaded, &refs[i], replace, Timestamp::now(), actor)?;
+            reports[i] = planned.outcome;
+            Ok(planned.writes)
+        })?;
+        for r in reports {
+            self.report.added += r.added;
+            self.report.unchanged += r.unchanged;
+            self.report.replaced += r.replaced;
+        }
+        Ok(())
+    }
+
+    /// Writes the last endpoint's pins and commits: every pin added, or (on an error) none.
+    ///
+    /// # Errors
+    /// Those of [`ImportStream::add`], and of the commit.
+    pub fn finish(mut self) -> Result<ImportReport> {
+        if self.tx.is_none() {
+            return Err(Self::unusable());
+        }
+        let last = std::mem::take(&mut self.pending);
+        if !last.is_empty() {
+            self.write(vec![last])?;
+        }
+        let tx = self.tx.take().ok_or_else(Self::unusable)?;
+        tx.commit()?;
+        Ok(self.report)
+    }
+
+    fn unusable() -> Error {
+        Error::ImportEnded
     }
 }
 

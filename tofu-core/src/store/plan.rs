@@ -706,6 +706,25 @@ pub(crate) fn record_seen(fingerprint: &Fingerprint, count: u64, at: Timestamp) 
 /// parsed), against what the store has. Pins with the same certificate in the same state
 /// are left as they are; other pins of the endpoint are a conflict, or, when `replace` is
 /// set, removed first.
+/// Whether one entry of an import file is to be added to its endpoint's `group` (the file's
+/// pins of that endpoint so far): the same certificate twice is kept once (`false`), but not
+/// in two states (an error).
+pub(crate) fn import_entry<'g>(
+    mut group: impl Iterator<Item = (&'g NewPin, &'g CertificateDetails)>,
+    p: &NewPin,
+    details: &CertificateDetails,
+) -> Result<bool> {
+    match group.find(|(_, d)| d.fingerprint == details.fingerprint) {
+        None => Ok(true),
+        Some((q, _)) if q.state == p.state => Ok(false),
+        Some(_) => Err(Error::ImportConflict {
+            endpoint: p.endpoint.clone(),
+            existing: details.fingerprint,
+            imported: details.fingerprint,
+        }),
+    }
+}
+
 pub(crate) fn import(
     endpoint: &Endpoint,
     loaded: Loaded,
@@ -742,6 +761,36 @@ pub(crate) fn import(
         for old in &foreign {
             writes.push(Write::DeletePin(old.fingerprint()));
             writes.push(audit.entry(AuditEvent::Removed, &old.details, None));
+            report.replaced += 1;
+        }
+    }
+    // An awaited pin pins the endpoint as a pin does: the file must hold its certificate
+    // (which then settles it), else it is a conflict, or with `replace` it goes too.
+    let met = |a: &AwaitedPin| {
+        entries.iter().any(|(p, d)| {
+            a.is_met_by(d) && (a.matches == p.matches || a.matches == PinMatch::Certificate)
+        })
+    };
+    let foreign_awaited: Vec<&AwaitedPin> = loaded.awaited.iter().filter(|a| !met(a)).collect();
+    if let Some(other) = foreign_awaited.first() {
+        if !replace {
+            return Err(Error::ImportConflict {
+                endpoint: endpoint.clone(),
+                existing: other.fingerprint,
+                imported: entries
+                    .first()
+                    .map_or(other.fingerprint, |(_, d)| d.fingerprint),
+            });
+        }
+        for old in &foreign_awaited {
+            writes.push(Write::DeleteAwaited(old.fingerprint));
+            writes.push(awaited_audit(
+                endpoint,
+                AuditEvent::Removed,
+                &old.fingerprint,
+                now,
+                actor,
+            ));
             report.replaced += 1;
         }
     }

@@ -57,7 +57,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Row, Statement};
 
-use super::backend::{Backend, EndpointState, Held, Loaded, Plan, Write};
+use super::backend::{Backend, EndpointState, Held, Loaded, Plan, Write, WriteTx};
 use super::{CheckReport, Finding};
 use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
@@ -749,6 +749,51 @@ impl PostgresBackend {
             return Ok(());
         }
         s.commit().map_err(|f| self.final_error(f))
+    }
+}
+
+/// A streamed import's transaction: one session, `BEGIN … READ COMMITTED` until committed;
+/// the session rolls back when dropped with the transaction open.
+struct PostgresTx<'a> {
+    backend: &'a PostgresBackend,
+    session: Session<'a>,
+}
+
+impl PostgresTx<'_> {
+    fn error(&self, f: Fail) -> Error {
+        match f {
+            Fail::Final(e) => e,
+            // The input of the blocks before is gone: the whole import is the retry.
+            Fail::Retry(e) => self.backend.pg_error(
+                "importing (a deadlock or serialization failure with another writer; nothing \
+                 was imported: run the import again)",
+                e,
+            ),
+        }
+    }
+}
+
+impl WriteTx for PostgresTx<'_> {
+    fn update(&mut self, endpoints: &[&Endpoint], plan: &mut Plan<'_>) -> Result<()> {
+        // In byte order, a chunk at a time, as `try_update` locks many endpoints, so that two
+        // imports lock shared endpoints in the same order.
+        let mut keyed: Vec<(String, &Endpoint)> =
+            endpoints.iter().map(|e| (e.to_string(), *e)).collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        for chunk in keyed.chunks(CHUNK) {
+            if let Err(f) = self.backend.update_chunk(&mut self.session, chunk, plan) {
+                return Err(self.error(f));
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        if let Err(f) = self.session.commit() {
+            return Err(self.error(f));
+        }
+        self.backend.inner.bump();
+        Ok(())
     }
 }
 
@@ -2246,6 +2291,22 @@ impl Backend for PostgresBackend {
                 Err(Fail::Final(e)) => return Err(e),
             }
         }
+    }
+
+    fn begin(&self) -> Result<Box<dyn WriteTx + '_>> {
+        if self.read_only {
+            return Err(Error::DatabaseReadOnly {
+                store: self.shown.clone(),
+                missing: format!("the role lacks {}", self.missing),
+            });
+        }
+        let mut s = self.session()?;
+        s.begin("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .map_err(|f| self.final_error(f))?;
+        Ok(Box::new(PostgresTx {
+            backend: self,
+            session: s,
+        }))
     }
 
     fn for_each_pin(&self, f: &mut dyn FnMut(Pin) -> ControlFlow<()>) -> Result<()> {

@@ -25,7 +25,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, Row, Transaction};
 use rustls::pki_types::CertificateDer;
 
-use super::backend::{Backend, EndpointState, Held, Loaded, Plan, Write};
+use super::backend::{Backend, EndpointState, Held, Loaded, Plan, Write, WriteTx};
 use super::{CheckReport, Finding};
 use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
@@ -356,7 +356,7 @@ impl SqliteBackend {
     }
 
     /// Applies one planned write, with the SQL each has always had.
-    fn apply(&self, tx: &Transaction<'_>, endpoint: &Endpoint, write: &Write) -> TxResult<()> {
+    fn apply(&self, tx: &Connection, endpoint: &Endpoint, write: &Write) -> TxResult<()> {
         let key = endpoint.to_string();
         match write {
             Write::CheckNoPinInTable => {
@@ -649,15 +649,19 @@ impl Backend for SqliteBackend {
     /// One `BEGIN IMMEDIATE` transaction on the writer connection: SQLite's write lock keeps
     /// every other writer, in any process, out until the commit, so nothing is retried.
     fn update(&self, endpoints: &[&Endpoint], plan: &mut Plan<'_>) -> Result<()> {
-        self.write(|tx| {
-            for endpoint in endpoints {
-                let loaded = load(tx, endpoint)?;
-                for write in &plan(endpoint, loaded)? {
-                    self.apply(tx, endpoint, write)?;
-                }
-            }
-            Ok(())
-        })
+        self.write(|tx| update_in(self, tx, endpoints, plan))
+    }
+
+    fn begin(&self) -> Result<Box<dyn WriteTx + '_>> {
+        self.check_writable()?;
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
+        Ok(Box::new(SqliteTx {
+            backend: self,
+            conn,
+            open: true,
+        }))
     }
 
     fn for_each_pin(&self, f: &mut dyn FnMut(Pin) -> ControlFlow<()>) -> Result<()> {
@@ -961,6 +965,56 @@ impl From<Error> for StoreFailure {
 }
 
 type TxResult<T> = std::result::Result<T, StoreFailure>;
+
+/// A streamed import's transaction: `BEGIN IMMEDIATE` on the writer connection, held (with
+/// SQLite's write lock) until committed or dropped. Written by hand rather than as a
+/// `rusqlite::Transaction`, which would borrow the connection from the guard it lives beside.
+struct SqliteTx<'a> {
+    backend: &'a SqliteBackend,
+    conn: MutexGuard<'a, Connection>,
+    open: bool,
+}
+
+impl SqliteTx<'_> {
+    /// SQLite rolls a transaction back by itself after some errors (a full disk, I/O): the
+    /// statements after would then each commit on their own, so check before every use.
+    fn still_open(&self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            return Err(self.backend.err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the import's transaction was rolled back after an error".into()),
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl WriteTx for SqliteTx<'_> {
+    fn update(&mut self, endpoints: &[&Endpoint], plan: &mut Plan<'_>) -> Result<()> {
+        self.still_open()?;
+        update_in(self.backend, &self.conn, endpoints, plan).map_err(|e| self.backend.err(e))
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        self.still_open()?;
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| self.backend.err(e))?;
+        self.open = false;
+        self.backend.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if self.open && !self.conn.is_autocommit() {
+            // Nothing of the import is kept; an error here leaves the transaction to be
+            // rolled back when the connection closes, which is the same.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
 
 fn prepare_directory(dir: &Path, create: bool) -> Result<()> {
     match fs::metadata(dir) {
@@ -1684,7 +1738,66 @@ fn refusals_from_row(row: &Row<'_>) -> rusqlite::Result<crate::health::Refusals>
     })
 }
 
-fn load(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<Loaded> {
+/// Fewer endpoints than this in one update are loaded one by one, without [`present`].
+const MIN_PRESENT: usize = 16;
+
+/// Loads, plans and applies `endpoints` in turn (see [`Backend::update`]). Many at once (an
+/// import) first learn in one statement which of them have any row, so that the others,
+/// most of a restore into an empty store, are known empty without three queries each.
+fn update_in(
+    backend: &SqliteBackend,
+    tx: &Connection,
+    endpoints: &[&Endpoint],
+    plan: &mut Plan<'_>,
+) -> TxResult<()> {
+    let distinct = || {
+        let mut seen = std::collections::HashSet::new();
+        endpoints.iter().all(|e| seen.insert(*e))
+    };
+    // One endpoint twice would be judged on a lookup made before its own first writes.
+    let present = if endpoints.len() >= MIN_PRESENT && distinct() {
+        Some(present(tx, endpoints)?)
+    } else {
+        None
+    };
+    for endpoint in endpoints {
+        let loaded = match &present {
+            // Nothing of it: what `load` would read. Its own plan is the only writer of its
+            // rows before its load, so nothing can have appeared meanwhile.
+            Some(present) if !present.contains(&endpoint.to_string()) => Loaded::default(),
+            _ => load(tx, endpoint)?,
+        };
+        for write in &plan(endpoint, loaded)? {
+            backend.apply(tx, endpoint, write)?;
+        }
+    }
+    Ok(())
+}
+
+/// Which of `endpoints` have a pin, an awaited pin, a quarantined certificate, counters or a
+/// mode: one statement, five index probes each.
+/// three index probes each.
+fn present(
+    tx: &Connection,
+    endpoints: &[&Endpoint],
+) -> rusqlite::Result<std::collections::HashSet<String>> {
+    let keys: Vec<String> = endpoints.iter().map(|e| e.to_string()).collect();
+    let keys = serde_json::to_string(&keys).expect("a list of strings serializes");
+    let mut stmt = tx.prepare_cached(
+        "SELECT k.value FROM json_each(?1) AS k WHERE \
+         EXISTS (SELECT 1 FROM pin WHERE endpoint = k.value) OR \
+         EXISTS (SELECT 1 FROM quarantine WHERE endpoint = k.value) OR \
+         EXISTS (SELECT 1 FROM endpoint_state WHERE endpoint = k.value) OR \
+         EXISTS (SELECT 1 FROM awaited WHERE endpoint = k.value) OR \
+         EXISTS (SELECT 1 FROM endpoint_mode WHERE endpoint = k.value)",
+    )?;
+    let found = stmt
+        .query_map([keys], |row| row.get::<_, String>(0))?
+        .collect();
+    found
+}
+
+fn load(tx: &Connection, endpoint: &Endpoint) -> rusqlite::Result<Loaded> {
     let key = endpoint.to_string();
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {PIN_COLUMNS} FROM pin WHERE endpoint = ?1 ORDER BY state, id"
@@ -1754,7 +1867,7 @@ fn report_only_from_row(row: &Row<'_>) -> rusqlite::Result<ReportOnly> {
 /// Whether the pin table or the awaited table itself, read without any index, holds a pin of
 /// `endpoint`. Scans both tables (see BENCHMARKS.md for the pin table's cost; the awaited
 /// table is small); only the first-use write pays it.
-fn pinned_in_table(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<bool> {
+fn pinned_in_table(tx: &Connection, endpoint: &Endpoint) -> rusqlite::Result<bool> {
     tx.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM pin NOT INDEXED WHERE endpoint = ?1) \
          OR EXISTS (SELECT 1 FROM awaited NOT INDEXED WHERE endpoint = ?1)",
@@ -1762,7 +1875,7 @@ fn pinned_in_table(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Resul
     .query_row([endpoint.to_string()], |r| r.get(0))
 }
 
-fn delete_pin(tx: &Transaction<'_>, endpoint: &Endpoint, fp: &Fingerprint) -> rusqlite::Result<()> {
+fn delete_pin(tx: &Connection, endpoint: &Endpoint, fp: &Fingerprint) -> rusqlite::Result<()> {
     tx.execute(
         "DELETE FROM pin WHERE endpoint = ?1 AND fingerprint = ?2",
         params![endpoint.to_string(), fp.as_bytes().as_slice()],
@@ -1773,7 +1886,7 @@ fn delete_pin(tx: &Transaction<'_>, endpoint: &Endpoint, fp: &Fingerprint) -> ru
 /// Notes that the pins of `endpoint` changed: its refusals start over, and the certificates
 /// quarantined before become the first to be evicted (`quarantine.rs`). Called once by every
 /// operation that changes an endpoint's pins.
-fn pins_changed(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<()> {
+fn pins_changed(tx: &Connection, endpoint: &Endpoint) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO endpoint_state (endpoint, epoch) VALUES (?1, 1) \
          ON CONFLICT (endpoint) DO UPDATE SET epoch = epoch + 1, refusals = 0, audited = 0, \
@@ -1786,7 +1899,7 @@ fn pins_changed(tx: &Transaction<'_>, endpoint: &Endpoint) -> rusqlite::Result<(
 /// Writes `pin`, and takes its certificate out of the endpoint's quarantine: however it got
 /// pinned (first use after a strict refusal, addcert, import), a quarantined copy would go on
 /// being shown as "presented, matched no pin, not trusted", with an `accept` to run.
-fn insert_pin(tx: &Transaction<'_>, pin: &Pin) -> rusqlite::Result<()> {
+fn insert_pin(tx: &Connection, pin: &Pin) -> rusqlite::Result<()> {
     let d = &pin.details;
     tx.prepare_cached("DELETE FROM quarantine WHERE endpoint = ?1 AND fingerprint = ?2")?
         .execute(params![

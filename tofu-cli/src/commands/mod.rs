@@ -19,6 +19,7 @@ pub(crate) mod status;
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tofu_core::{audit::Actor, Endpoint, Store, StoreLocation};
 
@@ -61,9 +62,10 @@ pub(crate) fn run(cli: Cli) -> Result<Exit, CliError> {
 
 /// Says on standard error that `endpoint` is in report-only mode, if it is: every command
 /// that touches the endpoint does, so that nobody forgets one in that state. Silent when the
-/// store cannot be read (the command has said why, if it mattered).
+/// command opened no store, or it cannot be read (the command has said why, if it mattered).
 fn warn_if_report_only(ctx: &Context, endpoint: &Endpoint) {
-    let Ok(store) = ctx.open_existing() else {
+    // Only with the store the command opened: never a second open for a warning.
+    let Some(store) = ctx.opened.borrow().clone() else {
         return;
     };
     if let Ok(tofu_core::pin::EndpointRecord {
@@ -103,6 +105,9 @@ pub(crate) struct Context {
     /// ` --store DIR` when the store is not the default one, for the commands in hints.
     store_arg: String,
     actor: String,
+    /// The store, once a command opened it: opened once per process (on PostgreSQL an open
+    /// is a connection, a schema check and a listener), and read again for the warnings.
+    opened: std::cell::RefCell<Option<Arc<Store>>>,
 }
 
 impl Context {
@@ -137,6 +142,7 @@ impl Context {
             location,
             store_arg,
             actor: actor.to_owned(),
+            opened: std::cell::RefCell::new(None),
         })
     }
 
@@ -153,17 +159,30 @@ impl Context {
     }
 
     /// Opens the store, creating it if it does not exist: for commands that write.
-    pub(crate) fn open(&self) -> Result<Store, CliError> {
-        let store =
-            Store::open_location(self.location()?).map_err(|e| CliError::store(&e, self))?;
-        Ok(store.with_actor(Actor::named(&self.actor)))
+    pub(crate) fn open(&self) -> Result<Arc<Store>, CliError> {
+        self.cached(|| {
+            Store::open_location(self.location()?).map_err(|e| CliError::store(&e, self))
+        })
     }
 
     /// Opens an existing store; a missing one is an error that says so.
-    pub(crate) fn open_existing(&self) -> Result<Store, CliError> {
-        let store = Store::open_existing_location(self.location()?)
-            .map_err(|e| CliError::store(&e, self))?;
-        Ok(store.with_actor(Actor::named(&self.actor)))
+    pub(crate) fn open_existing(&self) -> Result<Arc<Store>, CliError> {
+        self.cached(|| {
+            Store::open_existing_location(self.location()?).map_err(|e| CliError::store(&e, self))
+        })
+    }
+
+    /// The store this process opened already, else the one `open` opens (with the actor).
+    fn cached(
+        &self,
+        open: impl FnOnce() -> Result<Store, CliError>,
+    ) -> Result<Arc<Store>, CliError> {
+        if let Some(store) = self.opened.borrow().as_ref() {
+            return Ok(store.clone());
+        }
+        let store = Arc::new(open()?.with_actor(Actor::named(&self.actor)));
+        *self.opened.borrow_mut() = Some(store.clone());
+        Ok(store)
     }
 
     /// `tofu-certs ARGS`, with `--store DIR` when the store is not the default one.
@@ -282,6 +301,7 @@ mod tests {
             location: None,
             store_arg: String::new(),
             actor: "test".into(),
+            opened: Default::default(),
         };
         let Err(err) = ctx.open_existing() else {
             panic!("a store opened without a directory");

@@ -358,7 +358,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         return Err(CliError::store(&error, ctx));
     }
     let probe = Probe {
-        store: Arc::new(store),
+        store,
         policy: if args.pin {
             Policy::trust_on_first_use().pin_first_use_matching(args.matches.into())
         } else {

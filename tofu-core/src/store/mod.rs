@@ -152,6 +152,18 @@ impl Store {
     /// Opens the store in directory `dir`, creating the directory (mode 0700) and the database
     /// (mode 0600) if they do not exist.
     ///
+    /// ```
+    /// use tofu_core::Store;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path().join("tofu"))?;
+    /// assert_eq!(store.dir(), Some(dir.path().join("tofu").as_path()));
+    /// // Another handle on the same store, as another process would open it.
+    /// let again = Store::open_existing(dir.path().join("tofu"))?;
+    /// # drop((store, again));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// When the directory or file cannot be created or used, the file is not a tofu-certs
     /// store, is damaged, or was written by a newer version.
@@ -169,6 +181,17 @@ impl Store {
 
     /// Opens the store at `location`, creating it if it does not exist, as [`Store::open`]
     /// does for a directory.
+    ///
+    /// ```
+    /// use tofu_core::{Store, StoreLocation};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// // What --store or TOFU_CERTS_STORE says: a directory, or a postgresql:// URI.
+    /// let location: StoreLocation = dir.path().join("tofu").to_str().unwrap().parse()?;
+    /// let store = Store::open_location(&location)?;
+    /// assert!(!store.is_read_only());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Unsupported`] for a kind of store this build cannot open, and those of
@@ -256,6 +279,21 @@ impl Store {
 
     /// Everything stored for `endpoint`: active and staged pins and quarantined certificates.
     ///
+    /// ```
+    /// use tofu_core::Store;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let der = |n: &str| rcgen::generate_simple_self_signed(vec![n.into()]).unwrap().cert.der().clone();
+    /// let store = Store::open(dir.path().join("tofu"))?;
+    /// let endpoint = "10.1.1.1:8082".parse()?;
+    /// assert!(!store.endpoint(&endpoint)?.is_pinned());
+    /// store.add_sole_pin(&endpoint, &der("prime-sec"), Some("HA secondary"))?;
+    /// let record = store.endpoint(&endpoint)?;
+    /// assert_eq!(record.active().count(), 1);
+    /// assert!(record.report_only.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// When the database cannot be read.
     pub fn endpoint(&self, endpoint: &Endpoint) -> Result<EndpointRecord> {
@@ -326,6 +364,20 @@ impl Store {
     /// transaction: of two operators or scripts adding different certificates at once, one
     /// succeeds and the other is refused, where checking first and adding after would give
     /// the endpoint two active pins. Staged pins do not count.
+    ///
+    /// ```
+    /// use tofu_core::Store;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let der = |n: &str| rcgen::generate_simple_self_signed(vec![n.into()]).unwrap().cert.der().clone();
+    /// let store = Store::open(dir.path().join("tofu"))?;
+    /// let endpoint = "10.1.1.1:8082".parse()?;
+    /// let pin = store.add_sole_pin(&endpoint, &der("prime-sec"), None)?;
+    /// // Pinning the endpoint again, to another certificate, is refused.
+    /// assert!(store.add_sole_pin(&endpoint, &der("other"), None).is_err());
+    /// assert_eq!(store.endpoint(&endpoint)?.pins, [pin]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::ActivePinExists`] when the endpoint has an active pin; those of
@@ -413,6 +465,21 @@ impl Store {
 
     /// Removes every pin of `endpoint`, active and staged, and its quarantined certificates.
     /// An empty result means there was nothing to remove.
+    ///
+    /// ```
+    /// use tofu_core::Store;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let der = |n: &str| rcgen::generate_simple_self_signed(vec![n.into()]).unwrap().cert.der().clone();
+    /// let store = Store::open(dir.path().join("tofu"))?;
+    /// let endpoint = "10.1.1.1:8082".parse()?;
+    /// store.add_sole_pin(&endpoint, &der("prime-sec"), None)?;
+    /// // Prime's `deletecert host 10.1.1.1_8082`: the next connection pins what it presents.
+    /// let removed = store.remove_endpoint(&endpoint)?;
+    /// assert_eq!(removed.pins.len(), 1);
+    /// assert!(!store.endpoint(&endpoint)?.is_pinned());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// When the database cannot be written.
@@ -595,6 +662,24 @@ impl Store {
     /// it becomes the endpoint's active pin and the active pins are retired. Because the
     /// certificate is named by fingerprint, a different certificate presented later can never
     /// be accepted by mistake. Staged pins are kept.
+    ///
+    /// ```
+    /// use tofu_core::{Fingerprint, Store};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let der = |n: &str| rcgen::generate_simple_self_signed(vec![n.into()]).unwrap().cert.der().clone();
+    /// let store = Store::open(dir.path().join("tofu"))?;
+    /// let endpoint = "10.1.1.1:8082".parse()?;
+    /// store.add_sole_pin(&endpoint, &der("old"), None)?;
+    /// // A handshake presented a new certificate: refused and quarantined (the verifier
+    /// // does this once the server proved its key).
+    /// let new = der("new");
+    /// store.quarantine(&endpoint, &new)?;
+    /// // The operator confirmed its fingerprint with the server's administrator.
+    /// store.accept_quarantined(&endpoint, &Fingerprint::of(&new))?;
+    /// assert_eq!(store.endpoint(&endpoint)?.pins[0].der, new);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotQuarantined`] when no quarantined certificate has that fingerprint.
@@ -801,6 +886,24 @@ impl Store {
     /// reading them one at a time so a million pins never sit in memory at once. `f` may stop
     /// early by returning `ControlFlow::Break`.
     ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use tofu_core::Store;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let der = |n: &str| rcgen::generate_simple_self_signed(vec![n.into()]).unwrap().cert.der().clone();
+    /// let store = Store::open(dir.path().join("tofu"))?;
+    /// store.add_sole_pin(&"b.example:443".parse()?, &der("b"), None)?;
+    /// store.add_sole_pin(&"a.example:443".parse()?, &der("a"), None)?;
+    /// let mut listed = Vec::new();
+    /// store.for_each_pin(|pin| {
+    ///     listed.push(pin.endpoint.host_port());
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!(listed, ["a.example_443", "b.example_443"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// When the database cannot be read.
     pub fn for_each_pin(&self, mut f: impl FnMut(Pin) -> ControlFlow<()>) -> Result<()> {
@@ -819,6 +922,25 @@ impl Store {
     }
 
     /// Calls `f` with the audit log, oldest first, of one endpoint or of all.
+    ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use tofu_core::{audit::AuditEvent, Store};
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let der = |n: &str| rcgen::generate_simple_self_signed(vec![n.into()]).unwrap().cert.der().clone();
+    /// let store = Store::open(dir.path().join("tofu"))?;
+    /// let endpoint = "10.1.1.1:8082".parse()?;
+    /// store.add_sole_pin(&endpoint, &der("prime-sec"), None)?;
+    /// store.remove_endpoint(&endpoint)?;
+    /// let mut events = Vec::new();
+    /// store.for_each_audit(Some(&endpoint), |entry| {
+    ///     events.push(entry.event);
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!(events, [AuditEvent::Added, AuditEvent::Removed]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// When the database cannot be read.
@@ -893,6 +1015,19 @@ impl Store {
     /// certificate's, its endpoint and state and source are valid, no endpoint has the same
     /// certificate twice, and every quarantined certificate and audit entry can be read.
     /// Reads every row, so it takes time in proportion to the store (`tofu-certs check`).
+    ///
+    /// ```
+    /// use tofu_core::Store;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let der = |n: &str| rcgen::generate_simple_self_signed(vec![n.into()]).unwrap().cert.der().clone();
+    /// let store = Store::open(dir.path().join("tofu"))?;
+    /// store.add_sole_pin(&"10.1.1.1:8082".parse()?, &der("prime-sec"), None)?;
+    /// let report = store.check()?;
+    /// assert!(report.is_sound(), "{:?}", report.findings);
+    /// assert_eq!(report.pins, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// Only when the store cannot be read at all; damage is reported as findings.

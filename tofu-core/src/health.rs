@@ -79,6 +79,9 @@ pub struct Failing {
     pub refusals: Refusals,
     /// Its active pins' fingerprints (none: it has no pin, and the policy refuses first use).
     pub pinned: Vec<Fingerprint>,
+    /// The endpoint is in report-only mode now: what it would refuse is let through, so it
+    /// is a warning, not a critical failure (its refusals before the mode was set count too).
+    pub report_only: bool,
 }
 
 /// An active pin whose certificate expires before the horizon asked for (or has expired).
@@ -118,7 +121,8 @@ pub struct Status {
     pub horizon: Timestamp,
     /// Pins in the store, active and staged.
     pub pins: u64,
-    /// Endpoints refusing connections now.
+    /// Endpoints refusing connections now, or in report-only mode letting through what they
+    /// would refuse ([`Failing::report_only`]).
     pub failing: Vec<Failing>,
     /// Endpoints that refused since their pins last changed but presented a pin since.
     pub recovered: Vec<Refusals>,
@@ -178,14 +182,20 @@ impl Status {
             ControlFlow::Continue(())
         })?;
         let mut status = builder.finish(shared_keys);
+        for f in &mut status.failing {
+            f.report_only = report_only
+                .iter()
+                .any(|m| m.endpoint == f.refusals.endpoint);
+        }
         status.report_only = report_only;
         Ok(status)
     }
 
-    /// The worst of what it found: critical while an endpoint is failing, a warning for
-    /// expiring pins, shared keys and endpoints in report-only mode, else OK.
+    /// The worst of what it found: critical while an endpoint that enforces its pins is
+    /// failing, a warning for expiring pins, shared keys and endpoints in report-only mode
+    /// (failing or not), else OK.
     pub fn severity(&self) -> Severity {
-        if !self.failing.is_empty() {
+        if self.failing.iter().any(|f| !f.report_only) {
             Severity::Critical
         } else if !self.expiring.is_empty()
             || !self.shared_keys.is_empty()
@@ -277,7 +287,11 @@ impl Builder {
             if latest.is_some_and(|seen| seen > refusals.last) {
                 recovered.push(refusals);
             } else {
-                failing.push(Failing { refusals, pinned });
+                failing.push(Failing {
+                    refusals,
+                    pinned,
+                    report_only: false,
+                });
             }
         }
         Status {

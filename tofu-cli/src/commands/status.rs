@@ -103,6 +103,18 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
     let status =
         Status::from_store(&store, now, horizon).map_err(|e| unknown(CliError::store(&e, ctx)))?;
     let severity = status.severity();
+    print(&store, &status, severity, ctx, &args).map_err(unknown)?;
+    Ok(Exit::Monitoring(severity))
+}
+
+/// Writes the report; a failure to write it is UNKNOWN too, never a warning.
+fn print(
+    store: &tofu_core::Store,
+    status: &Status,
+    severity: Severity,
+    ctx: &Context,
+    args: &Args,
+) -> Result<(), CliError> {
     let mut out = Out::stdout();
     match args.format {
         Format::Json => write_json(
@@ -112,15 +124,15 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
                 store: store.location().to_string(),
                 severity,
                 exit_status: severity.exit_code(),
-                status: &status,
+                status,
             },
             true,
         )?,
-        Format::Text => out.write_all(text(ctx, &status, args.expiring).as_bytes())?,
-        Format::Prometheus => out.write_all(prometheus(&status).as_bytes())?,
+        Format::Text => out.write_all(text(ctx, status, args.expiring).as_bytes())?,
+        Format::Prometheus => out.write_all(prometheus(status).as_bytes())?,
     }
     out.flush()?;
-    Ok(Exit::Monitoring(severity))
+    Ok(())
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -135,10 +147,11 @@ fn text(ctx: &Context, s: &Status, expiring: i64) -> String {
         plural((expiring / 3_600) as usize, "hour", "hours")
     };
     let mut parts = Vec::new();
-    if !s.failing.is_empty() {
+    let refusing = s.failing.iter().filter(|f| !f.report_only).count();
+    if refusing > 0 {
         parts.push(format!(
             "{} refusing connections",
-            plural(s.failing.len(), "endpoint", "endpoints")
+            plural(refusing, "endpoint", "endpoints")
         ));
     }
     if !s.expiring.is_empty() {
@@ -169,7 +182,7 @@ fn text(ctx: &Context, s: &Status, expiring: i64) -> String {
         "TOFU-CERTS {} - {} | failing={} expiring={} shared_keys={} report_only={} pins={}\n",
         s.severity().as_str(),
         parts.join(", "),
-        s.failing.len(),
+        refusing,
         s.expiring.len(),
         s.shared_keys.len(),
         s.report_only.len(),
@@ -180,8 +193,14 @@ fn text(ctx: &Context, s: &Status, expiring: i64) -> String {
         let hp = r.endpoint.host_port();
         let _ = write!(
             t,
-            "critical: {} refused {} since {} (the latest at {})",
+            "{}: {} {} {} since {} (the latest at {})",
+            if f.report_only { "warning" } else { "critical" },
             r.endpoint,
+            if f.report_only {
+                "in report-only mode let through or refused"
+            } else {
+                "refused"
+            },
             plural(r.count as usize, "handshake", "handshakes"),
             r.since,
             r.last
@@ -275,16 +294,34 @@ fn prometheus(s: &Status) -> String {
     );
     family(
         "tofu_certs_endpoints_failing",
-        "Endpoints refusing connections now.",
-        vec![(String::new(), s.failing.len().to_string())],
+        "Endpoints refusing connections now (not counting those in report-only mode).",
+        vec![(
+            String::new(),
+            s.failing
+                .iter()
+                .filter(|f| !f.report_only)
+                .count()
+                .to_string(),
+        )],
     );
     let ep = |e: &tofu_core::Endpoint| format!("{{endpoint=\"{}\"}}", label(&e.to_string()));
+    let ep_mode = |f: &tofu_core::health::Failing| {
+        format!(
+            "{{endpoint=\"{}\",mode=\"{}\"}}",
+            label(&f.refusals.endpoint.to_string()),
+            if f.report_only {
+                "report-only"
+            } else {
+                "enforce"
+            }
+        )
+    };
     family(
         "tofu_certs_endpoint_refusals",
-        "Handshakes an endpoint refusing connections now refused since its pins last changed.",
+        "Handshakes an endpoint failing now refused (in report-only mode: recorded, let through) since its pins last changed.",
         s.failing
             .iter()
-            .map(|f| (ep(&f.refusals.endpoint), f.refusals.count.to_string()))
+            .map(|f| (ep_mode(f), f.refusals.count.to_string()))
             .collect(),
     );
     family(
@@ -292,12 +329,7 @@ fn prometheus(s: &Status) -> String {
         "When an endpoint refusing connections now first refused one (Unix time).",
         s.failing
             .iter()
-            .map(|f| {
-                (
-                    ep(&f.refusals.endpoint),
-                    f.refusals.since.unix().to_string(),
-                )
-            })
+            .map(|f| (ep_mode(f), f.refusals.since.unix().to_string()))
             .collect(),
     );
     family(
@@ -305,7 +337,7 @@ fn prometheus(s: &Status) -> String {
         "When an endpoint refusing connections now last refused one (Unix time).",
         s.failing
             .iter()
-            .map(|f| (ep(&f.refusals.endpoint), f.refusals.last.unix().to_string()))
+            .map(|f| (ep_mode(f), f.refusals.last.unix().to_string()))
             .collect(),
     );
     family(

@@ -1776,7 +1776,6 @@ fn update_in(
 
 /// Which of `endpoints` have a pin, an awaited pin, a quarantined certificate, counters or a
 /// mode: one statement, five index probes each.
-/// three index probes each.
 fn present(
     tx: &Connection,
     endpoints: &[&Endpoint],

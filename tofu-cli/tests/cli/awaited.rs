@@ -3,26 +3,11 @@
 
 use crate::util::*;
 
-/// Runs `openssl ARGS` in `dir`; it must succeed. Returns its standard output.
-fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the tests need the openssl binary");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("openssl prints ASCII")
-}
-
 /// A key and a self-signed certificate for /CN=`cn`, made by openssl in `dir`.
 fn openssl_cert(dir: &std::path::Path, name: &str, cn: &str) -> (String, String) {
     let key = format!("{name}.key");
     let cert = format!("{name}.pem");
-    openssl(
+    openssl_in(
         dir,
         &[
             "genpkey",
@@ -34,7 +19,7 @@ fn openssl_cert(dir: &std::path::Path, name: &str, cn: &str) -> (String, String)
             &key,
         ],
     );
-    openssl(
+    openssl_in(
         dir,
         &[
             "req",
@@ -56,7 +41,7 @@ fn openssl_cert(dir: &std::path::Path, name: &str, cn: &str) -> (String, String)
 
 /// What `openssl x509 -fingerprint -sha256 -noout` prints after `=`: colon hex.
 fn openssl_fingerprint(dir: &std::path::Path, cert: &str) -> String {
-    let line = openssl(
+    let line = openssl_in(
         dir,
         &["x509", "-in", cert, "-fingerprint", "-sha256", "-noout"],
     );
@@ -292,13 +277,13 @@ fn a_key_pin_from_an_okhttp_pin_is_filled_by_a_certificate_of_the_key() {
     let dir = env.dir.path();
     let (cert, key) = openssl_cert(dir, "server", "prime-sec");
     // sha256/BASE64 of the SubjectPublicKeyInfo, as OkHttp's CertificatePinner takes it.
-    openssl(
+    openssl_in(
         dir,
         &[
             "pkey", "-in", &key, "-pubout", "-outform", "DER", "-out", "spki.der",
         ],
     );
-    openssl(
+    openssl_in(
         dir,
         &[
             "dgst",
@@ -309,7 +294,7 @@ fn a_key_pin_from_an_okhttp_pin_is_filled_by_a_certificate_of_the_key() {
             "spki.der",
         ],
     );
-    let b64 = openssl(dir, &["base64", "-A", "-in", "spki.sha256"]);
+    let b64 = openssl_in(dir, &["base64", "-A", "-in", "spki.sha256"]);
     let pin = format!("sha256/{}", b64.trim());
     let port = free_port();
     let endpoint = format!("127.0.0.1:{port}");

@@ -666,21 +666,6 @@ fn library_warnings_reach_stderr_and_quiet_hides_them() {
     }
 }
 
-/// Runs `openssl ARGS` in `dir`; it must succeed. Returns its standard output.
-fn openssl_in(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the tests need the openssl binary");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("openssl prints ASCII")
-}
-
 /// `openssl x509 -fingerprint -sha256` of FILE, in our notation.
 fn sha256_of(dir: &std::path::Path, file: &str) -> tofu_core::Fingerprint {
     openssl_in(

@@ -302,3 +302,18 @@ pub(crate) fn fill_store(store: &Path, n: u16, cert: &TestCert) {
         .collect();
     store.import(&pins, false).expect("import");
 }
+
+/// Runs `openssl ARGS` in `dir`; it must succeed. Returns its standard output.
+pub(crate) fn openssl_in(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the tests need the openssl binary");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("openssl prints ASCII")
+}

@@ -238,21 +238,10 @@ pub fn write_export(store: &Store, mut out: impl Write) -> Result<usize, ExportE
         )
         .as_bytes(),
     )?;
-    let mut count = 0;
-    let mut failure = None;
-    store.for_each_pin(|pin| match out.write_all(export_entry(&pin).as_bytes()) {
-        Ok(()) => {
-            count += 1;
-            ControlFlow::Continue(())
-        }
-        Err(e) => {
-            failure = Some(e);
-            ControlFlow::Break(())
-        }
+    let count = write_pins(store, &mut out, |pin, line| {
+        line.push_str(&export_entry(pin))
     })?;
-    if let Some(e) = failure {
-        return Err(e.into());
-    }
+    let mut failure = None;
     // Awaited pins (from a fingerprint, no certificate yet) are not exported: an entry is a
     // certificate, and import reads certificates. Each is named in a comment, with the
     // command that makes it again, so that the file says what it leaves out.
@@ -283,6 +272,36 @@ pub fn write_export(store: &Store, mut out: impl Write) -> Result<usize, ExportE
     }
     out.flush()?;
     Ok(count)
+}
+
+/// Writes every pin to `out`, each as `entry` puts it in a line buffer, stopping at the
+/// first write that fails; the number written. Shared by both forms of the export.
+pub(crate) fn write_pins(
+    store: &Store,
+    out: &mut impl Write,
+    mut entry: impl FnMut(&Pin, &mut String),
+) -> Result<usize, ExportError> {
+    let mut count = 0;
+    let mut failure = None;
+    let mut line = String::with_capacity(2048);
+    store.for_each_pin(|pin| {
+        line.clear();
+        entry(&pin, &mut line);
+        match out.write_all(line.as_bytes()) {
+            Ok(()) => {
+                count += 1;
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                failure = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(count),
+    }
 }
 
 /// [`write_export`], in the form `format`.

@@ -68,6 +68,35 @@ impl<W: Write> Write for Counted<W> {
     }
 }
 
+/// A JSON-lines export has no line for an awaited pin (a pin from a fingerprint, with no
+/// certificate yet), where TOML names each in a comment: said on standard error instead,
+/// with the command that makes it again, so that a restore does not lose one unawares.
+fn warn_of_awaited(store: &tofu_core::Store, form: Form, ctx: &Context) -> Result<(), CliError> {
+    if form != Form::Jsonl {
+        return Ok(());
+    }
+    store
+        .for_each_awaited(|a| {
+            let key = if a.matches == tofu_core::pin::PinMatch::Key {
+                " --match key"
+            } else {
+                ""
+            };
+            let next = if a.state == tofu_core::pin::PinState::Next {
+                " --next"
+            } else {
+                ""
+            };
+            warning(&format!(
+                "not exported: {} awaits {} (a pin from a fingerprint, no certificate yet); \
+                 make it again with `tofu-certs addcert host {} --fingerprint {}{key}{next}`",
+                a.endpoint, a.fingerprint, a.endpoint, a.fingerprint
+            ));
+            std::ops::ControlFlow::Continue(())
+        })
+        .map_err(|e| CliError::store(&e, ctx))
+}
+
 /// A TOML export over what `import` reads: written all the same (it is a valid file, and
 /// other tools may read it), with the way to write one that imports.
 fn warn_if_too_large(form: Form, bytes: u64) {
@@ -92,6 +121,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
             .map_err(|e| export_error(e, ctx))?;
         out.flush()?;
         warn_if_too_large(args.format, out.bytes);
+        warn_of_awaited(&store, args.format, ctx)?;
         return Ok(Exit::Success);
     };
 
@@ -140,6 +170,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> Result<Exit, CliError> {
         if count == 1 { "" } else { "s" }
     ));
     warn_if_too_large(args.format, bytes);
+    warn_of_awaited(&store, args.format, ctx)?;
     Ok(Exit::Success)
 }
 
